@@ -1,0 +1,478 @@
+"""`Distiller`: trains a student from a frozen teacher with pluggable terms."""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from keras_kd.losses.base import (
+    DistillationLoss,
+    check_weight,
+    reduce_per_sample,
+)
+from keras_kd.taps import LOGITS, ModelView, output_is_softmax
+
+_FROM_LOGITS_STRINGS = {
+    "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
+    "categorical_crossentropy": keras.losses.CategoricalCrossentropy,
+    "binary_crossentropy": keras.losses.BinaryCrossentropy,
+}
+
+
+def _unpack(data):
+    """Splits a batch into (x, y, sample_weight, cached_teacher_outputs).
+
+    Accepted: `x`, `(x,)`, `(x, y)`, `(x, y, sample_weight)`,
+    `(x, y, teacher_outputs)` and `(x, y, sample_weight, teacher_outputs)`,
+    where `teacher_outputs` is a dict of precomputed teacher taps (a teacher
+    cache); a dict in third place is always taken as teacher outputs.
+    """
+    if not isinstance(data, (tuple, list)):
+        return data, None, None, None
+    data = tuple(data)
+    if len(data) == 4:
+        return data
+    if len(data) == 3 and isinstance(data[2], dict):
+        return data[0], data[1], None, data[2]
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    return x, y, sample_weight, None
+
+
+def _batch_size(x):
+    first = tf.nest.flatten(x)[0]
+    return tf.shape(first)[0]
+
+
+@keras.saving.register_keras_serializable(package="keras_kd")
+class Distiller(keras.Model):
+    """A `keras.Model` that trains `student` from a frozen `teacher`.
+
+    Per batch the teacher runs once (`training=False`) and the student runs
+    once (`training=True`); both return their logits and every feature the
+    terms tap, from that single pass. The objective is
+
+        total = student_loss_weight · L(y, student_logits)
+                + Σ_i weight_i · term_i(teacher_view, student_view, y)
+                + student.losses + the terms' own regularization losses
+
+    `call` is the student, so `predict` and `evaluate` speak of the student;
+    `evaluate` runs the teacher only when `compile(evaluate_distillation=True)`.
+
+    Args:
+        teacher: a trained `keras.Model` (frozen: `trainable` is set False).
+        student: the `keras.Model` to train. It must output logits (no final
+            softmax) when a term reads logits.
+        losses: a `DistillationLoss` or a list of them (e.g.
+            `[keras_kd.losses.KD(temperature=4)]`).
+        student_loss_weight: weight of the hard-label loss given to `compile`
+            (non-trainable variable; change it with
+            `distiller.student_loss_weight = w`).
+        name: the model's name.
+
+    Example:
+
+    ```python
+    distiller = keras_kd.Distiller(
+        teacher, student, losses=[keras_kd.losses.KD(temperature=4)],
+        student_loss_weight=0.1)
+    distiller.compile(
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    ).fit(train_ds, epochs=10)
+    distiller.export_student("saved_models/student")
+    ```
+    """
+
+    def __init__(
+        self,
+        teacher,
+        student,
+        losses=(),
+        student_loss_weight=1.0,
+        name="distiller",
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        losses = self._check_losses(losses)
+        self._check_models(teacher, student, losses)
+        self.teacher = teacher
+        self.student = student
+        teacher.trainable = False
+        self.distillation_losses = losses
+        self._student_loss_weight = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(
+                check_weight(student_loss_weight, "student_loss_weight")
+            ),
+            trainable=False,
+            name="student_loss_weight",
+            dtype="float32",
+        )
+        teacher_taps = [tap for term in losses for tap in term.teacher_taps]
+        student_taps = [tap for term in losses for tap in term.student_taps]
+        self.teacher_view = ModelView(teacher, teacher_taps, role="teacher")
+        self.student_view = ModelView(student, student_taps, role="student")
+        for term in losses:
+            self._build_term(term)
+        self._student_loss_fn = None
+        self._evaluate_distillation = False
+        self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
+        self.total_loss_tracker = keras.metrics.Mean(name="total_loss")
+        self.term_trackers = [
+            keras.metrics.Mean(name=term.metric_name) for term in losses
+        ]
+        self.built = True
+
+    # ------------------------------------------------------------------
+    # Validation, all before training starts.
+    @staticmethod
+    def _check_losses(losses):
+        if isinstance(losses, DistillationLoss):
+            losses = [losses]
+        if losses is None:
+            losses = []
+        if isinstance(losses, (str, bytes)) or not isinstance(
+            losses, (list, tuple)
+        ):
+            raise TypeError(
+                "losses must be a DistillationLoss or a list of them, got "
+                f"{losses!r}. Example: losses=[keras_kd.losses.KD("
+                "temperature=4)]."
+            )
+        losses = list(losses)
+        for i, term in enumerate(losses):
+            if not isinstance(term, DistillationLoss):
+                raise TypeError(
+                    f"losses[{i}] is {term!r} ({type(term).__name__}), not a "
+                    "keras_kd.losses.DistillationLoss. Pass a term object "
+                    "such as keras_kd.losses.KD(temperature=4); a plain Keras "
+                    "loss belongs in compile(loss=...), where it applies to "
+                    "the labels."
+                )
+        names = [term.metric_name for term in losses]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(
+                f"Two terms share the metric name(s) {duplicated}; give each "
+                "a distinct name=..., e.g. FeatureMSE(..., name='hint2')."
+            )
+        return losses
+
+    @staticmethod
+    def _check_models(teacher, student, losses):
+        for role, model in (("teacher", teacher), ("student", student)):
+            if not isinstance(model, keras.Model):
+                raise TypeError(
+                    f"The {role} must be a keras.Model, got "
+                    f"{type(model).__name__}. Load a saved model with "
+                    "keras.saving.load_model(path) or build one with "
+                    "keras.Model(inputs, outputs)."
+                )
+        if teacher is student:
+            raise ValueError(
+                "The teacher and the student are the same model object. For "
+                "self-distillation, clone the student as the teacher: "
+                "keras.models.clone_model(student) with its weights."
+            )
+        t_inputs = _input_shapes(teacher)
+        s_inputs = _input_shapes(student)
+        if t_inputs is not None and s_inputs is not None:
+            if not _shapes_compatible(t_inputs, s_inputs):
+                raise ValueError(
+                    f"The teacher '{teacher.name}' takes inputs of shape "
+                    f"{t_inputs} but the student '{student.name}' takes "
+                    f"{s_inputs}; both see the same batch. Resize inside the "
+                    "model (e.g. a keras.layers.Resizing layer first) so the "
+                    "input shapes agree."
+                )
+        if not any(term.reads_logits for term in losses):
+            return
+        for role, model in (("teacher", teacher), ("student", student)):
+            if _is_graph_model(model) and output_is_softmax(model):
+                raise ValueError(
+                    f"The {role} '{model.name}' ends in a softmax "
+                    f"(layer '{model.layers[-1].name}'), but logit "
+                    "distillation needs logits. Remove the final softmax "
+                    "activation (train with from_logits=True) or build "
+                    "keras.Model(model.input, model.layers[-1].input) "
+                    "when the softmax is a separate layer."
+                )
+        t_out = _output_shape(teacher)
+        s_out = _output_shape(student)
+        if t_out is not None and s_out is not None and t_out[-1] != s_out[-1]:
+            readers = [t.name for t in losses if t.reads_logits]
+            raise ValueError(
+                f"The teacher '{teacher.name}' outputs logits of shape {t_out} "
+                f"and the student '{student.name}' of shape {s_out}: logit "
+                f"distillation (terms {readers}) needs the same classes in "
+                "the same order. Give the student the teacher's head size, "
+                "merge label spaces with keras_kd.teachers.Merged, or use "
+                "feature-only terms (a teacher trained on another task may "
+                "still teach through features)."
+            )
+
+    def _build_term(self, term):
+        teacher_shapes = {tap: self.teacher_view.shapes.get(tap) for tap in term.teacher_taps}
+        student_shapes = {tap: self.student_view.shapes.get(tap) for tap in term.student_taps}
+        if not term.built:
+            term.build(teacher_shapes, student_shapes)
+
+    # ------------------------------------------------------------------
+    # Settings.
+    @property
+    def student_loss_weight(self):
+        return float(ops.convert_to_numpy(self._student_loss_weight))
+
+    @student_loss_weight.setter
+    def student_loss_weight(self, value):
+        self._student_loss_weight.assign(
+            check_weight(value, "student_loss_weight")
+        )
+
+    def call(self, inputs, training=False):
+        return self.student(inputs, training=training)
+
+    def compile(
+        self,
+        optimizer="adam",
+        loss=None,
+        metrics=None,
+        evaluate_distillation=False,
+        **kwargs,
+    ):
+        """Configures training and returns the distiller itself.
+
+        Args:
+            optimizer: trains the student and the terms' adapters.
+            loss: the student's hard-label loss (labels vs student logits).
+                The strings "sparse_categorical_crossentropy",
+                "categorical_crossentropy" and "binary_crossentropy" are read
+                with `from_logits=True` because a distilled student outputs
+                logits. `None` trains on the distillation terms alone.
+            metrics: compiled metrics on the student's logits vs labels.
+            evaluate_distillation: when True, `evaluate` also runs the teacher
+                and reports every term; by default it runs the student only.
+            **kwargs: any other `keras.Model.compile` argument
+                (`jit_compile`, `steps_per_execution`, `weighted_metrics`, ...).
+
+        Returns:
+            The distiller, so `distiller.compile(...).fit(...)` works.
+        """
+        self._student_loss_fn = self._resolve_student_loss(loss)
+        self._evaluate_distillation = bool(evaluate_distillation)
+        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+        self._compile_config.config["loss"] = loss
+        self._compile_config.config["evaluate_distillation"] = (
+            self._evaluate_distillation
+        )
+        return self
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        evaluate_distillation = config.pop("evaluate_distillation", False)
+        loss = keras.saving.deserialize_keras_object(config.pop("loss", None))
+        super().compile_from_config(config)
+        self._student_loss_fn = self._resolve_student_loss(loss)
+        self._evaluate_distillation = evaluate_distillation
+
+    def _resolve_student_loss(self, loss):
+        if loss is None:
+            return None
+        if isinstance(loss, str) and loss in _FROM_LOGITS_STRINGS:
+            if not (_is_graph_model(self.student) and output_is_softmax(self.student)):
+                return _FROM_LOGITS_STRINGS[loss](from_logits=True)
+        loss = keras.losses.get(loss)
+        if loss is None:
+            raise ValueError(f"Unknown loss {loss!r} for the student.")
+        if not isinstance(loss, keras.losses.Loss):
+            loss = keras.losses.LossFunctionWrapper(loss)
+        return loss
+
+    # ------------------------------------------------------------------
+    # The objective, backend-neutral (keras.ops only).
+    def compute_distillation_loss(
+        self, teacher_view, student_view, y=None, sample_weight=None, training=True
+    ):
+        """Returns `(total, parts)`: the scalar objective and its named parts.
+
+        `parts` maps "student_loss" and each term's metric name to its
+        unweighted value; `total` = Σ weight · part + regularization losses.
+        """
+        parts = {}
+        total = ops.zeros((), "float32")
+        logits = student_view[LOGITS]
+        if y is not None and self._student_loss_fn is not None:
+            student_loss = ops.cast(
+                self._student_loss_fn(y, logits, sample_weight=sample_weight),
+                "float32",
+            )
+            parts["student_loss"] = student_loss
+            total = total + self._student_loss_weight * student_loss
+        for term in self.distillation_losses:
+            if term.requires_labels and y is None:
+                raise ValueError(
+                    f"The term '{term.name}' ({type(term).__name__}) needs "
+                    "labels, but the batch has none (the dataset yields x "
+                    "only). Feed (x, y) batches or drop the term."
+                )
+            value = term(
+                {tap: teacher_view[tap] for tap in term.teacher_taps},
+                {tap: student_view[tap] for tap in term.student_taps},
+                labels=y,
+                training=training,
+            )
+            value = reduce_per_sample(value, sample_weight)
+            parts[term.metric_name] = value
+            total = total + term.weight_variable * value
+        regularization = list(self.student.losses)
+        for term in self.distillation_losses:
+            regularization.extend(term.losses)
+        for extra in regularization:
+            total = total + ops.cast(ops.sum(extra), "float32")
+        return total, parts
+
+    # ------------------------------------------------------------------
+    # TensorFlow train/test steps.
+    def _update_trackers(self, total, parts, batch_size):
+        self.total_loss_tracker.update_state(total, sample_weight=batch_size)
+        self._loss_tracker.update_state(total, sample_weight=batch_size)
+        if "student_loss" in parts:
+            self.student_loss_tracker.update_state(
+                parts["student_loss"], sample_weight=batch_size
+            )
+        for term, tracker in zip(self.distillation_losses, self.term_trackers):
+            if term.metric_name in parts:
+                tracker.update_state(
+                    parts[term.metric_name], sample_weight=batch_size
+                )
+
+    def train_step(self, data):
+        x, y, sample_weight, cached = _unpack(data)
+        if cached is not None:
+            teacher_view = cached
+        else:
+            teacher_view = self.teacher_view(x, training=False)
+        trainable = self.trainable_weights
+        with tf.GradientTape() as tape:
+            student_view = self.student_view(x, training=True)
+            total, parts = self.compute_distillation_loss(
+                teacher_view, student_view, y, sample_weight, training=True
+            )
+            # Gradients are summed over replicas; scale so that N replicas
+            # follow the same objective as one device on the global batch.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = total / float(replicas) if replicas > 1 else total
+            scaled = self.optimizer.scale_loss(scaled)
+        gradients = tape.gradient(scaled, trainable)
+        self.optimizer.apply(gradients, trainable)
+        batch = _batch_size(x)
+        self._update_trackers(total, parts, batch)
+        return self._step_logs(x, y, student_view[LOGITS], sample_weight, parts)
+
+    def test_step(self, data):
+        x, y, sample_weight, cached = _unpack(data)
+        student_view = self.student_view(x, training=False)
+        if self._evaluate_distillation:
+            teacher_view = cached if cached is not None else self.teacher_view(
+                x, training=False
+            )
+            total, parts = self.compute_distillation_loss(
+                teacher_view, student_view, y, sample_weight, training=False
+            )
+        else:
+            total, parts = ops.zeros((), "float32"), {}
+            if y is not None and self._student_loss_fn is not None:
+                parts["student_loss"] = ops.cast(
+                    self._student_loss_fn(
+                        y, student_view[LOGITS], sample_weight=sample_weight
+                    ),
+                    "float32",
+                )
+                total = parts["student_loss"]
+            for extra in self.student.losses:
+                total = total + ops.cast(ops.sum(extra), "float32")
+        self._update_trackers(total, parts, _batch_size(x))
+        return self._step_logs(x, y, student_view[LOGITS], sample_weight, parts)
+
+    def _step_logs(self, x, y, logits, sample_weight, parts):
+        logs = {"loss": self._loss_tracker.result()}
+        if y is not None and self._compile_metrics is not None:
+            self._compile_metrics.update_state(y, logits, sample_weight)
+            logs.update(self._compile_metrics.result())
+        if "student_loss" in parts:
+            logs["student_loss"] = self.student_loss_tracker.result()
+        for term, tracker in zip(self.distillation_losses, self.term_trackers):
+            if term.metric_name in parts:
+                logs[term.metric_name] = tracker.result()
+        logs["total_loss"] = self.total_loss_tracker.result()
+        return logs
+
+    # ------------------------------------------------------------------
+    # Export and serialization.
+    def export_student(self, path, format=None, overwrite=False, **kwargs):
+        """Writes the student alone (no teacher, no adapters) to `path`.
+
+        `format` is inferred from the path when omitted: `.keras` writes a
+        Keras archive, `.tflite` a TFLite flatbuffer, anything else a
+        TensorFlow SavedModel directory with a `serving_default` signature.
+        An existing path is never replaced unless `overwrite=True`.
+        """
+        from keras_kd.export import export_model
+
+        return export_model(
+            self.student, path, format=format, overwrite=overwrite, **kwargs
+        )
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "teacher": keras.saving.serialize_keras_object(self.teacher),
+            "student": keras.saving.serialize_keras_object(self.student),
+            "losses": [
+                keras.saving.serialize_keras_object(term)
+                for term in self.distillation_losses
+            ],
+            "student_loss_weight": self.student_loss_weight,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("teacher", "student"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        config["losses"] = [
+            keras.saving.deserialize_keras_object(term)
+            for term in config.get("losses", [])
+        ]
+        return cls(**config)
+
+
+def _is_graph_model(model):
+    try:
+        return bool(model.inputs) and bool(model.outputs)
+    except (AttributeError, ValueError):
+        return False
+
+
+def _input_shapes(model):
+    if not _is_graph_model(model):
+        return None
+    return [tuple(t.shape)[1:] for t in model.inputs]
+
+
+def _output_shape(model):
+    if not _is_graph_model(model):
+        return None
+    return tuple(model.outputs[0].shape)
+
+
+def _shapes_compatible(a, b):
+    if len(a) != len(b):
+        return False
+    for sa, sb in zip(a, b):
+        if len(sa) != len(sb):
+            return False
+        if any(x is not None and y is not None and x != y for x, y in zip(sa, sb)):
+            return False
+    return True
+

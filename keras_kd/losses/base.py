@@ -1,0 +1,169 @@
+"""The plug-in API every distillation term implements.
+
+A term is a `keras.layers.Layer` so that it can own trainable adapters
+(regressors, connectors, fusion modules) that train with the student and are
+saved with the distiller, something `keras.distillation`'s losses cannot do.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from keras_kd.taps import LOGITS
+
+
+def check_weight(value, what):
+    """Returns `value` as a float, or raises if it is negative or non-finite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{what} must be a number, got {value!r} "
+                f"({type(value).__name__})."
+            ) from None
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(
+            f"{what} must be a finite number >= 0, got {value}. Use 0 to "
+            "switch a term off."
+        )
+    return value
+
+
+def check_temperature(value, what="temperature"):
+    """Returns `value` as a float, or raises unless it is finite and > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number, got {value!r}.")
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"{what} must be a finite number > 0, got {value}. Hinton et al. "
+            "use T in [1, 20]; T=4 is a common default."
+        )
+    return value
+
+
+@keras.saving.register_keras_serializable(package="keras_kd")
+class DistillationLoss(keras.layers.Layer):
+    """Base class of every distillation term.
+
+    A subclass declares what it reads and computes one number:
+
+    - `teacher_taps` / `student_taps`: the names it needs from each model's
+      view. `"logits"` is the model output; any other name is a layer of the
+      model (its output), or `"layer_name:input"` for the layer's input (a
+      pre-activation tap). The Distiller computes every tap of every term from
+      ONE forward pass of each model.
+    - `requires_labels`: whether `call` reads the labels.
+    - `build(teacher_shapes, student_shapes)`: called once by the Distiller
+      with the static shapes of the taps (dicts of tuples, batch dim `None`),
+      the place to create trainable adapters, which then train with the
+      student and are saved with the distiller but never exported with it.
+    - `call(teacher, student, labels=None, training=None)`: `teacher` and
+      `student` are dicts tap name -> tensor. Return either a scalar or one
+      value per sample (shape `(batch,)`); per-sample values are averaged by
+      the Distiller with the batch's `sample_weight`, as Keras losses are.
+
+    The term's weight lives in a non-trainable variable, so `term.weight = w`
+    (or a schedule callback) changes it between epochs without retracing the
+    compiled train step. Terms compute in float32 (the layer's dtype policy)
+    so that softmax, logs and squared errors stay accurate under
+    `mixed_float16`.
+
+    Example, a custom term in a few lines (cosine distance between logits):
+
+    ```python
+    import keras
+    from keras import ops
+    import keras_kd
+
+    class CosineLogits(keras_kd.losses.DistillationLoss):
+        teacher_taps = ("logits",)
+        student_taps = ("logits",)
+
+        def call(self, teacher, student, labels=None, training=None):
+            t = ops.normalize(teacher["logits"], axis=-1)
+            s = ops.normalize(student["logits"], axis=-1)
+            return 1.0 - ops.sum(t * s, axis=-1)  # one value per sample
+    ```
+    """
+
+    teacher_taps = (LOGITS,)
+    student_taps = (LOGITS,)
+    requires_labels = False
+
+    def __init__(self, weight=1.0, name=None, dtype="float32", **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        initial = check_weight(weight, f"The weight of {type(self).__name__}")
+        self._weight_variable = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(initial),
+            trainable=False,
+            name="loss_weight",
+            dtype="float32",
+        )
+
+    @property
+    def weight(self):
+        """The term's current weight, as a Python float."""
+        return float(ops.convert_to_numpy(self._weight_variable))
+
+    @weight.setter
+    def weight(self, value):
+        self._weight_variable.assign(
+            check_weight(value, f"The weight of term '{self.name}'")
+        )
+
+    @property
+    def weight_variable(self):
+        """The non-trainable variable that holds the weight (for schedules)."""
+        return self._weight_variable
+
+    @property
+    def reads_logits(self):
+        """True when the term compares teacher and student logits."""
+        return LOGITS in self.teacher_taps or LOGITS in self.student_taps
+
+    @property
+    def metric_name(self):
+        """The name of this term's metric in `fit` logs and TensorBoard."""
+        return self.name
+
+    def build(self, teacher_shapes=None, student_shapes=None):
+        """Creates adapters from the taps' static shapes. Default: none."""
+
+    def call(self, teacher, student, labels=None, training=None):
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement "
+            "call(teacher, student, labels=None, training=None)."
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config["weight"] = self.weight
+        # The dtype policy is an implementation choice, not a user setting.
+        config.pop("dtype", None)
+        return config
+
+
+def reduce_per_sample(values, sample_weight=None):
+    """Averages per-sample values like Keras's "sum_over_batch_size".
+
+    `values` is a scalar (returned as is) or shape `(batch,)`. With
+    `sample_weight`, returns sum(values * w) / batch, the reduction Keras
+    losses use, so the same weights mean the same thing for every term.
+    """
+    values = ops.cast(values, "float32")
+    if len(values.shape) == 0:
+        return values
+    if len(values.shape) != 1:
+        raise ValueError(
+            "A distillation term must return a scalar or one value per "
+            f"sample (shape (batch,)); got shape {tuple(values.shape)}."
+        )
+    if sample_weight is not None:
+        sample_weight = ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
+        values = values * sample_weight
+    return ops.mean(values)
