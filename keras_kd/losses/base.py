@@ -131,6 +131,17 @@ class DistillationLoss(keras.layers.Layer):
         """The name of this term's metric in `fit` logs and TensorBoard."""
         return self.name
 
+    def prepare(self, teacher, student):
+        """Reads what the term needs from the models themselves. Default: no-op.
+
+        The Distiller calls it once with the teacher and student models,
+        before it gathers the terms' taps and builds the terms, so a term may
+        still change `teacher_taps` / `student_taps` here, or compute
+        constants from the teacher's weights (Overhaul reads its margins
+        from the teacher's BatchNormalization layers). It may be called more
+        than once and must then give the same result.
+        """
+
     def build(self, teacher_shapes=None, student_shapes=None):
         """Creates adapters from the taps' static shapes. Default: none."""
 

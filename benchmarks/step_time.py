@@ -1,0 +1,657 @@
+#!/usr/bin/env python
+"""Train-step and evaluate-step time of keras-kd against keras.distillation.
+
+Everything runs in ONE process on the reference pair of shared/ANCHORS.md
+(synthetic 32x32x3 data from `numpy.random.default_rng(1234)`, the 945,898
+parameter teacher, the 107,978 parameter student, the feature pair
+teacher `t_stage3_conv2` <-> student `s_stage3_conv`, both (8, 8, 128),
+Adam(1e-3), T = 4, student loss weight 0.5).
+
+Configurations (each in graph mode; those marked * also with jit_compile=True):
+
+  train  student*        student.compile(...) alone: the student's own step
+  fwd    teacher*        teacher forward alone, training=False
+  train  kd_KD*          keras_kd.Distiller + KD(temperature=4)
+  train  kd_KD+feat*     keras_kd.Distiller + KD + FeatureMSE(feature pair)
+  train  keras_logits*   keras.distillation.Distiller + LogitsDistillation(
+                         temperature=4, loss=keras.losses.KLDivergence())
+  train  keras_logits+feat*  the same + FeatureDistillation(feature pair)
+  eval   student / kd_KD (default: student only) / keras_logits
+
+Mechanics, identical for every configuration: each model is compiled, warmed
+up with `fit(...)`/`evaluate(...)` for two steps (tracing, XLA compilation and
+optimizer building happen there and are excluded), then timed by calling
+`model.train_function(iterator)` (resp. `model.test_function(iterator)`)
+`--steps` times on a prebuilt `tf.data` iterator, which is exactly the inner
+loop of `Model.fit` (resp. `evaluate`) minus callbacks and the progress bar.
+The timer stops after the last step's logs are pulled to the host. The teacher
+forward is a `tf.function` (jit_compile as the row says) that takes the next
+batch from its own iterator and returns `teacher(x, training=False)`, so it
+pays the same iterator cost as a train step.
+
+Configurations run round-robin, in a freshly shuffled order every round, and
+every ratio is taken within a round: train rows against the floor
+(student train step + teacher forward) of the same round and mode, evaluate
+rows against the student's own evaluate of the same round. The tables report
+medians over rounds with the min-max range, because absolute milliseconds
+drift 10-15 % between runs on shared machines.
+
+Usage:
+    python benchmarks/step_time.py --quick              # ~1 minute smoke run
+    python benchmarks/step_time.py --write              # full run, writes BENCHMARKS.md
+    python benchmarks/step_time.py --rounds 9 --steps 12 --no-xla --out raw.json
+"""
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import shlex
+import statistics
+import sys
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+import keras_kd  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The reference protocol (shared/ANCHORS.md).
+N_SAMPLES = 4096
+BATCH = 128
+TEMPERATURE = 4.0
+STUDENT_LOSS_WEIGHT = 0.5
+TEACHER_FEATURE = "t_stage3_conv2"
+STUDENT_FEATURE = "s_stage3_conv"
+TEACHER_PARAMS = 945_898
+STUDENT_PARAMS = 107_978
+
+# Targets quoted in the interpretation.
+TARGET_KD = 1.02
+TARGET_FEAT = 1.05
+TARGET_EVAL = 1.05
+KERAS_LOGITS_REF = "0.97–1.00"
+KERAS_FEAT_REF = "1.23–1.30"
+
+
+# ---------------------------------------------------------------------------
+# Data and models.
+def make_dataset():
+    rng = np.random.default_rng(1234)
+    x = rng.random((N_SAMPLES, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 10, size=(N_SAMPLES,)).astype("int64")
+    return (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .batch(BATCH, drop_remainder=True)
+        .repeat()
+        .prefetch(2)
+    )
+
+
+def build_teacher():
+    inputs = keras.Input((32, 32, 3), name="image")
+    x = inputs
+    for stage, channels in enumerate((32, 64, 128), start=1):
+        for j in (1, 2):
+            x = layers.Conv2D(
+                channels, 3, padding="same", activation="relu",
+                name=f"t_stage{stage}_conv{j}",
+            )(x)
+        x = layers.MaxPooling2D(2, name=f"t_stage{stage}_pool")(x)
+    x = layers.Flatten(name="t_flatten")(x)
+    x = layers.Dense(320, activation="relu", name="t_dense")(x)
+    outputs = layers.Dense(10, name="t_logits")(x)
+    model = keras.Model(inputs, outputs, name="teacher")
+    assert model.count_params() == TEACHER_PARAMS, model.count_params()
+    return model
+
+
+def build_student():
+    # Same seed for every copy: every configuration trains the same student.
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input((32, 32, 3), name="image")
+    x = inputs
+    for stage, channels in enumerate((16, 32, 128), start=1):
+        x = layers.Conv2D(
+            channels, 3, padding="same", activation="relu",
+            name=f"s_stage{stage}_conv",
+        )(x)
+        x = layers.MaxPooling2D(2, name=f"s_stage{stage}_pool")(x)
+    x = layers.Flatten(name="s_flatten")(x)
+    x = layers.Dense(32, activation="relu", name="s_dense")(x)
+    outputs = layers.Dense(10, name="s_logits")(x)
+    model = keras.Model(inputs, outputs, name="student")
+    assert model.count_params() == STUDENT_PARAMS, model.count_params()
+    return model
+
+
+def student_loss():
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def compile_kwargs(xla):
+    return dict(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=student_loss(),
+        jit_compile=bool(xla),
+    )
+
+
+def make_student_model(teacher, xla):
+    model = build_student()
+    model.compile(**compile_kwargs(xla))
+    return model
+
+
+def make_kd(teacher, xla, feature=False):
+    terms = [keras_kd.losses.KD(temperature=TEMPERATURE, weight=1 - STUDENT_LOSS_WEIGHT)]
+    if feature:
+        terms.append(
+            keras_kd.losses.FeatureMSE(
+                TEACHER_FEATURE, STUDENT_FEATURE, weight=1 - STUDENT_LOSS_WEIGHT
+            )
+        )
+    model = keras_kd.Distiller(
+        teacher, build_student(), losses=terms,
+        student_loss_weight=STUDENT_LOSS_WEIGHT,
+    )
+    return model.compile(**compile_kwargs(xla))
+
+
+def make_keras(teacher, xla, feature=False):
+    terms = [
+        keras.distillation.LogitsDistillation(
+            temperature=TEMPERATURE, loss=keras.losses.KLDivergence()
+        )
+    ]
+    if feature:
+        terms.append(
+            keras.distillation.FeatureDistillation(
+                loss="mse",
+                teacher_layer_name=TEACHER_FEATURE,
+                student_layer_name=STUDENT_FEATURE,
+            )
+        )
+    model = keras.distillation.Distiller(
+        teacher=teacher, student=build_student(), distillation_losses=terms,
+        student_loss_weight=STUDENT_LOSS_WEIGHT,
+    )
+    model.compile(**compile_kwargs(xla))
+    return model
+
+
+# ---------------------------------------------------------------------------
+# Timed runners: each returns seconds for `steps` steps.
+def _sync(logs):
+    # Pull one value to the host so that every step has finished.
+    value = logs if not isinstance(logs, dict) else next(iter(logs.values()))
+    return float(np.asarray(value).ravel()[0])
+
+
+class TrainRunner:
+    kind = "train"
+
+    def __init__(self, model, dataset):
+        self.model = model
+        model.fit(dataset, epochs=1, steps_per_epoch=2, verbose=0)  # build + trace
+        self.iterator = iter(dataset)
+        self.run(2)  # first call on this iterator
+
+    def run(self, steps):
+        self.model.reset_metrics()
+        fn = self.model.train_function
+        it = self.iterator
+        start = time.perf_counter()
+        for _ in range(steps):
+            logs = fn(it)
+        _sync(logs)
+        return time.perf_counter() - start
+
+
+class EvalRunner(TrainRunner):
+    kind = "eval"
+
+    def __init__(self, model, dataset):
+        self.model = model
+        model.evaluate(dataset, steps=2, verbose=0)  # trace
+        self.iterator = iter(dataset)
+        self.run(2)
+
+    def run(self, steps):
+        self.model.reset_metrics()
+        fn = self.model.test_function
+        it = self.iterator
+        start = time.perf_counter()
+        for _ in range(steps):
+            logs = fn(it)
+        _sync(logs)
+        return time.perf_counter() - start
+
+
+class ForwardRunner:
+    kind = "forward"
+
+    def __init__(self, teacher, dataset, xla):
+        inner = tf.function(
+            lambda x: teacher(x, training=False),
+            jit_compile=bool(xla), reduce_retracing=True,
+        )
+
+        @tf.function(reduce_retracing=True)
+        def forward(iterator):
+            x, _ = iterator.get_next()
+            return inner(x)
+
+        self.forward = forward
+        self.iterator = iter(dataset)
+        self.run(3)  # trace + compile
+
+    def run(self, steps):
+        fn, it = self.forward, self.iterator
+        start = time.perf_counter()
+        for _ in range(steps):
+            out = fn(it)
+        _sync(out)
+        return time.perf_counter() - start
+
+
+# ---------------------------------------------------------------------------
+# Configurations.
+TRAIN_ROWS = [
+    # key, label
+    ("student", "(a) student alone: `student.fit` step"),
+    ("teacher", "(b) teacher forward alone (`tf.function`, training=False)"),
+    ("kd_kd", "(c) keras_kd `Distiller` + `KD(T=4)`"),
+    ("kd_kd_feat", "(d) keras_kd `Distiller` + `KD` + `FeatureMSE` (feature pair)"),
+    ("keras_logits", "(e) keras `Distiller` + `LogitsDistillation(T=4, KLDivergence)`"),
+    ("keras_logits_feat", "(f) keras `Distiller` + `LogitsDistillation` + `FeatureDistillation`"),
+]
+EVAL_ROWS = [
+    ("eval_student", "student `evaluate`"),
+    ("eval_kd", "keras_kd `Distiller.evaluate` (default: student only)"),
+    ("eval_keras", "keras `Distiller.evaluate` (runs the teacher too)"),
+]
+LABELS = dict(TRAIN_ROWS + EVAL_ROWS)
+TARGETS = {
+    "kd_kd": f"≤ {TARGET_KD:.2f}",
+    "kd_kd_feat": f"≤ {TARGET_FEAT:.2f}",
+    "keras_logits": f"ref. {KERAS_LOGITS_REF}",
+    "keras_logits_feat": f"ref. {KERAS_FEAT_REF}",
+    "eval_kd": f"≤ {TARGET_EVAL:.2f}",
+}
+
+
+def build_runners(dataset, use_xla, log):
+    teacher = build_teacher()
+    runners = {}
+    makers = {
+        "student": make_student_model,
+        "kd_kd": lambda t, xla: make_kd(t, xla),
+        "kd_kd_feat": lambda t, xla: make_kd(t, xla, feature=True),
+        "keras_logits": lambda t, xla: make_keras(t, xla),
+        "keras_logits_feat": lambda t, xla: make_keras(t, xla, feature=True),
+    }
+    modes = [False, True] if use_xla else [False]
+    for xla in modes:
+        suffix = "@xla" if xla else ""
+        for key, _ in TRAIN_ROWS:
+            start = time.perf_counter()
+            if key == "teacher":
+                runners[key + suffix] = ForwardRunner(teacher, dataset, xla)
+            else:
+                model = makers[key](teacher, xla)
+                runners[key + suffix] = TrainRunner(model, dataset)
+                if bool(model.jit_compile) != xla:
+                    raise RuntimeError(
+                        f"{key}{suffix}: asked jit_compile={xla}, Keras kept "
+                        f"{model.jit_compile}"
+                    )
+            log(f"  warm-up {key + suffix:<22} {time.perf_counter() - start:6.1f} s")
+    # Evaluate, graph mode, on the graph-mode models above.
+    for key, source in (
+        ("eval_student", "student"),
+        ("eval_kd", "kd_kd"),
+        ("eval_keras", "keras_logits"),
+    ):
+        start = time.perf_counter()
+        runners[key] = EvalRunner(runners[source].model, dataset)
+        log(f"  warm-up {key:<22} {time.perf_counter() - start:6.1f} s")
+    return runners
+
+
+# ---------------------------------------------------------------------------
+# Statistics.
+def med_range(values):
+    return statistics.median(values), min(values), max(values)
+
+
+def compute(times, use_xla):
+    """times: key -> list of ms/step, one per round. Returns the ratio series."""
+    rounds = len(times["student"])
+    ratios = {}
+    for suffix in ([""] + (["@xla"] if use_xla else [])):
+        floor = [
+            times["student" + suffix][r] + times["teacher" + suffix][r]
+            for r in range(rounds)
+        ]
+        ratios["floor" + suffix] = floor
+        for key, _ in TRAIN_ROWS:
+            ratios[key + suffix] = [
+                times[key + suffix][r] / floor[r] for r in range(rounds)
+            ]
+    for key, _ in EVAL_ROWS:
+        ratios[key] = [
+            times[key][r] / times["eval_student"][r] for r in range(rounds)
+        ]
+    xla_slowdown = {}
+    if use_xla:
+        for key, _ in TRAIN_ROWS:
+            xla_slowdown[key] = [
+                times[key + "@xla"][r] / times[key][r] for r in range(rounds)
+            ]
+    return ratios, xla_slowdown
+
+
+def fmt_ms(values):
+    m, lo, hi = med_range(values)
+    return f"{m:.1f}", f"{lo:.1f}–{hi:.1f}"
+
+
+def fmt_ratio(values):
+    m, lo, hi = med_range(values)
+    return f"{m:.3f}", f"{lo:.3f}–{hi:.3f}"
+
+
+def tables(times, ratios, xla_slowdown, use_xla):
+    out = []
+    out.append("### Train step, graph mode (jit_compile=False)\n")
+    out.append(
+        "| configuration | median ms/step | ms min–max | ratio to floor, median "
+        "| ratio min–max | target / reference |"
+    )
+    out.append("|---|---:|---:|---:|---:|---|")
+    floor_ms = fmt_ms(ratios["floor"])
+    for key, label in TRAIN_ROWS:
+        ms, ms_rng = fmt_ms(times[key])
+        r, r_rng = fmt_ratio(ratios[key])
+        if key in ("student", "teacher"):
+            r, r_rng = "(part of floor)", ""
+        out.append(f"| {label} | {ms} | {ms_rng} | {r} | {r_rng} | {TARGETS.get(key, '')} |")
+    out.append(
+        f"| floor = (a) + (b), same round | {floor_ms[0]} | {floor_ms[1]} "
+        "| 1 | | |"
+    )
+    if use_xla:
+        out.append("\n### Train step, XLA (jit_compile=True)\n")
+        out.append(
+            "| configuration | median ms/step | ms min–max | ratio to XLA floor, "
+            "median | ratio min–max | XLA / graph, median (min–max) |"
+        )
+        out.append("|---|---:|---:|---:|---:|---:|")
+        for key, label in TRAIN_ROWS:
+            ms, ms_rng = fmt_ms(times[key + "@xla"])
+            r, r_rng = fmt_ratio(ratios[key + "@xla"])
+            if key in ("student", "teacher"):
+                r, r_rng = "(part of floor)", ""
+            s, s_rng = fmt_ratio(xla_slowdown[key])
+            out.append(
+                f"| {label} | {ms} | {ms_rng} | {r} | {r_rng} | {s} ({s_rng}) |"
+            )
+        f_ms = fmt_ms(ratios["floor@xla"])
+        out.append(f"| XLA floor = (a) + (b), same round | {f_ms[0]} | {f_ms[1]} | 1 | | |")
+    out.append("\n### Evaluate step, graph mode\n")
+    out.append(
+        "| configuration | median ms/step | ms min–max | ratio to student "
+        "evaluate, median | ratio min–max | target |"
+    )
+    out.append("|---|---:|---:|---:|---:|---|")
+    for key, label in EVAL_ROWS:
+        ms, ms_rng = fmt_ms(times[key])
+        r, r_rng = fmt_ratio(ratios[key])
+        out.append(f"| {label} | {ms} | {ms_rng} | {r} | {r_rng} | {TARGETS.get(key, '')} |")
+    return "\n".join(out)
+
+
+def interpretation(ratios, xla_slowdown, use_xla):
+    med = {k: statistics.median(v) for k, v in ratios.items()}
+    lines = []
+
+    def verdict(value, target):
+        return "meets" if value <= target else "MISSES"
+
+    kd, feat, ev = med["kd_kd"], med["kd_kd_feat"], med["eval_kd"]
+    lines.append(
+        f"- keras_kd + KD: {kd:.3f} × floor, {verdict(kd, TARGET_KD)} the "
+        f"≤ {TARGET_KD:.2f} target (keras `LogitsDistillation` in the same "
+        f"rounds: {med['keras_logits']:.3f}; ANCHORS reference {KERAS_LOGITS_REF})."
+    )
+    lines.append(
+        f"- keras_kd + KD + one feature term: {feat:.3f} × floor, "
+        f"{verdict(feat, TARGET_FEAT)} the ≤ {TARGET_FEAT:.2f} target. Keras's "
+        f"`FeatureDistillation`, which runs the student a second time for the "
+        f"feature, costs {med['keras_logits_feat']:.3f} × floor here "
+        f"(ANCHORS reference {KERAS_FEAT_REF}); keras_kd's single pass is "
+        f"{med['keras_logits_feat'] / feat:.2f}× faster per step on this pair."
+    )
+    lines.append(
+        f"- evaluate: keras_kd `Distiller.evaluate` is {ev:.3f} × the "
+        f"student's own evaluate, {verdict(ev, TARGET_EVAL)} the "
+        f"≤ {TARGET_EVAL:.2f} target; keras.distillation's evaluate runs the "
+        f"teacher on every batch and costs {med['eval_keras']:.2f} ×."
+    )
+    if use_xla:
+        slow = [statistics.median(v) for v in xla_slowdown.values()]
+        lines.append(
+            f"- XLA (jit_compile=True) on this CPU: {min(slow):.2f}–{max(slow):.2f} × "
+            "the graph-mode time, row by row (ANCHORS: 1.3–2.4 × slower). "
+            "Reported as measured, not tuned: on CPU, prefer graph mode. Ratios "
+            f"to the XLA floor: keras_kd KD {med['kd_kd@xla']:.3f}, keras_kd "
+            f"KD+feature {med['kd_kd_feat@xla']:.3f}, keras logits "
+            f"{med['keras_logits@xla']:.3f}, keras logits+feature "
+            f"{med['keras_logits_feat@xla']:.3f}."
+        )
+    lines.append(
+        "- Ratios below 1 are possible and not a measurement error: a "
+        "distiller step runs the teacher and the student inside one "
+        "`tf.function`, so the two share one dispatch and the graph runtime "
+        "may overlap independent ops, whereas the floor pays two separate calls."
+    )
+    return "\n".join(lines)
+
+
+def machine_info():
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    ram = "unknown"
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal"):
+                    ram = f"{int(line.split()[1]) / 1024 ** 2:.1f} GiB"
+                    break
+    except OSError:
+        pass
+    try:
+        nproc = len(os.sched_getaffinity(0))
+    except AttributeError:
+        nproc = os.cpu_count()
+    return {"nproc": nproc, "cpu": cpu, "ram": ram}
+
+
+def versions():
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "keras_kd": keras_kd.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def command_line():
+    script = os.path.relpath(os.path.abspath(sys.argv[0]), REPO)
+    return shlex.join(["python", script] + sys.argv[1:])
+
+
+def write_markdown(path, args, info, vers, table, interp, elapsed, loads):
+    text = f"""# Benchmarks: step time of keras-kd vs keras.distillation
+
+Generated by `benchmarks/step_time.py`; rerun it to refresh this file.
+
+## Command
+
+```
+{command_line()}
+```
+
+{args.rounds} rounds × {args.steps} steps per configuration per round, round-robin in a
+shuffled order, warm-up and compilation excluded; total wall time {elapsed / 60:.1f} min.
+
+## Machine and versions
+
+- {info['nproc']} cores (`nproc`), CPU: {info['cpu']}, RAM: {info['ram']}; shared with
+  other users, load average {loads[0]} at the start and {loads[1]} at the end.
+- Python {vers['python']}, TensorFlow {vers['tensorflow']}, Keras {vers['keras']},
+  keras_kd {vers['keras_kd']}, NumPy {vers['numpy']}.
+
+## Protocol
+
+The reference pair of `shared/ANCHORS.md`: synthetic data
+(`numpy.random.default_rng(1234)`, x ~ U[0,1) of shape (4096, 32, 32, 3),
+y ~ randint(10)), `tf.data` batch {BATCH} (drop remainder), repeat, prefetch 2;
+teacher 945,898 parameters, student 107,978; feature pair teacher
+`{TEACHER_FEATURE}` ↔ student `{STUDENT_FEATURE}`, both (8, 8, 128), MSE;
+Adam(1e-3), T = {TEMPERATURE:g}, student loss weight {STUDENT_LOSS_WEIGHT}
+(the distillation terms get weight {1 - STUDENT_LOSS_WEIGHT} in keras_kd so that both
+libraries optimize the same objective); hard-label loss
+`SparseCategoricalCrossentropy(from_logits=True)`, no compiled metrics.
+
+- Train rows: each model is compiled, warmed up with a 2-step `fit`, then
+  timed by calling `model.train_function(iterator)` `--steps` times on a
+  prebuilt `tf.data` iterator, i.e. `fit`'s inner loop without callbacks.
+- Teacher forward: a `tf.function` (same `jit_compile` as the row) that takes
+  the next batch from its own iterator and returns `teacher(x, training=False)`.
+- Floor = student train step + teacher forward, measured in the same round
+  and mode; every ratio is per round, and the tables give the median over
+  rounds and the min–max range.
+- Evaluate rows: `model.test_function(iterator)`, the inner loop of
+  `evaluate`, on the graph-mode models above; ratio to the student's own
+  evaluate in the same round.
+
+## Results
+
+{table}
+
+## Interpretation
+
+{interp}
+"""
+    with open(path, "w") as f:
+        f.write(text)
+
+
+# ---------------------------------------------------------------------------
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=None, help="rounds (default 7, --quick 2)")
+    p.add_argument("--steps", type=int, default=None, help="steps per configuration per round (default 10, --quick 3)")
+    p.add_argument("--xla", dest="xla", action="store_true", default=True,
+                   help="also time jit_compile=True (default)")
+    p.add_argument("--no-xla", dest="xla", action="store_false", help="graph mode only")
+    p.add_argument("--quick", action="store_true", help="smoke run: 2 rounds × 3 steps")
+    p.add_argument("--out", default=None, help="write the raw per-round timings as JSON here")
+    p.add_argument("--write", nargs="?", const=os.path.join(REPO, "BENCHMARKS.md"),
+                   default=None, metavar="PATH",
+                   help="write the markdown report (default path: BENCHMARKS.md at the repo root)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the per-round order shuffle")
+    args = p.parse_args(argv)
+    if args.rounds is None:
+        args.rounds = 2 if args.quick else 7
+    if args.steps is None:
+        args.steps = 3 if args.quick else 10
+    if args.rounds < 1 or args.steps < 1:
+        p.error("--rounds and --steps must be >= 1")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    t_start = time.perf_counter()
+    load_start = f"{os.getloadavg()[0]:.2f}"
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    info, vers = machine_info(), versions()
+    log(f"machine: {info}; versions: {vers}")
+    dataset = make_dataset()
+    log("building and warming up (excluded from timing)...")
+    runners = build_runners(dataset, args.xla, log)
+    log(f"warm-up done in {time.perf_counter() - t_start:.0f} s; timing "
+        f"{args.rounds} rounds × {args.steps} steps")
+
+    keys = list(runners)
+    times = {k: [] for k in keys}
+    order_rng = random.Random(args.seed)
+    for r in range(args.rounds):
+        order = keys[:]
+        order_rng.shuffle(order)
+        t_round = time.perf_counter()
+        for key in order:
+            gc.collect()
+            seconds = runners[key].run(args.steps)
+            times[key].append(1000.0 * seconds / args.steps)
+        log(f"  round {r + 1}/{args.rounds}: {time.perf_counter() - t_round:.1f} s; "
+            f"student {times['student'][-1]:.1f} ms, teacher {times['teacher'][-1]:.1f} ms, "
+            f"kd {times['kd_kd'][-1]:.1f} ms, kd+feat {times['kd_kd_feat'][-1]:.1f} ms")
+
+    ratios, xla_slowdown = compute(times, args.xla)
+    table = tables(times, ratios, xla_slowdown, args.xla)
+    interp = interpretation(ratios, xla_slowdown, args.xla)
+    elapsed = time.perf_counter() - t_start
+    loads = (load_start, f"{os.getloadavg()[0]:.2f}")
+    print(table)
+    print()
+    print(interp)
+    print(f"\n{args.rounds} rounds × {args.steps} steps, {elapsed:.0f} s in all.")
+
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(
+                {
+                    "command": command_line(),
+                    "machine": info,
+                    "versions": vers,
+                    "rounds": args.rounds,
+                    "steps": args.steps,
+                    "ms_per_step": times,
+                    "ratios": ratios,
+                    "xla_over_graph": xla_slowdown,
+                },
+                f,
+                indent=1,
+            )
+    if args.write:
+        write_markdown(args.write, args, info, vers, table, interp, elapsed, loads)
+        log(f"wrote {args.write}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""Datasets: an embedded offline default, local copies, and TFDS by name.
+
+- `"digits"`: the 8×8 handwritten digits (1,797 images, 10 classes) of
+  Alpaydin & Kaynak (UCI "Optical Recognition of Handwritten Digits", test
+  part), shipped in `keras_kd/data/digits.csv.gz` (the copy scikit-learn
+  bundles; see `keras_kd/data/DIGITS_LICENSE.txt`). Works with no network.
+  Split deterministically: 1,437 train / 360 test, stratified.
+- `"fashion_mnist"`, `"mnist"`: the original IDX files from a local copy
+  (`data_dir`, `/usr/share/datasets/<name>` as the Debian package
+  `dataset-fashion-mnist` installs it, or Keras's cache
+  `~/.keras/datasets/<name>`), else TFDS.
+- any other name: `tensorflow_datasets.load(name, ...)` (needs the internet
+  the first time, or a prepared `data_dir`).
+
+Images come as float32 NHWC in [0, 1], labels as int32.
+"""
+
+import gzip
+import os
+import struct
+
+import numpy as np
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+DIGITS_PATH = os.path.join(_HERE, "data", "digits.csv.gz")
+_DIGITS_TEST_FRACTION = 0.2
+_SPLIT_SEED = 20150309  # fixed forever: the split is part of the benchmark
+
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_LOCAL_IDX = ("fashion_mnist", "mnist")
+
+INFO = {
+    "digits": {"input_shape": (8, 8, 1), "num_classes": 10},
+    "fashion_mnist": {"input_shape": (28, 28, 1), "num_classes": 10},
+    "mnist": {"input_shape": (28, 28, 1), "num_classes": 10},
+}
+
+
+def info(name):
+    """`{"input_shape": ..., "num_classes": ...}` of a known dataset."""
+    if name not in INFO:
+        raise ValueError(f"No built-in info for '{name}'; known: {sorted(INFO)}.")
+    return dict(INFO[name])
+
+
+def _digits_arrays(split):
+    with gzip.open(DIGITS_PATH, "rt") as handle:
+        table = np.loadtxt(handle, delimiter=",", dtype=np.float32)
+    images = (table[:, :-1] / 16.0).reshape(-1, 8, 8, 1).astype(np.float32)
+    labels = table[:, -1].astype(np.int32)
+    rng = np.random.default_rng(_SPLIT_SEED)
+    test_mask = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        count = int(round(len(members) * _DIGITS_TEST_FRACTION))
+        test_mask[rng.choice(members, size=count, replace=False)] = True
+    if split == "train":
+        keep = ~test_mask
+    elif split == "test":
+        keep = test_mask
+    elif split == "all":
+        keep = np.ones_like(test_mask)
+    else:
+        raise ValueError(
+            f"Unknown split '{split}' for 'digits'; use 'train', 'test' or 'all'."
+        )
+    return images[keep], labels[keep]
+
+
+def _idx_candidates(name, data_dir):
+    folder = name.replace("_", "-")
+    places = []
+    if data_dir is not None:
+        places += [data_dir, os.path.join(data_dir, folder), os.path.join(data_dir, name)]
+    places.append(os.path.join("/usr/share/datasets", folder))
+    places.append(os.path.join(os.path.expanduser("~"), ".keras", "datasets", folder))
+    return places
+
+
+def _read_idx(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        data = handle.read()
+    magic, = struct.unpack(">I", data[:4])
+    dims = magic & 0xFF
+    shape = struct.unpack(">" + "I" * dims, data[4 : 4 + 4 * dims])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def _find_idx(folder, stem):
+    for candidate in (stem, stem + ".gz"):
+        path = os.path.join(folder, candidate)
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def _local_idx_arrays(name, split, data_dir):
+    if split not in _IDX_FILES:
+        return None, []
+    looked = _idx_candidates(name, data_dir)
+    for folder in looked:
+        image_file = _find_idx(folder, _IDX_FILES[split][0])
+        label_file = _find_idx(folder, _IDX_FILES[split][1])
+        if image_file and label_file:
+            images = _read_idx(image_file).astype(np.float32) / 255.0
+            labels = _read_idx(label_file).astype(np.int32)
+            return (images[..., None], labels), looked
+    return None, looked
+
+
+def _tfds_arrays(name, split, data_dir, looked):
+    import tensorflow_datasets as tfds
+
+    try:
+        dataset = tfds.load(
+            name, split=split, as_supervised=True, data_dir=data_dir,
+            batch_size=-1,
+        )
+    except Exception as error:  # TFDS raises many kinds; say where we looked.
+        where = "".join(f"\n  - {p}" for p in looked)
+        raise FileNotFoundError(
+            f"Could not load dataset '{name}' (split '{split}'). "
+            + (f"No local copy was found in:{where}\n" if looked else "")
+            + f"TensorFlow Datasets failed with: {type(error).__name__}: "
+            f"{error}\nOn a machine without internet use the embedded "
+            "'digits' dataset, or pass data_dir= pointing at a local copy."
+        ) from error
+    images, labels = tfds.as_numpy(dataset)
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        images = images.astype(np.float32) / 255.0
+    if images.ndim == 3:
+        images = images[..., None]
+    return images.astype(np.float32), np.asarray(labels).astype(np.int32)
+
+
+def load_arrays(name, split="train", data_dir=None):
+    """Returns `(images, labels)` numpy arrays; see the module docstring."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"A dataset name must be a non-empty string, got {name!r}.")
+    if name == "digits":
+        return _digits_arrays(split)
+    looked = []
+    if name in _LOCAL_IDX:
+        arrays, looked = _local_idx_arrays(name, split, data_dir)
+        if arrays is not None:
+            return arrays
+    return _tfds_arrays(name, split, data_dir, looked)
+
+
+def load(
+    name,
+    split="train",
+    batch_size=None,
+    shuffle=False,
+    seed=0,
+    as_numpy=False,
+    data_dir=None,
+    drop_remainder=False,
+):
+    """Loads a dataset as a `tf.data.Dataset` of `(image, label)` pairs.
+
+    Args:
+        name: `"digits"` (embedded, offline), `"fashion_mnist"`, `"mnist"`, or
+            any TensorFlow Datasets name.
+        split: `"train"`, `"test"` (and `"all"` for digits; any TFDS split
+            string for TFDS names).
+        batch_size: batch the pipeline when given.
+        shuffle: shuffle each epoch with `seed` (reshuffled per iteration).
+        seed: the shuffle seed.
+        as_numpy: return `(images, labels)` numpy arrays instead.
+        data_dir: where to look first for a local copy / the TFDS data dir.
+        drop_remainder: drop the last incomplete batch.
+
+    Example:
+
+    ```python
+    train = keras_kd.datasets.load("digits", "train", batch_size=64, shuffle=True)
+    x_test, y_test = keras_kd.datasets.load("digits", "test", as_numpy=True)
+    ```
+    """
+    images, labels = load_arrays(name, split, data_dir)
+    if as_numpy:
+        return images, labels
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    if shuffle:
+        dataset = dataset.shuffle(
+            len(labels), seed=seed, reshuffle_each_iteration=True
+        )
+    if batch_size:
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,157 @@
+"""FitNets hints: Romero et al. 2014, "FitNets: Hints for Thin Deep Nets"
+(arXiv:1412.6550)."""
+
+import keras
+from keras import ops
+
+from keras_kd.losses._ops import describe_shape, to_float32
+from keras_kd.losses.adapters import make_adapter
+from keras_kd.losses.base import DistillationLoss
+
+_REGRESSORS = ("auto", "conv1x1", "conv3x3", "dense")
+
+
+def hint_loss(teacher_features, student_features):
+    """FitNets hint loss: the mean over all elements of (t − s)².
+
+    Formula, with the teacher's hint layer t and the (regressed) student's
+    guided layer s, both of shape (batch, ...):
+
+        L_hint = mean_{b, h, w, c} (t − s)²
+
+    Romero et al. 2014 (FitNets, eq. 3) write ½‖t − r(s)‖²; the public code
+    (RepDistiller's `HintLoss`, `nn.MSELoss()`) takes the mean, as here.
+
+    Returns a float32 scalar.
+
+    Example:
+
+    >>> import numpy as np
+    >>> t = np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> s = np.array([[1.0, 0.0], [3.0, 2.0]])
+    >>> float(hint_loss(t, s))
+    2.0
+    """
+    t = to_float32(teacher_features)
+    s = to_float32(student_features)
+    return ops.mean(ops.square(t - s))
+
+
+def hint_loss_per_sample(teacher_features, student_features):
+    """Mean of (t − s)² over each sample's elements, shape (batch,).
+
+    Its batch mean equals `hint_loss`.
+    """
+    t = to_float32(teacher_features)
+    s = to_float32(student_features)
+    squared = ops.square(t - s)
+    return ops.mean(squared, axis=tuple(range(1, len(squared.shape))))
+
+
+@keras.saving.register_keras_serializable(package="keras_kd")
+class FitNet(DistillationLoss):
+    """FitNets (Romero et al. 2014): regress the student's guided layer onto
+    the teacher's hint layer, see `hint_loss`.
+
+        loss = mean (F_t − r(F_s))²
+
+    The regressor r is trainable and owned by the term (it trains with the
+    student, is saved with the distiller and is left out of the exported
+    student). It is built from the two taps' static shapes:
+    `"auto"` gives a 1×1 convolution to the teacher's channels for NHWC maps
+    (which must share height and width) and a dense layer for vectors.
+
+    Args:
+        teacher_layer: the hint layer of the teacher (`"name"` or
+            `"name:input"`).
+        student_layer: the guided layer of the student.
+        regressor: `"auto"` (default), `"conv1x1"`, `"conv3x3"`, `"dense"`, a
+            keras layer mapping the student feature to the teacher's shape, or
+            None when the two shapes are equal.
+        weight: the term's weight (default 1; RepDistiller's CIFAR scripts use
+            100 for FitNet).
+
+    Note: FitNets trains in two stages (hints first, then the task with KD);
+    with one `fit`, schedule the weights, or run `fit` twice.
+
+    Example:
+
+    ```python
+    term = keras_kd.losses.FitNet("block2_conv", "block1_conv")
+    distiller = keras_kd.Distiller(teacher, student, losses=[term])
+    ```
+    """
+
+    def __init__(
+        self,
+        teacher_layer,
+        student_layer,
+        regressor="auto",
+        weight=1.0,
+        name="hint",
+        **kwargs,
+    ):
+        super().__init__(weight=weight, name=name, **kwargs)
+        if isinstance(regressor, dict):  # from get_config
+            regressor = keras.saving.deserialize_keras_object(regressor)
+        if not (
+            regressor is None
+            or isinstance(regressor, keras.layers.Layer)
+            or regressor in _REGRESSORS
+        ):
+            raise ValueError(
+                f"Unknown regressor {regressor!r}. Use 'auto', 'conv1x1', "
+                "'conv3x3', 'dense', None or a keras.layers.Layer."
+            )
+        for what, value in (("teacher_layer", teacher_layer),
+                            ("student_layer", student_layer)):
+            if not isinstance(value, str) or not value:
+                raise TypeError(f"{what} must be a layer name, got {value!r}.")
+        self.teacher_layer = teacher_layer
+        self.student_layer = student_layer
+        self.regressor_kind = regressor
+        self.regressor = None
+        self.teacher_taps = (teacher_layer,)
+        self.student_taps = (student_layer,)
+
+    def _check_shapes(self, t_shape, s_shape, what):
+        if tuple(t_shape[1:]) != tuple(s_shape[1:]):
+            raise ValueError(
+                f"FitNet '{self.name}': the teacher hint '{self.teacher_layer}'"
+                f" has shape {describe_shape(t_shape)} but the student's "
+                f"guided layer '{self.student_layer}'{what} has shape "
+                f"{describe_shape(s_shape)}. Use regressor='auto' (a 1x1 conv "
+                "for maps of equal height and width, a dense layer for "
+                "vectors), regressor='conv3x3', your own keras layer, or tap "
+                "layers of matching shapes."
+            )
+
+    def build(self, teacher_shapes=None, student_shapes=None):
+        t_shape = teacher_shapes[self.teacher_layer]
+        s_shape = student_shapes[self.student_layer]
+        if self.regressor_kind is None:
+            self._check_shapes(t_shape, s_shape, "")
+            return
+        self.regressor = make_adapter(
+            self.regressor_kind, t_shape, s_shape, name=f"{self.name}_regressor"
+        )
+        self.regressor.build(s_shape)
+        out_shape = self.regressor.compute_output_shape(s_shape)
+        self._check_shapes(t_shape, out_shape, " (after the regressor)")
+
+    def call(self, teacher, student, labels=None, training=None):
+        s = student[self.student_layer]
+        if self.regressor is not None:
+            s = self.regressor(s, training=training)
+        return hint_loss_per_sample(teacher[self.teacher_layer], s)
+
+    def get_config(self):
+        regressor = self.regressor_kind
+        if isinstance(regressor, keras.layers.Layer):
+            regressor = keras.saving.serialize_keras_object(regressor)
+        return {
+            **super().get_config(),
+            "teacher_layer": self.teacher_layer,
+            "student_layer": self.student_layer,
+            "regressor": regressor,
+        }

@@ -1,0 +1,402 @@
+"""Overhaul of feature distillation: Heo et al. 2019, "A Comprehensive
+Overhaul of Feature Distillation" (ICCV 2019, arXiv:1904.01866), following
+the official code (clovaai/overhaul-distillation)."""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_kd.losses._ops import as_name_list, describe_shape, to_float32
+from keras_kd.losses.base import DistillationLoss
+from keras_kd.taps import split_tap
+
+
+def _normal_cdf(x):
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def _normal_pdf(x):
+    return math.exp(-x * x / 2.0) / math.sqrt(2.0 * math.pi)
+
+
+def overhaul_margin(bn_gamma, bn_beta):
+    """The per-channel margin of the teacher's pre-ReLU distribution.
+
+    A BatchNormalization layer makes each channel ~ N(m, s²) with m = β,
+    s = |γ|; the margin is the expectation of its negative part:
+
+        margin = m − s · φ(m/s) / Φ(−m/s)   if Φ(−m/s) > 0.001
+               = −3 s                        otherwise
+
+    with φ, Φ the standard normal pdf and cdf (Heo et al. 2019, eq. 3;
+    `get_margin_from_BN` of the official code). Computed once, in numpy,
+    outside the training step. A channel with γ = 0 is a constant β: its
+    margin is min(β, 0).
+
+    Args:
+        bn_gamma, bn_beta: arrays of shape (channels,).
+
+    Returns a float32 numpy array of shape (channels,).
+
+    Example:
+
+    >>> import numpy as np
+    >>> [round(float(v), 4) for v in overhaul_margin([1.0, 2.0], [0.0, 10.0])]
+    [-0.7979, -6.0]
+    """
+    gamma = np.asarray(bn_gamma, dtype="float64").reshape(-1)
+    beta = np.asarray(bn_beta, dtype="float64").reshape(-1)
+    if gamma.shape != beta.shape:
+        raise ValueError(
+            f"gamma and beta must have the same shape, got {gamma.shape} and "
+            f"{beta.shape}."
+        )
+    margins = []
+    for g, m in zip(gamma, beta):
+        s = abs(float(g))
+        m = float(m)
+        if s == 0.0:
+            margins.append(min(m, 0.0))
+            continue
+        cdf = _normal_cdf(-m / s)
+        if cdf > 0.001:
+            margins.append(m - s * _normal_pdf(m / s) / cdf)
+        else:
+            margins.append(-3.0 * s)
+    return np.asarray(margins, dtype="float32")
+
+
+def margin_relu(teacher_features, margin):
+    """The teacher transform of Heo et al. 2019: max(t, margin).
+
+    `margin` (channels,) broadcasts over the last (channel) axis.
+
+    Example:
+
+    >>> import numpy as np
+    >>> np.asarray(margin_relu(np.array([[-2.0, 1.0]]), np.array([-1.0, -1.0]))).tolist()
+    [[-1.0, 1.0]]
+    """
+    t = to_float32(teacher_features)
+    return ops.maximum(t, ops.cast(margin, "float32"))
+
+
+def partial_l2_per_sample(teacher_transformed, student_features):
+    """Σ over each sample's elements of the partial L2, shape (batch,)."""
+    t = to_float32(teacher_transformed)
+    s = to_float32(student_features)
+    mask = ops.logical_or(s > t, t > 0)
+    squared = ops.where(mask, ops.square(s - t), ops.zeros_like(s))
+    return ops.sum(squared, axis=tuple(range(1, len(squared.shape))))
+
+
+def partial_l2_loss(teacher_transformed, student_features):
+    """The partial L2 distance of Heo et al. 2019 (eq. 6), over the batch.
+
+    Formula, with t = `margin_relu(teacher, margin)` and s the student's
+    (connected) pre-ReLU feature:
+
+        L = Σ_{b,h,w,c} (s − t)² · [s > t or t > 0] / batch
+
+    (the official `distillation_loss` sums; the training loop divides by the
+    batch size). Where the teacher is negative the student only gets pushed
+    down when it is above the teacher's value.
+
+    Returns a float32 scalar.
+
+    Example:
+
+    >>> import numpy as np
+    >>> t = np.array([[1.0, -1.0, -1.0]])
+    >>> s = np.array([[0.0, -3.0, 0.0]])
+    >>> float(partial_l2_loss(t, s))  # (0-1)² + masked + (0+1)²
+    2.0
+    """
+    return ops.mean(partial_l2_per_sample(teacher_transformed, student_features))
+
+
+def _is_relu(layer):
+    if isinstance(layer, keras.layers.ReLU):
+        return (
+            layer.max_value is None
+            and float(layer.negative_slope) == 0.0
+            and float(layer.threshold) == 0.0
+        )
+    if isinstance(layer, keras.layers.Activation):
+        return layer.activation is keras.activations.relu
+    return False
+
+
+def _get_layer(model, name, role):
+    try:
+        return model.get_layer(name)
+    except ValueError:
+        raise ValueError(
+            f"Overhaul: the {role} '{model.name}' has no layer named '{name}'. "
+            f"Layers that exist: {[layer.name for layer in model.layers]}."
+        ) from None
+
+
+def _producer(layer):
+    """The layer whose output feeds `layer` (None when not found)."""
+    try:
+        history = layer.input._keras_history
+    except (AttributeError, ValueError):
+        return None
+    return getattr(history, "operation", None)
+
+
+def _bn_gamma_beta(bn):
+    channels = int(bn.moving_mean.shape[-1])
+    gamma = (
+        ops.convert_to_numpy(bn.gamma) if bn.scale else np.ones(channels, "float32")
+    )
+    beta = (
+        ops.convert_to_numpy(bn.beta) if bn.center else np.zeros(channels, "float32")
+    )
+    return gamma, beta
+
+
+@keras.saving.register_keras_serializable(package="keras_kd")
+class Overhaul(DistillationLoss):
+    """Heo et al. 2019 feature distillation: pre-ReLU taps, margin ReLU on the
+    teacher, a connector on the student and the partial L2 distance.
+
+        loss = Σ_i 2^{−(n−i−1)} · partial_l2(max(t_i, m_i), C_i(s_i))
+
+    over the n stages in the order given (the last stage has weight 1, the
+    one before 1/2, ...), where t_i is the teacher's pre-ReLU feature, m_i the
+    per-channel margin from the BatchNormalization layer that feeds the
+    teacher ReLU (`overhaul_margin`), s_i the student's pre-ReLU feature and
+    C_i a trainable connector (1×1 Conv2D without bias + BatchNormalization,
+    He-normal fan-out init as the official code) to the teacher's channels.
+    Per sample the term returns Σ_{h,w,c} of the masked squared error, so
+    the Distiller's batch mean is the official sum / batch size.
+
+    **Two-phase setup.** The margins need the teacher's weights, so the term
+    has a `prepare(teacher, student)` hook that the Distiller calls before it
+    gathers the taps and builds the terms:
+
+    - teacher taps are `"<relu>:input"` (set in `__init__`); `prepare` checks
+      each teacher layer is a ReLU (`keras.layers.ReLU()` or
+      `Activation("relu")`), finds the BatchNormalization layer producing its
+      input (or uses `bn_layers`) and computes the margins;
+    - a student layer that is a ReLU is tapped at its input (pre-ReLU);
+      any other student layer (e.g. a BatchNormalization) at its output;
+    - `build` stores the margins in non-trainable variables, so a saved and
+      reloaded distiller keeps the margins of the teacher it was built from.
+
+    Args:
+        teacher_layers: names of teacher ReLU layers, one per stage, shallow
+            to deep.
+        student_layers: names of the student layers, one per stage (ReLUs,
+            tapped before the activation). Spatial sizes must match the
+            teacher's stage by stage (the connector is 1×1).
+        weight: the term's weight (default 1e-3: the official code divides
+            the loss by 1000).
+        teacher_bn_train_mode: the official code runs the teacher with its
+            BatchNormalization layers in training mode (batch statistics).
+            Stored here as an attribute for the Distiller to honour; the
+            term itself does not run the teacher.
+        bn_layers: optional names of the teacher BatchNormalization layers
+            to read the margins from, one per stage, for architectures where
+            the BN does not directly feed the ReLU (e.g. a residual add in
+            between, where the official code uses the last BN of the block).
+
+    Example:
+
+    ```python
+    term = keras_kd.losses.Overhaul(
+        ["t_relu1", "t_relu2"], ["s_relu1", "s_relu2"])
+    distiller = keras_kd.Distiller(teacher, student, losses=[term])
+    ```
+    """
+
+    def __init__(
+        self,
+        teacher_layers,
+        student_layers,
+        weight=1e-3,
+        teacher_bn_train_mode=False,
+        bn_layers=None,
+        name="overhaul",
+        **kwargs,
+    ):
+        super().__init__(weight=weight, name=name, **kwargs)
+        self.teacher_layers = [
+            split_tap(n)[0] for n in as_name_list(teacher_layers, "teacher_layers")
+        ]
+        self.student_layers = as_name_list(student_layers, "student_layers")
+        n = len(self.teacher_layers)
+        if len(self.student_layers) != n:
+            raise ValueError(
+                f"Overhaul pairs stages one to one, but got {n} teacher layers "
+                f"{self.teacher_layers} and {len(self.student_layers)} student "
+                f"layers {self.student_layers}."
+            )
+        if bn_layers is not None:
+            bn_layers = as_name_list(bn_layers, "bn_layers")
+            if len(bn_layers) != n:
+                raise ValueError(
+                    f"bn_layers names one BatchNormalization layer per stage: "
+                    f"got {len(bn_layers)} for {n} stages."
+                )
+        self.bn_layers = bn_layers
+        self.teacher_bn_train_mode = bool(teacher_bn_train_mode)
+        self.stage_weights = [1.0 / 2 ** (n - i - 1) for i in range(n)]
+        self.teacher_taps = tuple(f"{name}:input" for name in self.teacher_layers)
+        self.student_taps = tuple(
+            s if split_tap(s)[1] == "input" else f"{s}:input"
+            for s in self.student_layers
+        )
+        self._margin_values = None
+        self.margin_variables = []
+        self.connector_convs = []
+        self.connector_bns = []
+
+    # ------------------------------------------------------------------
+    def prepare(self, teacher, student):
+        """Finds the teacher BNs, computes the margins and fixes the taps.
+
+        Call before the Distiller gathers taps (it does so itself). Safe to
+        call again: it recomputes the margins from the teacher's current
+        weights (and updates the margin variables once built).
+        """
+        margins = []
+        for i, name in enumerate(self.teacher_layers):
+            layer = _get_layer(teacher, name, "teacher")
+            if not _is_relu(layer):
+                raise ValueError(
+                    f"Overhaul '{self.name}': the teacher layer '{name}' is a "
+                    f"{type(layer).__name__}, not a ReLU. Overhaul distils "
+                    "the pre-ReLU feature, so name separate ReLU layers "
+                    "(keras.layers.ReLU() or Activation('relu')); a "
+                    "convolution with activation='relu' has no pre-ReLU tap."
+                )
+            if self.bn_layers is not None:
+                bn = _get_layer(teacher, self.bn_layers[i], "teacher")
+            else:
+                bn = _producer(layer)
+            if not isinstance(bn, keras.layers.BatchNormalization):
+                found = "nothing" if bn is None else f"'{bn.name}' ({type(bn).__name__})"
+                raise ValueError(
+                    f"Overhaul '{self.name}': the margin of the teacher ReLU "
+                    f"'{name}' comes from the BatchNormalization layer in "
+                    f"front of it, but its input comes from {found}. Pass "
+                    "bn_layers=[...] naming the BatchNormalization layer of "
+                    "each stage (e.g. the last BN of a residual block)."
+                )
+            gamma, beta = _bn_gamma_beta(bn)
+            margins.append(overhaul_margin(gamma, beta))
+        self._margin_values = margins
+        student_taps = []
+        for s in self.student_layers:
+            layer_name, which = split_tap(s)
+            layer = _get_layer(student, layer_name, "student")
+            if which == "input" or _is_relu(layer):
+                student_taps.append(f"{layer_name}:input")
+            else:
+                student_taps.append(layer_name)
+        self.student_taps = tuple(student_taps)
+        if self.margin_variables:
+            for variable, value in zip(self.margin_variables, margins):
+                if tuple(variable.shape) == value.shape:
+                    variable.assign(value)
+
+    @property
+    def margins(self):
+        """The margins, one float32 numpy array per stage."""
+        if self.margin_variables:
+            return [ops.convert_to_numpy(v) for v in self.margin_variables]
+        return None if self._margin_values is None else list(self._margin_values)
+
+    def build(self, teacher_shapes=None, student_shapes=None):
+        if self._margin_values is None:
+            raise ValueError(
+                f"Overhaul '{self.name}' reads its margins from the teacher's "
+                "BatchNormalization layers: call term.prepare(teacher, "
+                "student) before building it (keras_kd.Distiller does so)."
+            )
+        margin_variables, convs, bns = [], [], []
+        for i, (t_tap, s_tap) in enumerate(zip(self.teacher_taps, self.student_taps)):
+            t_shape = teacher_shapes[t_tap]
+            s_shape = student_shapes[s_tap]
+            for tap, shape, role in ((t_tap, t_shape, "teacher"),
+                                     (s_tap, s_shape, "student")):
+                if shape is None or len(shape) != 4:
+                    raise ValueError(
+                        f"Overhaul '{self.name}': the {role} tap '{tap}' has "
+                        f"shape {describe_shape(shape)}; Overhaul needs NHWC "
+                        "feature maps."
+                    )
+            if tuple(t_shape[1:3]) != tuple(s_shape[1:3]):
+                raise ValueError(
+                    f"Overhaul '{self.name}': stage {i}: the teacher tap "
+                    f"'{t_tap}' has shape {describe_shape(t_shape)} and the "
+                    f"student tap '{s_tap}' {describe_shape(s_shape)}; the 1x1 "
+                    "connector keeps height and width, so they must match. "
+                    "Pair stages of equal spatial size."
+                )
+            channels = t_shape[-1]
+            margin = self._margin_values[i]
+            if margin.shape[0] != channels:
+                raise ValueError(
+                    f"Overhaul '{self.name}': stage {i}: the teacher tap "
+                    f"'{t_tap}' has {channels} channels but its "
+                    f"BatchNormalization has {margin.shape[0]}."
+                )
+            margin_variables.append(
+                self.add_weight(
+                    shape=(channels,),
+                    initializer=keras.initializers.Constant(margin),
+                    trainable=False,
+                    name=f"margin_{i}",
+                    dtype="float32",
+                )
+            )
+            conv = keras.layers.Conv2D(
+                channels,
+                1,
+                use_bias=False,
+                kernel_initializer=keras.initializers.VarianceScaling(
+                    2.0, "fan_out", "untruncated_normal"
+                ),
+                name=f"{self.name}_connector_{i}_conv",
+            )
+            bn = keras.layers.BatchNormalization(
+                momentum=0.9, epsilon=1e-5, name=f"{self.name}_connector_{i}_bn"
+            )
+            conv.build(s_shape)
+            bn.build(conv.compute_output_shape(s_shape))
+            convs.append(conv)
+            bns.append(bn)
+        self.margin_variables = margin_variables
+        self.connector_convs = convs
+        self.connector_bns = bns
+
+    def call(self, teacher, student, labels=None, training=None):
+        total = None
+        for conv, bn, margin, w, t_tap, s_tap in zip(
+            self.connector_convs,
+            self.connector_bns,
+            self.margin_variables,
+            self.stage_weights,
+            self.teacher_taps,
+            self.student_taps,
+        ):
+            t = margin_relu(ops.stop_gradient(teacher[t_tap]), margin)
+            s = bn(conv(student[s_tap]), training=training)
+            value = w * partial_l2_per_sample(t, s)
+            total = value if total is None else total + value
+        return total
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "teacher_layers": list(self.teacher_layers),
+            "student_layers": list(self.student_layers),
+            "teacher_bn_train_mode": self.teacher_bn_train_mode,
+            "bn_layers": None if self.bn_layers is None else list(self.bn_layers),
+        }

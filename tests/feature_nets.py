@@ -1,0 +1,81 @@
+"""Tiny Functional CNNs with named conv/BN/ReLU stages, and a 2-step
+Distiller run, for the feature-term tests (tests/test_losses_*.py)."""
+
+import keras
+import numpy as np
+from keras import layers
+
+import keras_kd
+
+
+def feature_net(widths=(4, 8), strides=(1, 2), classes=3, embed=None,
+                name="net", input_shape=(8, 8, 1)):
+    """Input → [conv{k} → bn{k} → relu{k}] per stage → gap → (embed) → logits.
+
+    With the defaults the stages are (8, 8, 4) and (4, 4, 8).
+    """
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for k, (width, stride) in enumerate(zip(widths, strides), start=1):
+        x = layers.Conv2D(width, 3, strides=stride, padding="same",
+                          name=f"conv{k}")(x)
+        x = layers.BatchNormalization(name=f"bn{k}")(x)
+        x = layers.ReLU(name=f"relu{k}")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    if embed:
+        x = layers.Dense(embed, name="embed")(x)
+    outputs = layers.Dense(classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def randomize_batchnorm(model, seed=0):
+    """Gives every BatchNormalization non-trivial gamma/beta/statistics."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            c = layer.gamma.shape[0]
+            layer.set_weights([
+                rng.uniform(0.5, 1.5, c).astype("float32") * rng.choice([-1, 1], c),
+                rng.normal(0, 1, c).astype("float32"),
+                rng.normal(0, 0.1, c).astype("float32"),
+                rng.uniform(0.5, 1.5, c).astype("float32"),
+            ])
+    return model
+
+
+def fit_two_steps(term, teacher, student, jit_compile=False, batch=4, steps=2):
+    """Distils `student` from `teacher` with `term` for `steps` steps of
+    `fit`; returns (distiller, history)."""
+    # Terms that read the models (Overhaul) need their prepare hook before the
+    # Distiller gathers taps; calling it again is harmless.
+    term.prepare(teacher, student)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(batch * steps, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 3, size=(batch * steps,))
+    distiller = keras_kd.Distiller(teacher, student, losses=[term])
+    distiller.compile(
+        optimizer=keras.optimizers.SGD(0.01),
+        loss="sparse_categorical_crossentropy",
+        jit_compile=jit_compile,
+    )
+    history = distiller.fit(x, y, batch_size=batch, epochs=1, verbose=0,
+                            shuffle=False)
+    value = history.history[term.metric_name][-1]
+    assert np.isfinite(value), (term.name, value)
+    assert np.isfinite(history.history["loss"][-1])
+    return distiller, history
+
+
+def weights_of(layer):
+    return [np.array(w) for w in layer.get_weights()]
+
+
+def assert_config_round_trip(term):
+    config = term.get_config()
+    clone = type(term).from_config(config)
+    assert clone.get_config() == config
+    serialized = keras.saving.serialize_keras_object(term)
+    again = keras.saving.deserialize_keras_object(serialized)
+    assert type(again) is type(term)
+    assert again.get_config() == config
+    return clone

@@ -1,0 +1,36 @@
+"""Tiny Functional models for tests (8x8x1 inputs, named layers)."""
+
+import keras
+from keras import layers
+
+
+class CallCounter(layers.Layer):
+    """Identity layer counting how many times the graph runs it."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.count = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, name="count",
+            dtype="float32",
+        )
+
+    def call(self, x):
+        self.count.assign_add(1.0)
+        return x
+
+
+def tiny_cnn(width=8, classes=10, name="cnn", counter=False, regularizer=None,
+             input_shape=(8, 8, 1)):
+    inputs = keras.Input(input_shape)
+    x = inputs
+    if counter:
+        x = CallCounter(name="counter")(x)
+    x = layers.Conv2D(width, 3, padding="same", name="conv1",
+                      kernel_regularizer=regularizer)(x)
+    x = layers.BatchNormalization(name="bn1")(x)
+    x = layers.ReLU(name="relu1")(x)
+    x = layers.Conv2D(width * 2, 3, padding="same", name="conv2")(x)
+    x = layers.ReLU(name="relu2")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = layers.Dense(classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name)

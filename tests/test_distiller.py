@@ -1,0 +1,254 @@
+"""The Distiller's training step: one pass, the exact objective, Keras semantics."""
+
+import glob
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_kd
+from keras_kd import losses
+from tests.models import tiny_cnn
+from tests.test_kd_loss import numpy_kd
+
+
+def sparse_ce(logits, labels):
+    z = logits - logits.max(axis=-1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    return -log_p[np.arange(len(labels)), labels]
+
+
+def make(losses_list=None, student_loss_weight=0.5, **student_kwargs):
+    teacher = tiny_cnn(16, name="teacher")
+    student = tiny_cnn(8, name="student", **student_kwargs)
+    losses_list = [losses.KD(temperature=4.0)] if losses_list is None else losses_list
+    distiller = keras_kd.Distiller(
+        teacher, student, losses=losses_list, student_loss_weight=student_loss_weight
+    )
+    return teacher, student, distiller
+
+
+def compile_(distiller, **kwargs):
+    kwargs.setdefault("optimizer", keras.optimizers.SGD(0.01))
+    kwargs.setdefault("loss", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return distiller.compile(**kwargs)
+
+
+def test_compile_returns_the_distiller_and_fit_chains(digits_batch):
+    x, y = digits_batch
+    _, _, distiller = make()
+    assert compile_(distiller, metrics=["accuracy"]) is distiller
+    history = compile_(distiller, metrics=["accuracy"]).fit(x, y, batch_size=16, epochs=1, verbose=0)
+    for key in ("loss", "kd", "student_loss", "total_loss", "accuracy"):
+        assert key in history.history, key
+    assert np.isfinite(history.history["total_loss"][0])
+
+
+def test_student_runs_once_per_step_with_two_feature_terms(digits_batch):
+    x, y = digits_batch
+    terms = [
+        losses.KD(temperature=4.0),
+        losses.FeatureMSE("relu1", "relu1", adapter="auto", name="hint1"),
+        losses.FeatureMSE("relu2:input", "relu2:input", adapter="auto", name="hint2"),
+    ]
+    _, student, distiller = make(terms, counter=True)
+    compile_(distiller).fit(x, y, batch_size=8, epochs=1, verbose=0)  # 4 steps
+    assert float(student.get_layer("counter").count.numpy()) == 4.0
+
+
+def test_keras_own_distiller_runs_the_student_twice_for_contrast(digits_batch):
+    # Why keras-kd builds single-pass views: keras.distillation with a
+    # FeatureDistillation runs the student once for logits, once for features.
+    x, y = digits_batch
+    teacher, student = tiny_cnn(16, name="t"), tiny_cnn(16, name="s", counter=True)
+    distiller = keras.distillation.Distiller(
+        teacher, student,
+        distillation_losses=[
+            keras.distillation.LogitsDistillation(temperature=4.0),
+            keras.distillation.FeatureDistillation(teacher_layer_name="relu2", student_layer_name="relu2"),
+        ],
+    )
+    distiller.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    distiller.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert float(student.get_layer("counter").count.numpy()) == 8.0
+
+
+def test_total_is_the_documented_objective(digits_batch):
+    x, y = digits_batch
+    l2 = keras.regularizers.L2(0.01)
+    terms = [losses.KD(temperature=3.0, weight=0.7)]
+    teacher, student, distiller = make(terms, student_loss_weight=0.25, regularizer=l2)
+    compile_(distiller, optimizer=keras.optimizers.SGD(0.0))  # no update
+    t_logits = teacher.predict(x, verbose=0)
+    # The step runs the student in training mode (BN on batch statistics).
+    s_logits = student(x, training=True).numpy()
+    logs = distiller.train_on_batch(x, y, return_dict=True)
+    ce = sparse_ce(s_logits.astype(np.float64), y).mean()
+    kd = numpy_kd(t_logits, s_logits, 3.0)
+    reg = 0.01 * np.sum(np.square(student.get_layer("conv1").kernel.numpy()))
+    assert logs["student_loss"] == pytest.approx(ce, rel=1e-4)
+    assert logs["kd"] == pytest.approx(kd, rel=1e-4)
+    assert logs["total_loss"] == pytest.approx(0.25 * ce + 0.7 * kd + reg, rel=1e-4)
+    assert logs["loss"] == pytest.approx(logs["total_loss"], rel=1e-6)
+
+
+def test_sample_weight_is_honoured_by_the_student_loss_and_terms(digits_batch):
+    x, y = digits_batch
+    teacher, student, distiller = make([losses.KD(temperature=2.0)])
+    compile_(distiller, optimizer=keras.optimizers.SGD(0.0))
+    weights = np.zeros(len(y), dtype="float32")
+    weights[:8] = 2.0
+    s_logits = student(x, training=True).numpy().astype(np.float64)
+    logs = distiller.train_on_batch(x, y, sample_weight=weights, return_dict=True)
+    t_logits = teacher.predict(x, verbose=0).astype(np.float64)
+    expected_ce = (sparse_ce(s_logits, y) * weights).sum() / len(y)
+    per_sample_kd = np.array([numpy_kd(t_logits[i:i + 1], s_logits[i:i + 1], 2.0) for i in range(len(y))])
+    assert logs["student_loss"] == pytest.approx(expected_ce, rel=1e-4)
+    assert logs["kd"] == pytest.approx((per_sample_kd * weights).sum() / len(y), rel=1e-4)
+
+
+def test_teacher_is_frozen_and_student_batchnorm_moves_once(digits_batch):
+    x, y = digits_batch
+    teacher, student, distiller = make(
+        [losses.KD(), losses.FeatureMSE("bn1", "bn1", adapter="auto")]
+    )
+    twin = keras.models.clone_model(student)
+    twin.set_weights(student.get_weights())
+    teacher_before = [w.copy() for w in teacher.get_weights()]
+    compile_(distiller).train_on_batch(x, y)
+    for before, after in zip(teacher_before, teacher.get_weights()):
+        np.testing.assert_array_equal(before, after)
+    # One training forward of the student alone moves BN statistics once.
+    twin(x, training=True)
+    np.testing.assert_allclose(
+        student.get_layer("bn1").moving_mean.numpy(),
+        twin.get_layer("bn1").moving_mean.numpy(), rtol=1e-6, atol=1e-7,
+    )
+    np.testing.assert_allclose(
+        student.get_layer("bn1").moving_variance.numpy(),
+        twin.get_layer("bn1").moving_variance.numpy(), rtol=1e-6, atol=1e-7,
+    )
+
+
+def test_evaluate_runs_the_student_only_unless_asked(digits_batch):
+    x, y = digits_batch
+    teacher = tiny_cnn(16, name="teacher", counter=True)
+    student = tiny_cnn(8, name="student")
+    distiller = keras_kd.Distiller(teacher, student, losses=[losses.KD()])
+    compile_(distiller, metrics=["accuracy"])
+    result = distiller.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+    assert float(teacher.get_layer("counter").count.numpy()) == 0.0
+    assert set(result) == {"loss", "student_loss", "total_loss", "accuracy"}
+    expected = keras.metrics.SparseCategoricalAccuracy()(y, student.predict(x, verbose=0))
+    assert result["accuracy"] == pytest.approx(float(expected))
+    np.testing.assert_allclose(distiller.predict(x, verbose=0), student.predict(x, verbose=0))
+
+    compile_(distiller, metrics=["accuracy"], evaluate_distillation=True)
+    result = distiller.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+    assert float(teacher.get_layer("counter").count.numpy()) == 4.0
+    assert "kd" in result
+
+
+def test_term_weight_changes_without_retracing(digits_batch):
+    x, y = digits_batch
+    traces = []
+
+    class TracedKD(losses.KD):
+        def call(self, teacher, student, labels=None, training=None):
+            traces.append(1)  # Python side effect: runs only while tracing
+            return super().call(teacher, student, labels, training)
+
+    term = TracedKD(temperature=2.0, weight=1.0)
+    _, _, distiller = make([term], student_loss_weight=0.0)
+    compile_(distiller)
+    distiller.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    traced = len(traces)
+    term.weight = 0.0
+    distiller.student_loss_weight = 0.0
+    logs = distiller.fit(x, y, batch_size=16, epochs=1, verbose=0).history
+    assert len(traces) == traced
+    assert logs["total_loss"][0] == pytest.approx(0.0, abs=1e-7)
+    assert logs["kd"][0] > 0
+
+
+def test_custom_loss_from_the_readme_trains(digits_batch):
+    from keras import ops
+
+    class CosineLogits(losses.DistillationLoss):
+        teacher_taps = ("logits",)
+        student_taps = ("logits",)
+
+        def call(self, teacher, student, labels=None, training=None):
+            t = ops.normalize(teacher["logits"], axis=-1)
+            s = ops.normalize(student["logits"], axis=-1)
+            return 1.0 - ops.sum(t * s, axis=-1)
+
+    x, y = digits_batch
+    _, _, distiller = make([CosineLogits(name="cosine")], student_loss_weight=0.0)
+    history = compile_(distiller, optimizer="adam").fit(x, y, batch_size=8, epochs=3, verbose=0)
+    cos = history.history["cosine"]
+    assert cos[-1] < cos[0]
+
+
+def test_metrics_reach_tensorboard(digits_batch, tmp_path):
+    x, y = digits_batch
+    _, _, distiller = make([losses.KD(), losses.FeatureMSE("relu2", "relu2", adapter="auto", name="hint")])
+    compile_(distiller, metrics=["accuracy"]).fit(
+        x, y, batch_size=16, epochs=1, verbose=0,
+        callbacks=[keras.callbacks.TensorBoard(str(tmp_path))],
+    )
+    tags = set()
+    for path in glob.glob(os.path.join(str(tmp_path), "train", "events*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(value.tag for value in event.summary.value)
+    for tag in ("epoch_kd", "epoch_hint", "epoch_student_loss", "epoch_total_loss", "epoch_accuracy"):
+        assert tag in tags, (tag, tags)
+
+
+def test_unlabeled_batches_train_on_the_distillation_terms_only(digits_batch):
+    x, _ = digits_batch
+    _, _, distiller = make()
+    history = compile_(distiller).fit(x, batch_size=16, epochs=1, verbose=0).history
+    assert "student_loss" not in history
+    assert history["total_loss"][0] == pytest.approx(history["kd"][0], rel=1e-5)
+
+
+def test_xla_trains_with_finite_losses(digits_batch):
+    x, y = digits_batch
+    _, _, distiller = make([losses.KD(), losses.FeatureMSE("relu2", "relu2", adapter="auto")])
+    history = compile_(distiller, jit_compile=True, steps_per_execution=2).fit(
+        x, y, batch_size=8, epochs=1, verbose=0
+    ).history
+    assert distiller.jit_compile
+    assert all(np.isfinite(v[0]) for v in history.values())
+
+
+def test_mixed_float16_trains_with_finite_losses_and_loss_scaling(digits_batch):
+    x, y = digits_batch
+    keras.config.set_dtype_policy("mixed_float16")
+    _, student, distiller = make([losses.KD(), losses.FeatureMSE("relu2", "relu2", adapter="auto")])
+    assert student.compute_dtype == "float16"
+    compile_(distiller, optimizer="adam")
+    assert isinstance(distiller.optimizer, keras.optimizers.LossScaleOptimizer)
+    before = [w.numpy().copy() for w in student.trainable_weights]
+    history = distiller.fit(x, y, batch_size=8, epochs=2, verbose=0).history
+    assert all(np.all(np.isfinite(v)) for v in history.values())
+    changed = [not np.array_equal(b, w.numpy()) for b, w in zip(before, student.trainable_weights)]
+    assert any(changed)
+    assert student.get_layer("logits").kernel.dtype == "float32"
+
+
+def test_distillation_terms_own_weights_that_train(digits_batch):
+    x, y = digits_batch
+    term = losses.FeatureMSE("relu2", "relu2", adapter="auto", name="hint")
+    teacher, student, distiller = make([term])
+    assert term.adapter is not None
+    assert term.adapter.kernel.shape == (1, 1, 16, 32)
+    adapter_ids = {id(v) for v in term.trainable_weights}
+    assert adapter_ids <= {id(v) for v in distiller.trainable_weights}
+    assert not adapter_ids & {id(v) for v in student.weights}
+    before = term.adapter.kernel.numpy().copy()
+    compile_(distiller).fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert not np.array_equal(before, term.adapter.kernel.numpy())
