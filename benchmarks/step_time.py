@@ -24,7 +24,8 @@ optimizer building happen there and are excluded), then timed by calling
 `model.train_function(iterator)` (resp. `model.test_function(iterator)`)
 `--steps` times on a prebuilt `tf.data` iterator, which is exactly the inner
 loop of `Model.fit` (resp. `evaluate`) minus callbacks and the progress bar.
-The timer stops after the last step's logs are pulled to the host. The teacher
+The timer stops after the last step's logs are pulled to the host.
+Evaluate rows run EVAL_STEP_FACTOR × --steps steps per round (they are cheap). The teacher
 forward is a `tf.function` (jit_compile as the row says) that takes the next
 batch from its own iterator and returns `teacher(x, training=False)`, so it
 pays the same iterator cost as a train step.
@@ -81,6 +82,9 @@ TARGET_FEAT = 1.05
 TARGET_EVAL = 1.05
 KERAS_LOGITS_REF = "0.97–1.00"
 KERAS_FEAT_REF = "1.23–1.30"
+
+# Evaluate steps are ~10× cheaper than train steps: time more of them per round.
+EVAL_STEP_FACTOR = 4
 
 
 # ---------------------------------------------------------------------------
@@ -197,7 +201,18 @@ def _sync(logs):
     return float(np.asarray(value).ravel()[0])
 
 
+def _timed(fn, iterator, steps):
+    """Runs `fn(iterator)` `steps` times; returns (wall s, process CPU s)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        out = fn(iterator)
+    _sync(out)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
 class TrainRunner:
+    """`fit`'s inner loop: `model.train_function(iterator)`, no callbacks."""
+
     kind = "train"
 
     def __init__(self, model, dataset):
@@ -207,17 +222,13 @@ class TrainRunner:
         self.run(2)  # first call on this iterator
 
     def run(self, steps):
-        self.model.reset_metrics()
-        fn = self.model.train_function
-        it = self.iterator
-        start = time.perf_counter()
-        for _ in range(steps):
-            logs = fn(it)
-        _sync(logs)
-        return time.perf_counter() - start
+        self.model.reset_metrics()  # as fit does at each epoch start
+        return _timed(self.model.train_function, self.iterator, steps)
 
 
-class EvalRunner(TrainRunner):
+class EvalRunner:
+    """`evaluate`'s inner loop: `model.test_function(iterator)`."""
+
     kind = "eval"
 
     def __init__(self, model, dataset):
@@ -228,16 +239,14 @@ class EvalRunner(TrainRunner):
 
     def run(self, steps):
         self.model.reset_metrics()
-        fn = self.model.test_function
-        it = self.iterator
-        start = time.perf_counter()
-        for _ in range(steps):
-            logs = fn(it)
-        _sync(logs)
-        return time.perf_counter() - start
+        return _timed(self.model.test_function, self.iterator, steps)
 
 
 class ForwardRunner:
+    """Teacher forward: a `tf.function` that takes the next batch from its
+    iterator and returns `teacher(x, training=False)`; the inner function is
+    jit-compiled when `xla`, as Keras compiles its train steps."""
+
     kind = "forward"
 
     def __init__(self, teacher, dataset, xla):
@@ -256,12 +265,7 @@ class ForwardRunner:
         self.run(3)  # trace + compile
 
     def run(self, steps):
-        fn, it = self.forward, self.iterator
-        start = time.perf_counter()
-        for _ in range(steps):
-            out = fn(it)
-        _sync(out)
-        return time.perf_counter() - start
+        return _timed(self.forward, self.iterator, steps)
 
 
 # ---------------------------------------------------------------------------
@@ -371,24 +375,30 @@ def fmt_ratio(values):
     return f"{m:.3f}", f"{lo:.3f}–{hi:.3f}"
 
 
-def tables(times, ratios, xla_slowdown, use_xla):
+def tables(times, ratios, xla_slowdown, use_xla, cpu_ratios):
+    def cpu(key):
+        return f"{statistics.median(cpu_ratios[key]):.3f}"
+
     out = []
     out.append("### Train step, graph mode (jit_compile=False)\n")
     out.append(
         "| configuration | median ms/step | ms min–max | ratio to floor, median "
-        "| ratio min–max | target / reference |"
+        "| ratio min–max | CPU-time ratio, median | target / reference |"
     )
-    out.append("|---|---:|---:|---:|---:|---|")
+    out.append("|---|---:|---:|---:|---:|---:|---|")
     floor_ms = fmt_ms(ratios["floor"])
     for key, label in TRAIN_ROWS:
         ms, ms_rng = fmt_ms(times[key])
         r, r_rng = fmt_ratio(ratios[key])
+        c = cpu(key)
         if key in ("student", "teacher"):
-            r, r_rng = "(part of floor)", ""
-        out.append(f"| {label} | {ms} | {ms_rng} | {r} | {r_rng} | {TARGETS.get(key, '')} |")
+            r, r_rng, c = "(part of floor)", "", ""
+        out.append(
+            f"| {label} | {ms} | {ms_rng} | {r} | {r_rng} | {c} | {TARGETS.get(key, '')} |"
+        )
     out.append(
         f"| floor = (a) + (b), same round | {floor_ms[0]} | {floor_ms[1]} "
-        "| 1 | | |"
+        "| 1 | | 1 | |"
     )
     if use_xla:
         out.append("\n### Train step, XLA (jit_compile=True)\n")
@@ -411,19 +421,38 @@ def tables(times, ratios, xla_slowdown, use_xla):
     out.append("\n### Evaluate step, graph mode\n")
     out.append(
         "| configuration | median ms/step | ms min–max | ratio to student "
-        "evaluate, median | ratio min–max | target |"
+        "evaluate, median | ratio min–max | CPU-time ratio, median | target |"
     )
-    out.append("|---|---:|---:|---:|---:|---|")
+    out.append("|---|---:|---:|---:|---:|---:|---|")
     for key, label in EVAL_ROWS:
         ms, ms_rng = fmt_ms(times[key])
         r, r_rng = fmt_ratio(ratios[key])
-        out.append(f"| {label} | {ms} | {ms_rng} | {r} | {r_rng} | {TARGETS.get(key, '')} |")
+        out.append(
+            f"| {label} | {ms} | {ms_rng} | {r} | {r_rng} | {cpu(key)} | "
+            f"{TARGETS.get(key, '')} |"
+        )
+    out.append(
+        "\nRatios are wall-clock unless labelled CPU-time: the CPU-time column "
+        "divides the process CPU seconds (all threads, `time.process_time`) "
+        "the same way, a second view that is less sensitive to other "
+        "processes taking the cores but counts thread-pool spinning."
+    )
     return "\n".join(out)
 
 
-def interpretation(ratios, xla_slowdown, use_xla):
+def interpretation(ratios, xla_slowdown, use_xla, loads=None, nproc=None,
+                   cpu_ratios=None):
     med = {k: statistics.median(v) for k, v in ratios.items()}
+    cmed = {k: statistics.median(v) for k, v in (cpu_ratios or ratios).items()}
     lines = []
+    if loads and nproc and max(float(v) for v in loads) > 0.75 * nproc:
+        lines.append(
+            f"- The machine was busy (load average {loads[0]} at the start, "
+            f"{loads[1]} at the end, on {nproc} cores): other processes "
+            "competed for the CPU, so single rounds are noisy; trust the "
+            "medians of per-round ratios, not the absolute milliseconds, and "
+            "read a difference of a few per cent as within noise."
+        )
 
     def verdict(value, target):
         return "meets" if value <= target else "MISSES"
@@ -431,12 +460,14 @@ def interpretation(ratios, xla_slowdown, use_xla):
     kd, feat, ev = med["kd_kd"], med["kd_kd_feat"], med["eval_kd"]
     lines.append(
         f"- keras_kd + KD: {kd:.3f} × floor, {verdict(kd, TARGET_KD)} the "
-        f"≤ {TARGET_KD:.2f} target (keras `LogitsDistillation` in the same "
-        f"rounds: {med['keras_logits']:.3f}; ANCHORS reference {KERAS_LOGITS_REF})."
+        f"≤ {TARGET_KD:.2f} target (CPU time: {cmed['kd_kd']:.3f}); keras "
+        f"`LogitsDistillation` in the same rounds: {med['keras_logits']:.3f} "
+        f"(CPU time {cmed['keras_logits']:.3f}; ANCHORS reference {KERAS_LOGITS_REF})."
     )
     lines.append(
         f"- keras_kd + KD + one feature term: {feat:.3f} × floor, "
-        f"{verdict(feat, TARGET_FEAT)} the ≤ {TARGET_FEAT:.2f} target. Keras's "
+        f"{verdict(feat, TARGET_FEAT)} the ≤ {TARGET_FEAT:.2f} target (CPU "
+        f"time: {cmed['kd_kd_feat']:.3f}). Keras's "
         f"`FeatureDistillation`, which runs the student a second time for the "
         f"feature, costs {med['keras_logits_feat']:.3f} × floor here "
         f"(ANCHORS reference {KERAS_FEAT_REF}); keras_kd's single pass is "
@@ -445,7 +476,8 @@ def interpretation(ratios, xla_slowdown, use_xla):
     lines.append(
         f"- evaluate: keras_kd `Distiller.evaluate` is {ev:.3f} × the "
         f"student's own evaluate, {verdict(ev, TARGET_EVAL)} the "
-        f"≤ {TARGET_EVAL:.2f} target; keras.distillation's evaluate runs the "
+        f"≤ {TARGET_EVAL:.2f} target (CPU time: {cmed['eval_kd']:.3f}); "
+        "keras.distillation's evaluate runs the "
         f"teacher on every batch and costs {med['eval_keras']:.2f} ×."
     )
     if use_xla:
@@ -520,8 +552,10 @@ Generated by `benchmarks/step_time.py`; rerun it to refresh this file.
 {command_line()}
 ```
 
-{args.rounds} rounds × {args.steps} steps per configuration per round, round-robin in a
-shuffled order, warm-up and compilation excluded; total wall time {elapsed / 60:.1f} min.
+{args.rounds} rounds × {args.steps} train steps (evaluate rows: {args.steps * EVAL_STEP_FACTOR} steps) per
+configuration per round, round-robin in a freshly shuffled order every round,
+warm-up and compilation excluded; {"graph mode and XLA" if args.xla else "graph mode only"};
+total wall time {elapsed / 60:.1f} min (imports excluded).
 
 ## Machine and versions
 
@@ -551,8 +585,8 @@ libraries optimize the same objective); hard-label loss
   and mode; every ratio is per round, and the tables give the median over
   rounds and the min–max range.
 - Evaluate rows: `model.test_function(iterator)`, the inner loop of
-  `evaluate`, on the graph-mode models above; ratio to the student's own
-  evaluate in the same round.
+  `evaluate`, on the graph-mode models (a), (c) and (e) above, without
+  compiled metrics; ratio to the student's own evaluate in the same round.
 
 ## Results
 
@@ -569,12 +603,15 @@ libraries optimize the same objective); hard-label loss
 # ---------------------------------------------------------------------------
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=None, help="rounds (default 7, --quick 2)")
-    p.add_argument("--steps", type=int, default=None, help="steps per configuration per round (default 10, --quick 3)")
-    p.add_argument("--xla", dest="xla", action="store_true", default=True,
-                   help="also time jit_compile=True (default)")
+    p.add_argument("--rounds", type=int, default=None, help="rounds (default 12, --quick 2)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="train steps per configuration per round (default 8, --quick 3); "
+                        f"evaluate rows run {EVAL_STEP_FACTOR}× as many (they are cheaper)")
+    p.add_argument("--xla", dest="xla", action="store_true", default=None,
+                   help="also time jit_compile=True (default, except with --quick)")
     p.add_argument("--no-xla", dest="xla", action="store_false", help="graph mode only")
-    p.add_argument("--quick", action="store_true", help="smoke run: 2 rounds × 3 steps")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run (~1 min): 2 rounds × 3 steps, graph mode only unless --xla")
     p.add_argument("--out", default=None, help="write the raw per-round timings as JSON here")
     p.add_argument("--write", nargs="?", const=os.path.join(REPO, "BENCHMARKS.md"),
                    default=None, metavar="PATH",
@@ -582,9 +619,11 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help="seed of the per-round order shuffle")
     args = p.parse_args(argv)
     if args.rounds is None:
-        args.rounds = 2 if args.quick else 7
+        args.rounds = 2 if args.quick else 12
     if args.steps is None:
-        args.steps = 3 if args.quick else 10
+        args.steps = 3 if args.quick else 8
+    if args.xla is None:
+        args.xla = not args.quick
     if args.rounds < 1 or args.steps < 1:
         p.error("--rounds and --steps must be >= 1")
     return args
@@ -608,6 +647,7 @@ def main(argv=None):
 
     keys = list(runners)
     times = {k: [] for k in keys}
+    cpu_times = {k: [] for k in keys}
     order_rng = random.Random(args.seed)
     for r in range(args.rounds):
         order = keys[:]
@@ -615,17 +655,22 @@ def main(argv=None):
         t_round = time.perf_counter()
         for key in order:
             gc.collect()
-            seconds = runners[key].run(args.steps)
-            times[key].append(1000.0 * seconds / args.steps)
+            steps = args.steps * (EVAL_STEP_FACTOR if runners[key].kind == "eval" else 1)
+            wall, cpu = runners[key].run(steps)
+            times[key].append(1000.0 * wall / steps)
+            cpu_times[key].append(1000.0 * cpu / steps)
         log(f"  round {r + 1}/{args.rounds}: {time.perf_counter() - t_round:.1f} s; "
             f"student {times['student'][-1]:.1f} ms, teacher {times['teacher'][-1]:.1f} ms, "
             f"kd {times['kd_kd'][-1]:.1f} ms, kd+feat {times['kd_kd_feat'][-1]:.1f} ms")
 
     ratios, xla_slowdown = compute(times, args.xla)
-    table = tables(times, ratios, xla_slowdown, args.xla)
-    interp = interpretation(ratios, xla_slowdown, args.xla)
+    cpu_ratios, _ = compute(cpu_times, args.xla)
+    table = tables(times, ratios, xla_slowdown, args.xla, cpu_ratios)
     elapsed = time.perf_counter() - t_start
     loads = (load_start, f"{os.getloadavg()[0]:.2f}")
+    interp = interpretation(
+        ratios, xla_slowdown, args.xla, loads, info["nproc"], cpu_ratios
+    )
     print(table)
     print()
     print(interp)
@@ -641,7 +686,9 @@ def main(argv=None):
                     "rounds": args.rounds,
                     "steps": args.steps,
                     "ms_per_step": times,
+                    "cpu_ms_per_step": cpu_times,
                     "ratios": ratios,
+                    "cpu_ratios": cpu_ratios,
                     "xla_over_graph": xla_slowdown,
                 },
                 f,

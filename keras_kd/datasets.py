@@ -4,7 +4,7 @@
   Alpaydin & Kaynak (UCI "Optical Recognition of Handwritten Digits", test
   part), shipped in `keras_kd/data/digits.csv.gz` (the copy scikit-learn
   bundles; see `keras_kd/data/DIGITS_LICENSE.txt`). Works with no network.
-  Split deterministically: 1,437 train / 360 test, stratified.
+  Split deterministically (fixed seed, stratified): 1,438 train / 359 test.
 - `"fashion_mnist"`, `"mnist"`: the original IDX files from a local copy
   (`data_dir`, `/usr/share/datasets/<name>` as the Debian package
   `dataset-fashion-mnist` installs it, or Keras's cache
@@ -112,13 +112,13 @@ def _local_idx_arrays(name, split, data_dir):
     return None, looked
 
 
-def _tfds_arrays(name, split, data_dir, looked):
+def _tfds_dataset(name, split, data_dir, looked):
+    import tensorflow as tf
     import tensorflow_datasets as tfds
 
     try:
         dataset = tfds.load(
             name, split=split, as_supervised=True, data_dir=data_dir,
-            batch_size=-1,
         )
     except Exception as error:  # TFDS raises many kinds; say where we looked.
         where = "".join(f"\n  - {p}" for p in looked)
@@ -129,17 +129,34 @@ def _tfds_arrays(name, split, data_dir, looked):
             f"{error}\nOn a machine without internet use the embedded "
             "'digits' dataset, or pass data_dir= pointing at a local copy."
         ) from error
-    images, labels = tfds.as_numpy(dataset)
-    images = np.asarray(images)
-    if images.dtype == np.uint8:
-        images = images.astype(np.float32) / 255.0
-    if images.ndim == 3:
-        images = images[..., None]
-    return images.astype(np.float32), np.asarray(labels).astype(np.int32)
+
+    def convert(image, label):
+        if image.dtype == tf.uint8:
+            image = tf.cast(image, tf.float32) / 255.0
+        image = tf.cast(image, tf.float32)
+        if image.shape.rank == 2:
+            image = image[..., None]
+        return image, tf.cast(label, tf.int32)
+
+    return dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def load_arrays(name, split="train", data_dir=None):
     """Returns `(images, labels)` numpy arrays; see the module docstring."""
+    source = _source(name, split, data_dir)
+    if isinstance(source, tuple):
+        return source
+    images, labels = [], []
+    for x, y in source.batch(1024).as_numpy_iterator():
+        images.append(x)
+        labels.append(y)
+    if not labels:
+        raise ValueError(f"Dataset '{name}' split '{split}' is empty.")
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def _source(name, split, data_dir):
+    """Numpy arrays for embedded/local data, a tf.data pipeline for TFDS."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"A dataset name must be a non-empty string, got {name!r}.")
     if name == "digits":
@@ -149,7 +166,7 @@ def load_arrays(name, split="train", data_dir=None):
         arrays, looked = _local_idx_arrays(name, split, data_dir)
         if arrays is not None:
             return arrays
-    return _tfds_arrays(name, split, data_dir, looked)
+    return _tfds_dataset(name, split, data_dir, looked)
 
 
 def load(
@@ -183,15 +200,19 @@ def load(
     x_test, y_test = keras_kd.datasets.load("digits", "test", as_numpy=True)
     ```
     """
-    images, labels = load_arrays(name, split, data_dir)
     if as_numpy:
-        return images, labels
+        return load_arrays(name, split, data_dir)
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    source = _source(name, split, data_dir)
+    if isinstance(source, tuple):
+        dataset = tf.data.Dataset.from_tensor_slices(source)
+        buffer = len(source[1])
+    else:
+        dataset, buffer = source, 10_000
     if shuffle:
         dataset = dataset.shuffle(
-            len(labels), seed=seed, reshuffle_each_iteration=True
+            buffer, seed=seed, reshuffle_each_iteration=True
         )
     if batch_size:
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)

@@ -28,24 +28,31 @@ def feature_net(widths=(4, 8), strides=(1, 2), classes=3, embed=None,
     return keras.Model(inputs, outputs, name=name)
 
 
+def randomize_bn_layer(layer, rng):
+    """Non-trivial gamma (either sign), beta and moving statistics."""
+    c = layer.gamma.shape[0]
+    layer.set_weights([
+        rng.uniform(0.5, 1.5, c).astype("float32") * rng.choice([-1, 1], c),
+        rng.normal(0, 1, c).astype("float32"),
+        rng.normal(0, 0.1, c).astype("float32"),
+        rng.uniform(0.5, 1.5, c).astype("float32"),
+    ])
+
+
 def randomize_batchnorm(model, seed=0):
-    """Gives every BatchNormalization non-trivial gamma/beta/statistics."""
+    """Gives every BatchNormalization of `model` random parameters."""
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if isinstance(layer, layers.BatchNormalization):
-            c = layer.gamma.shape[0]
-            layer.set_weights([
-                rng.uniform(0.5, 1.5, c).astype("float32") * rng.choice([-1, 1], c),
-                rng.normal(0, 1, c).astype("float32"),
-                rng.normal(0, 0.1, c).astype("float32"),
-                rng.uniform(0.5, 1.5, c).astype("float32"),
-            ])
+            randomize_bn_layer(layer, rng)
     return model
 
 
-def fit_two_steps(term, teacher, student, jit_compile=False, batch=4, steps=2):
+def fit_two_steps(term, teacher, student, jit_compile=False, batch=4, steps=2,
+                  before_fit=None):
     """Distils `student` from `teacher` with `term` for `steps` steps of
-    `fit`; returns (distiller, history)."""
+    `fit` (calling `before_fit(distiller)` once it is built); returns
+    (distiller, history)."""
     # Terms that read the models (Overhaul) need their prepare hook before the
     # Distiller gathers taps; calling it again is harmless.
     term.prepare(teacher, student)
@@ -58,6 +65,8 @@ def fit_two_steps(term, teacher, student, jit_compile=False, batch=4, steps=2):
         loss="sparse_categorical_crossentropy",
         jit_compile=jit_compile,
     )
+    if before_fit is not None:
+        before_fit(distiller)
     history = distiller.fit(x, y, batch_size=batch, epochs=1, verbose=0,
                             shuffle=False)
     value = history.history[term.metric_name][-1]

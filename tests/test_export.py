@@ -1,0 +1,87 @@
+"""Export of the student alone for serving."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_kd
+from keras_kd import losses
+from tests.models import tiny_cnn
+
+
+@pytest.fixture
+def trained(digits_batch):
+    x, y = digits_batch
+    teacher, student = tiny_cnn(16, name="teacher"), tiny_cnn(8, name="student")
+    distiller = keras_kd.Distiller(
+        teacher, student,
+        losses=[losses.KD(temperature=4.0), losses.FeatureMSE("relu2", "relu2", adapter="auto", name="hint")],
+    )
+    distiller.compile(optimizer="adam", loss="sparse_categorical_crossentropy").fit(
+        x, y, batch_size=16, epochs=1, verbose=0
+    )
+    return distiller, x
+
+
+def test_saved_model_holds_the_student_only_and_matches_predict(trained, tmp_path):
+    distiller, x = trained
+    path = distiller.export_student(str(tmp_path / "student"))
+    loaded = tf.saved_model.load(path)
+    serving = loaded.signatures["serving_default"]
+    outputs = serving(tf.constant(x))
+    (served,) = outputs.values()
+    expected = distiller.student.predict(x, verbose=0)  # T = 1: plain logits
+    np.testing.assert_allclose(served.numpy(), expected, atol=1e-5, rtol=1e-5)
+    names = {v.name for v in loaded.variables}
+    assert not any("teacher" in n or "adapter" in n for n in names), names
+    assert len(loaded.variables) == len(distiller.student.weights)
+
+
+def test_saved_model_cli_shows_the_serving_signature(trained, tmp_path):
+    distiller, _ = trained
+    path = distiller.export_student(str(tmp_path / "student"))
+    cli = shutil.which("saved_model_cli")
+    command = [cli] if cli else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+    result = subprocess.run(
+        command + ["show", "--dir", path, "--all"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "serving_default" in result.stdout
+    assert "(-1, 8, 8, 1)" in result.stdout
+
+
+def test_keras_archive_reloads_to_the_same_outputs(trained, tmp_path):
+    distiller, x = trained
+    path = distiller.export_student(str(tmp_path / "student.keras"))
+    reloaded = keras.saving.load_model(path)
+    assert reloaded.name == "student"
+    np.testing.assert_allclose(
+        reloaded.predict(x, verbose=0), distiller.student.predict(x, verbose=0), atol=1e-6
+    )
+
+
+def test_export_never_overwrites_unless_asked(trained, tmp_path):
+    distiller, _ = trained
+    target = tmp_path / "student.keras"
+    target.write_text("the user's file")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        distiller.export_student(str(target))
+    assert target.read_text() == "the user's file"
+    distiller.export_student(str(target), overwrite=True)
+    assert keras.saving.load_model(str(target)).name == "student"
+    folder = tmp_path / "served"
+    os.makedirs(folder)
+    with pytest.raises(FileExistsError):
+        distiller.export_student(str(folder))
+
+
+def test_unknown_export_format(trained, tmp_path):
+    distiller, _ = trained
+    with pytest.raises(ValueError, match="Unknown export format"):
+        distiller.export_student(str(tmp_path / "x"), format="onnx")
