@@ -1,0 +1,44 @@
+"""The keras-kd command line and its offline demo."""
+
+import os
+
+import pytest
+
+from keras_kd import cli, demo
+
+
+def test_help_lists_the_demo(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    assert "demo" in capsys.readouterr().out
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert cli.main([]) == 2
+
+
+def test_demo_flags_are_validated():
+    with pytest.raises(SystemExit):
+        cli.main(["demo", "--epochs", "0"])
+
+
+def test_shipped_teacher_is_found():
+    path = demo.find_teacher()
+    assert path is not None and path.endswith(os.path.join("saved_models", "digits_teacher.keras"))
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_offline(tmp_path, capsys):
+    results = demo.run(epochs=2, output_dir=str(tmp_path), verbose=0)
+    out = capsys.readouterr().out
+    assert "| teacher |" in out and "| distilled student |" in out
+    assert results["teacher"]["accuracy"] > 0.95  # the shipped teacher
+    assert results["distilled student"]["params"] < results["teacher"]["params"] / 50
+    run_dir = results["run_dir"]
+    assert os.path.isdir(os.path.join(run_dir, "student_savedmodel"))
+    assert os.path.isfile(os.path.join(run_dir, "student.keras"))
+    assert os.listdir(os.path.join(run_dir, "tensorboard", "distilled", "train"))
+    # A second run never writes into the first one.
+    again = demo.run(epochs=1, output_dir=str(tmp_path), verbose=0)
+    assert again["run_dir"] != run_dir
