@@ -33,10 +33,10 @@ def build_parser():
         "distilled from the shipped teacher on the embedded digits data, "
         "writes TensorBoard logs, exports the student and prints a table.",
     )
-    demo.add_argument("--epochs", type=int, default=40, help="epochs per student (default 40)")
+    demo.add_argument("--epochs", type=int, default=120, help="epochs per student (default 120)")
     demo.add_argument("--temperature", type=float, default=4.0, help="KD temperature T (default 4)")
-    demo.add_argument("--student-loss-weight", type=float, default=0.1,
-                      help="weight of the hard-label loss (default 0.1)")
+    demo.add_argument("--student-loss-weight", type=float, default=1.0,
+                      help="weight of the hard-label loss (default 1.0)")
     demo.add_argument("--output-dir", default="kd_demo",
                       help="where each run writes a new timestamped folder (default kd_demo)")
     demo.add_argument("--teacher", default=None,

@@ -56,9 +56,9 @@ def _student_loss():
 
 
 def run(
-    epochs=40,
+    epochs=120,
     temperature=4.0,
-    student_loss_weight=0.1,
+    student_loss_weight=1.0,
     output_dir="kd_demo",
     teacher_path=None,
     seed=0,

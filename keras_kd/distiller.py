@@ -95,6 +95,10 @@ class Distiller(keras.Model):
         super().__init__(name=name, **kwargs)
         losses = self._check_losses(losses)
         self._check_models(teacher, student, losses)
+        for term in losses:
+            # Terms that derive taps or constants from the models (Overhaul
+            # finds the BN feeding each ReLU) do so before the views exist.
+            term.prepare(teacher, student)
         self.teacher = teacher
         self.student = student
         teacher.trainable = False
@@ -268,12 +272,12 @@ class Distiller(keras.Model):
         return self
 
     def compile_from_config(self, config):
-        config = dict(config)
-        evaluate_distillation = config.pop("evaluate_distillation", False)
-        loss = keras.saving.deserialize_keras_object(config.pop("loss", None))
-        super().compile_from_config(config)
-        self._student_loss_fn = self._resolve_student_loss(loss)
-        self._evaluate_distillation = evaluate_distillation
+        # Keras skips a custom compile() when loading; restore it ourselves so
+        # a reloaded distiller trains and evaluates as the saved one did.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.optimizer is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def _resolve_student_loss(self, loss):
         if loss is None:

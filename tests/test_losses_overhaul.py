@@ -48,25 +48,34 @@ def numpy_partial_l2(t, s):
     return total / t.shape[0]
 
 
-def test_margin_matches_numpy_and_scipy():
-    from scipy.stats import norm
-
+def _margin_inputs():
     rng = np.random.default_rng(0)
     gamma = rng.normal(size=40) * 2
     beta = rng.normal(size=40) * 3
     beta[:3] = [10.0, 5.0, -4.0]  # Φ(−m/s) tiny -> −3s branch; large negative
-    got = losses.overhaul_margin(gamma, beta)
-    assert got.dtype == np.float32 and got.shape == (40,)
-    np.testing.assert_allclose(got, numpy_margin(gamma, beta), rtol=1e-5, atol=1e-6)
-    # The official formula with scipy's cdf, as in the official repository.
+    return gamma, beta
+
+
+def test_margin_matches_the_official_code_with_scipy():
+    norm = pytest.importorskip("scipy.stats").norm
+    gamma, beta = _margin_inputs()
+    # get_margin_from_BN of the official repository, which uses scipy.
     official = [
         (-abs(g) * math.exp(-(m / abs(g)) ** 2 / 2) / math.sqrt(2 * math.pi)
          / norm.cdf(-m / abs(g)) + m) if norm.cdf(-m / abs(g)) > 0.001 else -3 * abs(g)
         for g, m in zip(gamma, beta)
     ]
-    np.testing.assert_allclose(got, official, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        losses.overhaul_margin(gamma, beta), official, rtol=1e-5, atol=1e-6)
+
+
+def test_margin_matches_numpy():
+    gamma, beta = _margin_inputs()
+    got = losses.overhaul_margin(gamma, beta)
+    assert got.dtype == np.float32 and got.shape == (40,)
+    np.testing.assert_allclose(got, numpy_margin(gamma, beta), rtol=1e-5, atol=1e-6)
     assert got[0] == pytest.approx(-3 * abs(gamma[0]), rel=1e-6)
-    # A standard normal: −E[x | x < 0] · ... = −φ(0)/Φ(0) = −0.7979.
+    # A standard normal: E[x | x < 0] = −φ(0)/Φ(0) = −0.7979.
     assert losses.overhaul_margin([1.0], [0.0])[0] == pytest.approx(-0.797885, rel=1e-5)
     # All margins are negative expectations of the negative part.
     assert np.all(got < 0)
@@ -215,3 +224,29 @@ def test_bad_layers_and_shapes_raise_clear_errors():
     term = losses.Overhaul("relu1", "relu1")
     with pytest.raises(ValueError, match="prepare"):
         term.build({"relu1:input": (None, 8, 8, 6)}, {"relu1:input": (None, 8, 8, 3)})
+
+
+def test_reloaded_term_builds_before_prepare_and_restores_margins():
+    # Loading a saved distiller deserializes (and builds) the term before the
+    # Distiller exists: it must build without prepare, with the saved taps,
+    # and get its margins back from the saved weights.
+    teacher, student = _models()
+    term = losses.Overhaul(["relu1", "relu2"], ["relu1", "bn2"])
+    term.prepare(teacher, student)
+    t_view = keras_kd.ModelView(teacher, term.teacher_taps)
+    s_view = keras_kd.ModelView(student, term.student_taps)
+    term.build(t_view.shapes, s_view.shapes)
+    again = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(term))
+    assert again.built
+    assert again.student_taps == ("relu1:input", "bn2")
+    assert all(np.all(m == 0) for m in again.margins)  # placeholders
+    again.set_weights(term.get_weights())
+    for saved, restored in zip(term.margins, again.margins):
+        np.testing.assert_array_equal(saved, restored)
+    # prepare on a built term recomputes the margins from the teacher.
+    fresh = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(term))
+    fresh.prepare(teacher, student)
+    for expected, got in zip(term.margins, fresh.margins):
+        np.testing.assert_allclose(got, expected, rtol=1e-6)

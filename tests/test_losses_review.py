@@ -83,6 +83,8 @@ def numpy_abf(abf, x, y=None):
         z = np.einsum("bhwc,cd->bhwd", np.concatenate([x, y], -1), ka[0, 0]) + ba
         z = 1.0 / (1.0 + np.exp(-z))
         x = x * z[..., 0:1] + y * z[..., 1:2]
+    if abf.out_size is not None:
+        x = numpy_nearest(x, *abf.out_size)
     (k2,) = weights_of(abf.conv2)
     return numpy_bn(numpy_conv3x3_same(x, k2), weights_of(abf.bn2)), x
 
@@ -132,28 +134,45 @@ def test_abf_matches_numpy(fuse, y_size):
     np.testing.assert_allclose(np.asarray(out), expected_out, rtol=1e-5, atol=1e-6)
 
 
+def test_abf_resizes_to_out_size_like_mdistiller():
+    rng = np.random.default_rng(5)
+    x, y = _rand(rng, 2, 4, 4, 3), _rand(rng, 2, 2, 2, 4)
+    abf = losses.ABF(mid_channels=4, out_channels=6, fuse=True, out_size=(8, 8))
+    out, residual = abf(x, y, training=False)
+    assert tuple(out.shape) == (2, 8, 8, 6) and tuple(residual.shape) == (2, 8, 8, 4)
+    expected_out, expected_residual = numpy_abf(abf, x, y)
+    np.testing.assert_allclose(np.asarray(residual), expected_residual, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(out), expected_out, rtol=1e-5, atol=1e-6)
+
+
 def test_abf_config_and_missing_residual():
     abf = losses.ABF(8, 16, True, name="abf_x")
     clone = losses.ABF.from_config(abf.get_config())
     assert (clone.mid_channels, clone.out_channels, clone.fuse) == (8, 16, True)
+    sized = losses.ABF.from_config(losses.ABF(8, 16, False, out_size=4).get_config())
+    assert sized.out_size == (4, 4)
     assert clone.name == "abf_x"
     with pytest.raises(ValueError, match="residual"):
         abf.build((None, 4, 4, 3), (None, 2, 2, 8))
         abf(np.ones((1, 4, 4, 3), "float32"))
 
 
-def test_review_term_matches_numpy():
+@pytest.mark.parametrize("student_sizes", [(8, 4, 2), (4, 4, 1)])
+def test_review_term_matches_numpy(student_sizes):
     rng = np.random.default_rng(2)
     teacher = {"t1": _rand(rng, 2, 8, 8, 6), "t2": _rand(rng, 2, 4, 4, 8),
                "t3": _rand(rng, 2, 2, 2, 8)}
-    student = {"s1": _rand(rng, 2, 8, 8, 3), "s2": _rand(rng, 2, 4, 4, 4),
-               "s3": _rand(rng, 2, 2, 2, 5)}
+    h1, h2, h3 = student_sizes  # other sizes than the teacher's: resized
+    student = {"s1": _rand(rng, 2, h1, h1, 3), "s2": _rand(rng, 2, h2, h2, 4),
+               "s3": _rand(rng, 2, h3, h3, 5)}
     term = losses.ReviewKD(["t1", "t2", "t3"], ["s1", "s2", "s3"])
     term.build({k: (None,) + v.shape[1:] for k, v in teacher.items()},
                {k: (None,) + v.shape[1:] for k, v in student.items()})
     assert [a.fuse for a in term.abfs] == [True, True, False]
     assert all(a.mid_channels == 5 for a in term.abfs)  # min(512, 5)
     assert [a.out_channels for a in term.abfs] == [6, 8, 8]
+    assert [a.out_size for a in term.abfs] == [
+        None if h == t else (t, t) for h, t in zip(student_sizes, (8, 4, 2))]
     for abf in term.abfs:
         randomize_bn_layer(abf.bn1, rng)
         randomize_bn_layer(abf.bn2, rng)
@@ -193,12 +212,27 @@ def test_config_round_trip():
 def test_bad_shapes_raise_clear_errors():
     teacher = feature_net(widths=(6, 8), name="teacher")
     student = feature_net(widths=(3, 4), strides=(2, 1), name="student")
-    with pytest.raises(ValueError, match=r"stage 0.*\(None, 8, 8, 6\).*\(None, 4, 4, 3\)"):
-        keras_kd.Distiller(teacher, student,
-                           [losses.ReviewKD(["relu1"], ["relu1"])])
     with pytest.raises(ValueError, match="NHWC"):
         keras_kd.Distiller(teacher, student, [losses.ReviewKD(["gap"], ["gap"])])
     with pytest.raises(ValueError, match="one to one"):
         losses.ReviewKD(["a", "b"], ["c"])
     with pytest.raises(ValueError, match="mid_channels"):
         losses.ReviewKD("a", "b", mid_channels=0)
+
+
+def test_distiller_save_and_load_keeps_the_adapters(tmp_path):
+    teacher = feature_net(widths=(6, 8), name="teacher")
+    student = feature_net(widths=(3, 4), name="student")
+    terms = [losses.ReviewKD(["relu1", "relu2"], ["relu1", "relu2"]),
+             losses.FitNet("relu1", "relu1"),
+             losses.AttentionTransfer("relu2", "relu1")]
+    distiller = keras_kd.Distiller(teacher, student, losses=terms)
+    path = str(tmp_path / "distiller.keras")
+    distiller.save(path)
+    loaded = keras.saving.load_model(path)
+    for term, again in zip(distiller.distillation_losses, loaded.distillation_losses):
+        assert type(again) is type(term) and again.get_config() == term.get_config()
+        saved, restored = term.get_weights(), again.get_weights()
+        assert len(saved) == len(restored)
+        for a, b in zip(saved, restored):
+            np.testing.assert_array_equal(a, b)

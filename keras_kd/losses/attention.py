@@ -71,7 +71,8 @@ def attention_transfer_per_sample(teacher_features, student_features, p=2):
 
 
 def attention_transfer_loss(teacher_features, student_features, p=2):
-    """Attention-transfer loss between two NHWC maps, a float32 scalar.
+    """Attention-transfer loss (Zagoruyko & Komodakis 2017, eq. 2) between
+    two NHWC maps, a float32 scalar.
 
     Formula, with A = `attention_map(·, p)`:
 

@@ -57,6 +57,10 @@ class DistillationLoss(keras.layers.Layer):
       pre-activation tap). The Distiller computes every tap of every term from
       ONE forward pass of each model.
     - `requires_labels`: whether `call` reads the labels.
+    - `prepare(teacher, student)` (optional): called by the Distiller with
+      the two models before it gathers the taps, for terms that read the
+      models themselves (Overhaul's margins come from the teacher's
+      BatchNormalization layers). Default: nothing.
     - `build(teacher_shapes, student_shapes)`: called once by the Distiller
       with the static shapes of the taps (dicts of tuples, batch dim `None`),
       the place to create trainable adapters, which then train with the

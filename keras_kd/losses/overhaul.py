@@ -25,7 +25,8 @@ def overhaul_margin(bn_gamma, bn_beta):
     """The per-channel margin of the teacher's pre-ReLU distribution.
 
     A BatchNormalization layer makes each channel ~ N(m, s²) with m = β,
-    s = |γ|; the margin is the expectation of its negative part:
+    s = |γ|; the margin is the expected value of its negative responses,
+    E[x | x < 0] (the mean of a normal truncated above at 0):
 
         margin = m − s · φ(m/s) / Φ(−m/s)   if Φ(−m/s) > 0.001
                = −3 s                        otherwise
@@ -252,6 +253,7 @@ class Overhaul(DistillationLoss):
             for s in self.student_layers
         )
         self._margin_values = None
+        self._restoring = False
         self.margin_variables = []
         self.connector_convs = []
         self.connector_bns = []
@@ -312,13 +314,45 @@ class Overhaul(DistillationLoss):
             return [ops.convert_to_numpy(v) for v in self.margin_variables]
         return None if self._margin_values is None else list(self._margin_values)
 
+    def build_from_config(self, config):
+        # Reloading a saved distiller builds the term before the Distiller
+        # exists: the margins start as placeholders and are restored with
+        # the saved weights (prepare, if called, recomputes them first).
+        self._restoring = True
+        try:
+            super().build_from_config(config)
+        finally:
+            self._restoring = False
+
+    def _resolve_student_taps(self, student_shapes):
+        # A reloaded term is built with the taps it had when saved, which
+        # `prepare` may have moved from "name:input" to "name".
+        taps = []
+        for tap in self.student_taps:
+            if tap not in student_shapes:
+                name, which = split_tap(tap)
+                other = name if which == "input" else f"{name}:input"
+                if other in student_shapes:
+                    tap = other
+            taps.append(tap)
+        self.student_taps = tuple(taps)
+
     def build(self, teacher_shapes=None, student_shapes=None):
         if self._margin_values is None:
-            raise ValueError(
-                f"Overhaul '{self.name}' reads its margins from the teacher's "
-                "BatchNormalization layers: call term.prepare(teacher, "
-                "student) before building it (keras_kd.Distiller does so)."
-            )
+            if not getattr(self, "_restoring", False):
+                raise ValueError(
+                    f"Overhaul '{self.name}' reads its margins from the "
+                    "teacher's BatchNormalization layers: call "
+                    "term.prepare(teacher, student) before building it "
+                    "(keras_kd.Distiller does so)."
+                )
+            margins = [
+                np.zeros((int(teacher_shapes[tap][-1]),), "float32")
+                for tap in self.teacher_taps
+            ]
+        else:
+            margins = self._margin_values
+        self._resolve_student_taps(student_shapes)
         margin_variables, convs, bns = [], [], []
         for i, (t_tap, s_tap) in enumerate(zip(self.teacher_taps, self.student_taps)):
             t_shape = teacher_shapes[t_tap]
@@ -340,7 +374,7 @@ class Overhaul(DistillationLoss):
                     "Pair stages of equal spatial size."
                 )
             channels = t_shape[-1]
-            margin = self._margin_values[i]
+            margin = margins[i]
             if margin.shape[0] != channels:
                 raise ValueError(
                     f"Overhaul '{self.name}': stage {i}: the teacher tap "

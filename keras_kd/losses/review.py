@@ -99,6 +99,7 @@ class ABF(keras.layers.Layer):
             y = nearest_resize(y, size of x)
             a = sigmoid(Conv1x1(concat[x, y]))                (2 channels)
             x = x · a[..., 0:1] + y · a[..., 1:2]
+        if out_size: x = nearest_resize(x, out_size)          (mdistiller)
         out = BN(Conv3x3(x))                                 (out channels)
         returns (out, x)
 
@@ -112,6 +113,10 @@ class ABF(keras.layers.Layer):
         mid_channels: channels of the fused (residual) feature.
         out_channels: channels of the output (the teacher's channels).
         fuse: whether the layer fuses a residual `y` from a deeper stage.
+        out_size: None (default: keep x's size) or the (height, width) to
+            resize the fused feature to before `conv2` (nearest), when the
+            teacher's map has another size than the student's (mdistiller's
+            `out_shape`).
 
     Example:
 
@@ -122,11 +127,16 @@ class ABF(keras.layers.Layer):
     ((2, 4, 4, 3), (2, 4, 4, 4))
     """
 
-    def __init__(self, mid_channels, out_channels, fuse, **kwargs):
+    def __init__(self, mid_channels, out_channels, fuse, out_size=None, **kwargs):
         super().__init__(**kwargs)
         self.mid_channels = int(mid_channels)
         self.out_channels = int(out_channels)
         self.fuse = bool(fuse)
+        if out_size is not None:
+            if isinstance(out_size, int):
+                out_size = (out_size, out_size)
+            out_size = tuple(int(v) for v in out_size)
+        self.out_size = out_size
         init = keras.initializers.VarianceScaling(1.0, "fan_in", "uniform")
         self.conv1 = keras.layers.Conv2D(
             self.mid_channels, 1, use_bias=False, kernel_initializer=init,
@@ -153,6 +163,8 @@ class ABF(keras.layers.Layer):
         self.bn1.build(mid_shape)
         if self.att_conv is not None:
             self.att_conv.build(tuple(mid_shape[:-1]) + (2 * self.mid_channels,))
+        if self.out_size is not None:
+            mid_shape = (mid_shape[0],) + self.out_size + (self.mid_channels,)
         self.conv2.build(mid_shape)
         self.bn2.build(self.conv2.compute_output_shape(mid_shape))
 
@@ -168,10 +180,14 @@ class ABF(keras.layers.Layer):
             z = ops.sigmoid(self.att_conv(ops.concatenate([x, y], axis=-1)))
             z = ops.cast(z, x.dtype)
             x = x * z[..., 0:1] + y * z[..., 1:2]
+        if self.out_size is not None:
+            x = resize_nearest(x, self.out_size)
         return self.bn2(self.conv2(x), training=training), x
 
     def compute_output_shape(self, x_shape, y_shape=None):
         x_shape = tuple(x_shape)
+        if self.out_size is not None:
+            x_shape = (x_shape[0],) + self.out_size + (x_shape[-1],)
         return (
             x_shape[:-1] + (self.out_channels,),
             x_shape[:-1] + (self.mid_channels,),
@@ -183,6 +199,7 @@ class ABF(keras.layers.Layer):
             "mid_channels": self.mid_channels,
             "out_channels": self.out_channels,
             "fuse": self.fuse,
+            "out_size": None if self.out_size is None else list(self.out_size),
         }
 
 
@@ -199,12 +216,15 @@ class ReviewKD(DistillationLoss):
         o_i, r_i = ABF_i(s_i, r_{i+1})        for i = n−1, …, 1
         loss = hcl_loss([t_1..t_n], [o_1..o_n])
 
-    Shape assumptions: taps are NHWC maps with static sizes; the student map
-    of stage i has the height and width of the teacher map of stage i (ABF
-    keeps the spatial size and outputs the teacher's channel count); a
-    deeper stage may be smaller (its residual is upsampled to the shallower
-    stage's size by nearest neighbour, as `F.interpolate(mode="nearest")`).
-    Channel counts of teacher and student may differ.
+    Shape assumptions: taps are NHWC maps with static sizes, shallow to
+    deep. ABF outputs the teacher's channel count, so channels may differ.
+    When the student map of a stage has the teacher's height and width (the
+    setting of the official code) ABF keeps that size; otherwise its fused
+    feature is resized to the teacher's size by nearest neighbour before the
+    3×3 conv, as mdistiller's `out_shape`. The residual of a deeper stage is
+    resized to the next stage's size by nearest neighbour (torch's
+    `F.interpolate(mode="nearest")`: source index floor(dst · in / out)), so
+    deeper stages are normally smaller but need not be.
 
     Args:
         teacher_layers: teacher taps, one per stage, shallow to deep.
@@ -262,28 +282,25 @@ class ReviewKD(DistillationLoss):
                         f"shape {describe_shape(shape)}; ReviewKD needs NHWC "
                         "feature maps with static height, width and channels."
                     )
-            if tuple(t_shape[1:3]) != tuple(s_shape[1:3]):
-                raise ValueError(
-                    f"ReviewKD '{self.name}': stage {i}: the teacher tap '{t}' "
-                    f"has shape {describe_shape(t_shape)} and the student tap "
-                    f"'{s}' {describe_shape(s_shape)}; the fused student "
-                    "feature keeps the student's height and width, which must "
-                    "equal the teacher's. Pair stages of equal spatial size."
-                )
         mid = self.mid_channels
         if mid is None:
             mid = min(512, int(student_shapes[self.student_layers[-1]][-1]))
+        # Spatial size of each stage's fused feature (the residual it passes
+        # to the shallower stage): the teacher's size.
+        sizes = [tuple(teacher_shapes[t][1:3]) for t in self.teacher_layers]
         abfs = []
         for i, (t, s) in enumerate(zip(self.teacher_layers, self.student_layers)):
             fuse = i < n - 1
+            s_shape = tuple(student_shapes[s])
+            out_size = None if tuple(s_shape[1:3]) == sizes[i] else sizes[i]
             abf = ABF(
-                mid, int(teacher_shapes[t][-1]), fuse, name=f"{self.name}_abf_{i}"
+                mid,
+                int(teacher_shapes[t][-1]),
+                fuse,
+                out_size=out_size,
+                name=f"{self.name}_abf_{i}",
             )
-            s_shape = student_shapes[s]
-            y_shape = None
-            if fuse:
-                deeper = student_shapes[self.student_layers[i + 1]]
-                y_shape = (None, deeper[1], deeper[2], mid)
+            y_shape = (None,) + sizes[i + 1] + (mid,) if fuse else None
             abf.build(s_shape, y_shape)
             abfs.append(abf)
         self.abfs = abfs

@@ -1,0 +1,42 @@
+"""A whole Distiller (teacher, student, terms, adapters, compile state) saved
+as .keras reloads without custom_objects and keeps training."""
+
+import keras
+import numpy as np
+
+import keras_kd
+from keras_kd import losses
+from tests.models import tiny_cnn
+
+
+def test_distiller_round_trips_through_keras_archive(digits_batch, tmp_path):
+    x, y = digits_batch
+    distiller = keras_kd.Distiller(
+        tiny_cnn(16, name="teacher"), tiny_cnn(8, name="student"),
+        losses=[losses.KD(temperature=3.0, weight=0.5),
+                losses.FeatureMSE("relu2", "relu2", adapter="auto", name="hint")],
+        student_loss_weight=0.25,
+    )
+    distiller.compile(
+        optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+        evaluate_distillation=True,
+    ).fit(x, y, batch_size=16, epochs=1, verbose=0)
+    path = str(tmp_path / "distiller.keras")
+    distiller.save(path)
+    restored = keras.saving.load_model(path)
+
+    assert isinstance(restored, keras_kd.Distiller)
+    assert restored.student_loss_weight == 0.25
+    kd, hint = restored.distillation_losses
+    assert (kd.temperature, kd.weight) == (3.0, 0.5)
+    np.testing.assert_array_equal(
+        hint.adapter.kernel.numpy(), distiller.distillation_losses[1].adapter.kernel.numpy()
+    )
+    np.testing.assert_allclose(restored.predict(x, verbose=0), distiller.predict(x, verbose=0), atol=1e-6)
+    before = distiller.evaluate(x, y, verbose=0, return_dict=True)
+    after = restored.evaluate(x, y, verbose=0, return_dict=True)
+    assert set(after) == set(before)
+    for key in before:
+        assert after[key] == np.float32(before[key]) or abs(after[key] - before[key]) < 1e-5, key
+    history = restored.fit(x, y, batch_size=16, epochs=1, verbose=0).history
+    assert np.isfinite(history["total_loss"][0])
