@@ -9,7 +9,12 @@ from keras_kd.losses.base import (
     check_weight,
     reduce_per_sample,
 )
-from keras_kd.taps import LOGITS, ModelView, output_is_softmax
+from keras_kd.taps import (
+    LOGITS,
+    ModelView,
+    output_is_softmax,
+    with_batch_statistics,
+)
 
 _FROM_LOGITS_STRINGS = {
     "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
@@ -114,7 +119,10 @@ class Distiller(keras.Model):
         )
         teacher_taps = [tap for term in losses for tap in term.teacher_taps]
         student_taps = [tap for term in losses for tap in term.student_taps]
-        self.teacher_view = ModelView(teacher, teacher_taps, role="teacher")
+        teacher_graph = teacher
+        if any(term.teacher_batch_statistics for term in losses):
+            teacher_graph = with_batch_statistics(teacher)
+        self.teacher_view = ModelView(teacher_graph, teacher_taps, role="teacher")
         self.student_view = ModelView(student, student_taps, role="student")
         for term in losses:
             self._build_term(term)

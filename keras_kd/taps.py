@@ -147,3 +147,44 @@ class ModelView:
         if self._graph is None:
             return {LOGITS: self.model(x, training=training)}
         return self._graph(x, training=training)
+
+
+@keras.saving.register_keras_serializable(package="keras_kd")
+class BatchStatisticsNormalization(keras.layers.BatchNormalization):
+    """BatchNormalization that always normalizes with the batch's statistics
+    and never updates its moving averages.
+
+    Used for a frozen teacher run "with BN in training mode" (Heo et al.
+    2019): Keras runs a BN layer whose `trainable` is False in inference mode
+    even when `training=True`, and a trainable one would move the teacher's
+    statistics; this layer does neither.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        axes = [i for i in range(len(inputs.shape)) if i != self.axis % len(inputs.shape)]
+        x = keras.ops.cast(inputs, "float32")
+        mean, variance = keras.ops.moments(x, axes=axes, keepdims=True)
+        shape = [1] * len(inputs.shape)
+        shape[self.axis] = inputs.shape[self.axis]
+        outputs = (x - mean) * keras.ops.rsqrt(variance + self.epsilon)
+        if self.scale:
+            outputs = outputs * keras.ops.reshape(keras.ops.cast(self.gamma, "float32"), shape)
+        if self.center:
+            outputs = outputs + keras.ops.reshape(keras.ops.cast(self.beta, "float32"), shape)
+        return keras.ops.cast(outputs, inputs.dtype)
+
+
+def with_batch_statistics(model):
+    """A frozen copy of `model` whose BatchNormalization layers use batch
+    statistics (see `BatchStatisticsNormalization`); weights are copied."""
+
+    def clone_layer(layer):
+        config = layer.get_config()
+        if type(layer) is keras.layers.BatchNormalization:
+            return BatchStatisticsNormalization.from_config(config)
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone_layer)
+    copy.set_weights(model.get_weights())
+    copy.trainable = False
+    return copy

@@ -97,6 +97,9 @@ class DistillationLoss(keras.layers.Layer):
     teacher_taps = (LOGITS,)
     student_taps = (LOGITS,)
     requires_labels = False
+    # True asks the Distiller to run the teacher with its BatchNormalization
+    # layers on batch statistics (frozen weights, moving averages untouched).
+    teacher_batch_statistics = False
 
     def __init__(self, weight=1.0, name=None, dtype="float32", **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)

@@ -199,8 +199,10 @@ class Overhaul(DistillationLoss):
             the loss by 1000).
         teacher_bn_train_mode: the official code runs the teacher with its
             BatchNormalization layers in training mode (batch statistics).
-            Stored here as an attribute for the Distiller to honour; the
-            term itself does not run the teacher.
+            With True the Distiller runs a copy of the teacher whose BN layers
+            normalize with the batch's statistics, leaving the teacher's
+            weights and moving averages untouched; this applies to the whole
+            teacher forward, so to every term of that Distiller.
         bn_layers: optional names of the teacher BatchNormalization layers
             to read the margins from, one per stage, for architectures where
             the BN does not directly feed the ReLU (e.g. a residual add in
@@ -246,6 +248,7 @@ class Overhaul(DistillationLoss):
                 )
         self.bn_layers = bn_layers
         self.teacher_bn_train_mode = bool(teacher_bn_train_mode)
+        self.teacher_batch_statistics = self.teacher_bn_train_mode
         self.stage_weights = [1.0 / 2 ** (n - i - 1) for i in range(n)]
         self.teacher_taps = tuple(f"{name}:input" for name in self.teacher_layers)
         self.student_taps = tuple(

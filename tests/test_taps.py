@@ -1,0 +1,64 @@
+"""Single-pass model views and the batch-statistics teacher."""
+
+import keras
+import numpy as np
+
+import keras_kd
+from keras_kd import losses
+from keras_kd.taps import ModelView, with_batch_statistics
+from tests.models import tiny_cnn
+
+
+def test_view_returns_logits_outputs_and_inputs_from_one_pass(digits_batch):
+    x, _ = digits_batch
+    model = tiny_cnn(8)
+    view = ModelView(model, ["relu1", "relu1:input", "conv2"], role="student")
+    out = view(x, training=False)
+    assert set(out) == {"logits", "relu1", "relu1:input", "conv2"}
+    np.testing.assert_allclose(out["logits"], model(x, training=False), atol=1e-6)
+    bn_out = keras.Model(model.input, model.get_layer("bn1").output)(x, training=False)
+    np.testing.assert_allclose(out["relu1:input"], bn_out, atol=1e-6)
+    np.testing.assert_allclose(out["relu1"], np.maximum(bn_out, 0), atol=1e-6)
+    assert view.shapes["conv2"] == (None, 8, 8, 16)
+
+
+def _bn_numpy(pre, gamma, beta, eps=1e-3):
+    mean, var = pre.mean(axis=(0, 1, 2)), pre.var(axis=(0, 1, 2))
+    return (pre - mean) / np.sqrt(var + eps) * gamma + beta
+
+
+def test_batch_statistics_copy_normalizes_with_the_batch_and_moves_nothing(digits_batch):
+    x, _ = digits_batch
+    teacher = tiny_cnn(16, name="teacher")
+    teacher.get_layer("bn1").moving_mean.assign(np.full(16, 5.0, "float32"))
+    copy = with_batch_statistics(teacher)
+    pre = keras.Model(teacher.input, teacher.get_layer("conv1").output)(x).numpy()
+    bn = teacher.get_layer("bn1")
+    expected = _bn_numpy(pre, bn.gamma.numpy(), bn.beta.numpy(), bn.epsilon)
+    got = keras.Model(copy.input, copy.get_layer("bn1").output)(x, training=False).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_array_equal(copy.get_layer("bn1").moving_mean.numpy(), np.full(16, 5.0))
+
+
+def test_overhaul_teacher_bn_train_mode_reaches_the_teacher_view(digits_batch):
+    x, y = digits_batch
+    teacher, student = tiny_cnn(16, name="teacher"), tiny_cnn(8, name="student")
+    teacher.get_layer("bn1").moving_mean.assign(np.full(16, 5.0, "float32"))
+    before = [w.copy() for w in teacher.get_weights()]
+    term = losses.Overhaul(["relu1"], ["relu1"], teacher_bn_train_mode=True)
+    distiller = keras_kd.Distiller(teacher, student, losses=[losses.KD(), term])
+    view = distiller.teacher_view(x, training=False)
+    pre = keras.Model(teacher.input, teacher.get_layer("conv1").output)(x).numpy()
+    bn = teacher.get_layer("bn1")
+    np.testing.assert_allclose(
+        view["relu1:input"], _bn_numpy(pre, bn.gamma.numpy(), bn.beta.numpy(), bn.epsilon), atol=1e-5
+    )
+    distiller.compile(optimizer="adam", loss="sparse_categorical_crossentropy").fit(
+        x, y, batch_size=16, epochs=1, verbose=0
+    )
+    for b, a in zip(before, teacher.get_weights()):
+        np.testing.assert_array_equal(b, a)
+    # Without the option the teacher view uses the moving statistics.
+    plain = keras_kd.Distiller(teacher, tiny_cnn(8, name="s2"), losses=[losses.Overhaul(["relu1"], ["relu1"])])
+    inference = keras.Model(teacher.input, teacher.get_layer("bn1").output)(x, training=False)
+    np.testing.assert_allclose(plain.teacher_view(x)["relu1:input"], inference, atol=1e-5)
