@@ -5,9 +5,10 @@ import os
 # keras-kd's training steps are written for TensorFlow (tf.GradientTape).
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from keras_kd import datasets, losses, zoo  # noqa: E402
+from keras_kd import callbacks, datasets, losses, zoo  # noqa: E402
 from keras_kd.distiller import Distiller  # noqa: E402
 from keras_kd.export import export_model  # noqa: E402
+from keras_kd.stages import Stage, Stages  # noqa: E402
 from keras_kd.taps import ModelView  # noqa: E402
 
 __version__ = "0.1.0"
@@ -15,6 +16,9 @@ __version__ = "0.1.0"
 __all__ = [
     "Distiller",
     "ModelView",
+    "Stage",
+    "Stages",
+    "callbacks",
     "datasets",
     "export_model",
     "losses",
