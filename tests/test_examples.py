@@ -33,3 +33,17 @@ def test_fsp_transfer_from_a_teacher_of_other_classes():
     assert 0.0 <= result["scratch"] <= 1.0 and 0.0 <= result["fsp"] <= 1.0
     # The student's flow moves towards the teacher's, with no shared classes.
     assert result["fsp_loss"][-1] < 0.5 * result["fsp_loss"][0]
+
+
+@pytest.mark.slow
+def test_fsp_students_with_different_shuffles_form_an_ensemble():
+    import keras
+
+    example = load_example("fsp_ensemble")
+    teacher = keras.saving.load_model(os.path.join(os.path.dirname(EXAMPLES), "saved_models", "digits_teacher.keras"))
+    students = example.train_students(teacher, count=2, epochs=1, fsp_epochs=1)
+    single, ensemble = example.evaluate(students)
+    assert len(single) == 2 and 0.0 <= ensemble <= 1.0
+    # Different shuffle seeds -> different students.
+    assert not np.allclose(students[0].get_layer("stage1_conv").kernel.numpy(),
+                           students[1].get_layer("stage1_conv").kernel.numpy())
