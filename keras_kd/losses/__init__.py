@@ -51,3 +51,5 @@ __all__ = [
     "rkd_loss",
     "sp_loss",
 ]
+from keras_kd.losses.decoupled import DKD, NKD, dkd_loss, dkd_per_sample, nkd_loss, nkd_per_sample  # noqa: E402
+__all__ += ["DKD", "NKD", "dkd_loss", "dkd_per_sample", "nkd_loss", "nkd_per_sample"]  # noqa: E402
