@@ -217,3 +217,59 @@ def load(
     if batch_size:
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+UNLABELED = -1
+
+
+def semi_supervised(labeled, unlabeled, batch_size=32, shuffle=True, seed=0):
+    """A pipeline mixing labeled and unlabeled samples for a Distiller.
+
+    Unlabeled samples get the label -1: the Distiller gives them no student
+    (hard-label) loss and no compiled metrics, while every distillation term
+    (the teacher's soft targets) covers them, the semi-supervised regime of
+    distillation (the teacher labels the unlabeled data).
+
+    Args:
+        labeled: `(images, labels)` arrays or a `tf.data.Dataset` of pairs,
+            integer labels.
+        unlabeled: images (an array) or a `tf.data.Dataset` of images.
+        batch_size: batch size of the mixed pipeline.
+        shuffle: shuffle the union each epoch (with `seed`), so batches mix
+            both kinds in proportion.
+        seed: the shuffle seed.
+
+    Returns:
+        A batched `tf.data.Dataset` of `(image, label)` with label -1 for
+        unlabeled samples.
+
+    Example:
+
+    ```python
+    x, y = keras_kd.datasets.load("digits", "train", as_numpy=True)
+    data = keras_kd.datasets.semi_supervised((x[:144], y[:144]), x[144:])
+    distiller.compile(...).fit(data, epochs=30)
+    ```
+    """
+    import tensorflow as tf
+
+    if isinstance(labeled, tuple):
+        images, labels = labeled
+        labels = np.asarray(labels)
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise TypeError(
+                f"semi_supervised needs integer class labels, got {labels.dtype}; "
+                "convert one-hot labels with labels.argmax(-1)."
+            )
+        if labels.size and labels.min() < 0:
+            raise ValueError("Labeled samples must have labels >= 0 (-1 marks unlabeled).")
+        labeled = tf.data.Dataset.from_tensor_slices((np.asarray(images), labels.astype(np.int32)))
+    if not isinstance(unlabeled, tf.data.Dataset):
+        unlabeled = tf.data.Dataset.from_tensor_slices(np.asarray(unlabeled))
+    unlabeled = unlabeled.map(lambda x: (x, tf.constant(UNLABELED, tf.int32)))
+    labeled = labeled.map(lambda x, y: (x, tf.cast(y, tf.int32)))
+    mixed = labeled.concatenate(unlabeled)
+    if shuffle:
+        size = int(mixed.cardinality())
+        mixed = mixed.shuffle(size if size > 0 else 10_000, seed=seed, reshuffle_each_iteration=True)
+    return mixed.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -262,6 +262,9 @@ class Distiller(keras.Model):
                 with `from_logits=True` because a distilled student outputs
                 logits. `None` trains on the distillation terms alone.
             metrics: compiled metrics on the student's logits vs labels.
+                Unlike plain Keras, they are weighted by `sample_weight` as
+                the losses are, and skip unlabeled samples (label -1); the
+                same holds for `weighted_metrics`.
             evaluate_distillation: when True, `evaluate` also runs the teacher
                 and reports every term; by default it runs the student only.
             **kwargs: any other `keras.Model.compile` argument
@@ -272,7 +275,14 @@ class Distiller(keras.Model):
         """
         self._student_loss_fn = self._resolve_student_loss(loss)
         self._evaluate_distillation = bool(evaluate_distillation)
-        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+        # Every compiled metric is weighted like the losses: by sample_weight
+        # and by the labeled mask, so unlabeled (-1) samples of a
+        # semi-supervised batch never count in `accuracy`.
+        weighted_metrics = kwargs.pop("weighted_metrics", None)
+        weighted = _as_list(metrics) + _as_list(weighted_metrics)
+        super().compile(optimizer=optimizer, weighted_metrics=weighted or None, **kwargs)
+        self._compile_config.config["metrics"] = metrics
+        self._compile_config.config["weighted_metrics"] = weighted_metrics
         self._compile_config.config["loss"] = loss
         self._compile_config.config["evaluate_distillation"] = (
             self._evaluate_distillation
@@ -302,6 +312,18 @@ class Distiller(keras.Model):
 
     # ------------------------------------------------------------------
     # The objective, backend-neutral (keras.ops only).
+    def student_loss(self, y, logits, sample_weight=None):
+        """The hard-label loss, averaged over the labeled samples only.
+
+        Integer labels < 0 (e.g. -1) mark unlabeled samples (semi-supervised
+        batches): they get no student loss and no compiled metrics, but every
+        distillation term still sees them. With all samples labeled this is
+        exactly the compiled loss.
+        """
+        y, weight, scale = _mask_unlabeled(y, sample_weight)
+        value = ops.cast(self._student_loss_fn(y, logits, sample_weight=weight), "float32")
+        return value * scale
+
     def compute_distillation_loss(
         self, teacher_view, student_view, y=None, sample_weight=None, training=True
     ):
@@ -314,10 +336,7 @@ class Distiller(keras.Model):
         total = ops.zeros((), "float32")
         logits = student_view[LOGITS]
         if y is not None and self._student_loss_fn is not None:
-            student_loss = ops.cast(
-                self._student_loss_fn(y, logits, sample_weight=sample_weight),
-                "float32",
-            )
+            student_loss = self.student_loss(y, logits, sample_weight)
             parts["student_loss"] = student_loss
             total = total + self._student_loss_weight * student_loss
         for term in self.distillation_losses:
@@ -394,11 +413,8 @@ class Distiller(keras.Model):
         else:
             total, parts = ops.zeros((), "float32"), {}
             if y is not None and self._student_loss_fn is not None:
-                parts["student_loss"] = ops.cast(
-                    self._student_loss_fn(
-                        y, student_view[LOGITS], sample_weight=sample_weight
-                    ),
-                    "float32",
+                parts["student_loss"] = self.student_loss(
+                    y, student_view[LOGITS], sample_weight
                 )
                 total = parts["student_loss"]
             for extra in self.student.losses:
@@ -409,6 +425,7 @@ class Distiller(keras.Model):
     def _step_logs(self, x, y, logits, sample_weight, parts):
         logs = {"loss": self._loss_tracker.result()}
         if y is not None and self._compile_metrics is not None:
+            y, sample_weight, _ = _mask_unlabeled(y, sample_weight)
             self._compile_metrics.update_state(y, logits, sample_weight)
             logs.update(self._compile_metrics.result())
         if "student_loss" in parts:
@@ -457,6 +474,33 @@ class Distiller(keras.Model):
             for term in config.get("losses", [])
         ]
         return cls(**config)
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _mask_unlabeled(y, sample_weight):
+    """For integer labels, zero the weight of samples labeled < 0.
+
+    Returns `(labels with negatives replaced by 0, weight, scale)` where
+    `scale = batch / labeled` turns Keras's "sum over batch size" reduction
+    into a mean over the labeled samples (1 when every sample is labeled).
+    """
+    dtype = keras.backend.standardize_dtype(y.dtype)
+    if "int" not in dtype:
+        return y, sample_weight, 1.0
+    labeled = ops.cast(ops.greater_equal(y, 0), "float32")
+    if len(labeled.shape) > 1:  # (batch, 1) sparse labels
+        labeled = ops.reshape(labeled, (ops.shape(labeled)[0], -1))[:, 0]
+    weight = labeled
+    if sample_weight is not None:
+        weight = weight * ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
+    count = ops.sum(labeled)
+    scale = ops.cast(ops.shape(labeled)[0], "float32") / ops.maximum(count, 1.0)
+    return ops.maximum(y, ops.zeros_like(y)), weight, scale
 
 
 def _is_graph_model(model):
