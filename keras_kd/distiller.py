@@ -27,15 +27,18 @@ def _unpack(data):
     """Splits a batch into (x, y, sample_weight, cached_teacher_outputs).
 
     Accepted: `x`, `(x,)`, `(x, y)`, `(x, y, sample_weight)`,
-    `(x, y, teacher_outputs)` and `(x, y, sample_weight, teacher_outputs)`,
-    where `teacher_outputs` is a dict of precomputed teacher taps (a teacher
-    cache); a dict in third place is always taken as teacher outputs.
+    `(x, teacher_outputs)`, `(x, y, teacher_outputs)` and
+    `(x, y, sample_weight, teacher_outputs)`, where `teacher_outputs` is a
+    dict of precomputed teacher taps (`keras_kd.teachers.cache`); a dict in
+    last place is always taken as teacher outputs.
     """
     if not isinstance(data, (tuple, list)):
         return data, None, None, None
     data = tuple(data)
     if len(data) == 4:
         return data
+    if len(data) == 2 and isinstance(data[1], dict):
+        return data[0], None, None, data[1]
     if len(data) == 3 and isinstance(data[2], dict):
         return data[0], data[1], None, data[2]
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -380,7 +383,7 @@ class Distiller(keras.Model):
     def train_step(self, data):
         x, y, sample_weight, cached = _unpack(data)
         if cached is not None:
-            teacher_view = cached
+            teacher_view = self._check_cached(cached)
         else:
             teacher_view = self.teacher_view(x, training=False)
         trainable = self.trainable_weights
@@ -400,13 +403,24 @@ class Distiller(keras.Model):
         self._update_trackers(total, parts, batch)
         return self._step_logs(x, y, student_view[LOGITS], sample_weight, parts)
 
+    def _check_cached(self, cached):
+        missing = [tap for tap in self.teacher_view.taps if tap not in cached]
+        if missing:
+            raise ValueError(
+                f"The cached teacher outputs hold {sorted(cached)} but the terms "
+                f"need the teacher taps {missing}. Rebuild the cache with "
+                f"keras_kd.teachers.cache(teacher, dataset, taps={list(self.teacher_view.taps)})."
+            )
+        return cached
+
     def test_step(self, data):
         x, y, sample_weight, cached = _unpack(data)
         student_view = self.student_view(x, training=False)
         if self._evaluate_distillation:
-            teacher_view = cached if cached is not None else self.teacher_view(
-                x, training=False
-            )
+            if cached is not None:
+                teacher_view = self._check_cached(cached)
+            else:
+                teacher_view = self.teacher_view(x, training=False)
             total, parts = self.compute_distillation_loss(
                 teacher_view, student_view, y, sample_weight, training=False
             )
