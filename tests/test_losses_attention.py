@@ -11,17 +11,7 @@ import keras_kd
 from keras_kd import losses
 from keras_kd.losses import attention
 from tests.feature_nets import assert_config_round_trip, feature_net, fit_two_steps
-
-
-def numpy_pool(x, out_h, out_w):
-    n, h, w, c = x.shape
-    out = np.zeros((n, out_h, out_w, c))
-    for i in range(out_h):
-        h0, h1 = math.floor(i * h / out_h), math.ceil((i + 1) * h / out_h)
-        for j in range(out_w):
-            w0, w1 = math.floor(j * w / out_w), math.ceil((j + 1) * w / out_w)
-            out[:, i, j, :] = x[:, h0:h1, w0:w1, :].mean(axis=(1, 2))
-    return out
+from tests.numpy_reference import numpy_pool_to_common_size
 
 
 def numpy_attention_map(f, p=2):
@@ -38,14 +28,7 @@ def numpy_attention_map(f, p=2):
 
 
 def numpy_at_loss(t, s, p=2):
-    t = np.asarray(t, np.float64)
-    s = np.asarray(s, np.float64)
-    h = min(t.shape[1], s.shape[1])
-    w = min(t.shape[2], s.shape[2])
-    if t.shape[1:3] != (h, w):
-        t = numpy_pool(t, h, w)
-    if s.shape[1:3] != (h, w):
-        s = numpy_pool(s, h, w)
+    t, s = numpy_pool_to_common_size(t, s)
     return ((numpy_attention_map(s, p) - numpy_attention_map(t, p)) ** 2).mean()
 
 

@@ -1,7 +1,6 @@
 """FSP matrices and loss checked against numpy, and the FSP term in a Distiller."""
 
 import doctest
-import math
 
 import keras
 import numpy as np
@@ -11,30 +10,13 @@ import keras_kd
 from keras_kd import losses
 from keras_kd.losses import _ops, fsp
 from tests.feature_nets import assert_config_round_trip, feature_net, fit_two_steps
-
-
-def numpy_adaptive_pool(x, out_h, out_w):
-    """torch adaptive_avg_pool2d on NHWC: window [floor(i·n/m), ceil((i+1)·n/m))."""
-    n, h, w, c = x.shape
-    out = np.zeros((n, out_h, out_w, c))
-    for i in range(out_h):
-        h0, h1 = math.floor(i * h / out_h), math.ceil((i + 1) * h / out_h)
-        for j in range(out_w):
-            w0, w1 = math.floor(j * w / out_w), math.ceil((j + 1) * w / out_w)
-            out[:, i, j, :] = x[:, h0:h1, w0:w1, :].mean(axis=(1, 2))
-    return out
+from tests.numpy_reference import numpy_adaptive_pool, numpy_pool_to_common_size
 
 
 def numpy_fsp(f1, f2):
-    f1 = np.asarray(f1, np.float64)
-    f2 = np.asarray(f2, np.float64)
-    h = min(f1.shape[1], f2.shape[1])
-    w = min(f1.shape[2], f2.shape[2])
-    if f1.shape[1:3] != (h, w):
-        f1 = numpy_adaptive_pool(f1, h, w)
-    if f2.shape[1:3] != (h, w):
-        f2 = numpy_adaptive_pool(f2, h, w)
-    n, c1, c2 = f1.shape[0], f1.shape[3], f2.shape[3]
+    f1, f2 = numpy_pool_to_common_size(f1, f2)
+    n, h, w, c1 = f1.shape
+    c2 = f2.shape[3]
     g = np.zeros((n, c1, c2))
     for b in range(n):
         for i in range(c1):

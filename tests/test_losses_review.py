@@ -18,17 +18,7 @@ from tests.feature_nets import (
     randomize_bn_layer,
     weights_of,
 )
-
-
-def numpy_pool(x, out_h, out_w):
-    n, h, w, c = x.shape
-    out = np.zeros((n, out_h, out_w, c))
-    for i in range(out_h):
-        h0, h1 = math.floor(i * h / out_h), math.ceil((i + 1) * h / out_h)
-        for j in range(out_w):
-            w0, w1 = math.floor(j * w / out_w), math.ceil((j + 1) * w / out_w)
-            out[:, i, j, :] = x[:, h0:h1, w0:w1, :].mean(axis=(1, 2))
-    return out
+from tests.numpy_reference import numpy_adaptive_pool
 
 
 def numpy_hcl(teacher_list, student_list):
@@ -44,7 +34,9 @@ def numpy_hcl(teacher_list, student_list):
             if level >= h:
                 continue
             cnt /= 2.0
-            loss += ((numpy_pool(fs, level, level) - numpy_pool(ft, level, level)) ** 2).mean() * cnt
+            pooled_s = numpy_adaptive_pool(fs, level, level)
+            pooled_t = numpy_adaptive_pool(ft, level, level)
+            loss += ((pooled_s - pooled_t) ** 2).mean() * cnt
             tot += cnt
         loss_all += loss / tot
     return loss_all

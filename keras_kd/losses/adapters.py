@@ -7,6 +7,9 @@ student.
 
 import keras
 
+# The adapter kinds `make_adapter` builds (besides a keras layer given as is).
+ADAPTER_KINDS = ("auto", "conv1x1", "conv3x3", "dense")
+
 
 def _describe(shape):
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"

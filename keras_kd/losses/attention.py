@@ -6,13 +6,12 @@ import keras
 from keras import ops
 
 from keras_kd.losses._ops import (
-    as_name_list,
     describe_shape,
     l2_normalize,
     pool_to_common_size,
     to_float32,
 )
-from keras_kd.losses.base import DistillationLoss
+from keras_kd.losses.pair import MultiPairTerm, check_feature_map, sum_over_pairs
 
 
 def _check_p(p):
@@ -94,7 +93,7 @@ def attention_transfer_loss(teacher_features, student_features, p=2):
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
-class AttentionTransfer(DistillationLoss):
+class AttentionTransfer(MultiPairTerm):
     """Attention transfer over pairs of layers, see `attention_transfer_loss`.
 
         loss = Σ_k mean_{b, hw} (A_s^k − A_t^k)²
@@ -125,43 +124,19 @@ class AttentionTransfer(DistillationLoss):
         name="attention",
         **kwargs,
     ):
-        super().__init__(weight=weight, name=name, **kwargs)
-        self.teacher_layers = as_name_list(teacher_layers, "teacher_layers")
-        self.student_layers = as_name_list(student_layers, "student_layers")
-        if len(self.teacher_layers) != len(self.student_layers):
-            raise ValueError(
-                f"AttentionTransfer pairs layers one to one, but got "
-                f"{len(self.teacher_layers)} teacher layers "
-                f"{self.teacher_layers} and {len(self.student_layers)} "
-                f"student layers {self.student_layers}."
-            )
+        super().__init__(teacher_layers, student_layers, weight, name, **kwargs)
         self.p = _check_p(p)
-        self.teacher_taps = tuple(dict.fromkeys(self.teacher_layers))
-        self.student_taps = tuple(dict.fromkeys(self.student_layers))
 
     def build(self, teacher_shapes=None, student_shapes=None):
         for t, s in zip(self.teacher_layers, self.student_layers):
-            for tap, shape, role in ((t, teacher_shapes[t], "teacher"),
-                                     (s, student_shapes[s], "student")):
-                if shape is None or len(shape) != 4:
-                    raise ValueError(
-                        f"AttentionTransfer '{self.name}': the {role} tap "
-                        f"'{tap}' has shape {describe_shape(shape)}, but "
-                        "attention maps need NHWC feature maps (batch, height,"
-                        " width, channels). Tap convolutional layers."
-                    )
+            check_feature_map(self, "teacher", t, teacher_shapes[t])
+            check_feature_map(self, "student", s, student_shapes[s])
 
     def call(self, teacher, student, labels=None, training=None):
-        total = None
-        for t, s in zip(self.teacher_layers, self.student_layers):
-            value = attention_transfer_per_sample(teacher[t], student[s], self.p)
-            total = value if total is None else total + value
-        return total
+        return sum_over_pairs(
+            attention_transfer_per_sample(teacher[t], student[s], self.p)
+            for t, s in zip(self.teacher_layers, self.student_layers)
+        )
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "teacher_layers": list(self.teacher_layers),
-            "student_layers": list(self.student_layers),
-            "p": self.p,
-        }
+        return {**super().get_config(), "p": self.p}

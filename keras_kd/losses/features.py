@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
-from keras_kd.losses.adapters import check_same_shape, make_adapter
-from keras_kd.losses.base import DistillationLoss
+from keras_kd.losses.adapters import ADAPTER_KINDS, check_same_shape, make_adapter
+from keras_kd.losses.pair import SinglePairTerm
 
 
 def feature_mse(teacher_features, student_features):
@@ -30,7 +30,7 @@ def feature_mse_per_sample(teacher_features, student_features):
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
-class FeatureMSE(DistillationLoss):
+class FeatureMSE(SinglePairTerm):
     """MSE between a teacher layer's output and a student layer's output.
 
         loss = mean_b mean_{h,w,c} (F_t − A(F_s))²
@@ -55,6 +55,11 @@ class FeatureMSE(DistillationLoss):
     ```
     """
 
+    # The adapter's name: the argument, the config key, the attributes (the
+    # spec in `adapter_kind`, the built layer in `adapter`) and so the path of
+    # its weights in a saved .keras file. FitNet calls it "regressor".
+    _adapter_arg = "adapter"
+
     def __init__(
         self,
         teacher_layer,
@@ -64,47 +69,54 @@ class FeatureMSE(DistillationLoss):
         name="feature_mse",
         **kwargs,
     ):
-        super().__init__(weight=weight, name=name, **kwargs)
+        super().__init__(teacher_layer, student_layer, weight, name, **kwargs)
         if isinstance(adapter, dict):  # from get_config
             adapter = keras.saving.deserialize_keras_object(adapter)
-        self.teacher_layer = teacher_layer
-        self.student_layer = student_layer
-        self.adapter_kind = adapter
-        self.adapter = None
-        self.teacher_taps = (teacher_layer,)
-        self.student_taps = (student_layer,)
+        if not (
+            adapter is None
+            or isinstance(adapter, keras.layers.Layer)
+            or adapter in ADAPTER_KINDS
+        ):
+            raise ValueError(
+                f"Unknown {self._adapter_arg} {adapter!r}. Use None, 'auto', "
+                "'conv1x1', 'conv3x3', 'dense' or a keras.layers.Layer."
+            )
+        setattr(self, f"{self._adapter_arg}_kind", adapter)
+        setattr(self, self._adapter_arg, None)
+
+    def _check_shapes(self, t_shape, s_shape, adapted):
+        student_tap = self.student_layer
+        if adapted:
+            student_tap = f"{student_tap} (adapted)"
+        check_same_shape(self, self.teacher_layer, t_shape, student_tap, s_shape)
 
     def build(self, teacher_shapes=None, student_shapes=None):
         t_shape = teacher_shapes[self.teacher_layer]
         s_shape = student_shapes[self.student_layer]
-        if self.adapter_kind is None:
-            check_same_shape(
-                self, self.teacher_layer, t_shape, self.student_layer, s_shape
-            )
+        kind = getattr(self, f"{self._adapter_arg}_kind")
+        if kind is None:
+            self._check_shapes(t_shape, s_shape, adapted=False)
             return
-        self.adapter = make_adapter(
-            self.adapter_kind, t_shape, s_shape, name=f"{self.name}_adapter"
+        adapter = make_adapter(
+            kind, t_shape, s_shape, name=f"{self.name}_{self._adapter_arg}"
         )
-        self.adapter.build(s_shape)
-        out_shape = self.adapter.compute_output_shape(s_shape)
-        check_same_shape(
-            self, self.teacher_layer, t_shape, f"{self.student_layer} (adapted)",
-            out_shape,
-        )
+        setattr(self, self._adapter_arg, adapter)
+        adapter.build(s_shape)
+        out_shape = adapter.compute_output_shape(s_shape)
+        self._check_shapes(t_shape, out_shape, adapted=True)
+
+    def _loss_per_sample(self, teacher_features, student_features):
+        return feature_mse_per_sample(teacher_features, student_features)
 
     def call(self, teacher, student, labels=None, training=None):
         s = student[self.student_layer]
-        if self.adapter is not None:
-            s = self.adapter(s, training=training)
-        return feature_mse_per_sample(teacher[self.teacher_layer], s)
+        adapter = getattr(self, self._adapter_arg)
+        if adapter is not None:
+            s = adapter(s, training=training)
+        return self._loss_per_sample(teacher[self.teacher_layer], s)
 
     def get_config(self):
-        adapter = self.adapter_kind
-        if isinstance(adapter, keras.layers.Layer):
-            adapter = keras.saving.serialize_keras_object(adapter)
-        return {
-            **super().get_config(),
-            "teacher_layer": self.teacher_layer,
-            "student_layer": self.student_layer,
-            "adapter": adapter,
-        }
+        kind = getattr(self, f"{self._adapter_arg}_kind")
+        if isinstance(kind, keras.layers.Layer):
+            kind = keras.saving.serialize_keras_object(kind)
+        return {**super().get_config(), self._adapter_arg: kind}

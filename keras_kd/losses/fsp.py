@@ -7,6 +7,7 @@ from keras import ops
 
 from keras_kd.losses._ops import describe_shape, pool_to_common_size, to_float32
 from keras_kd.losses.base import DistillationLoss, check_weight
+from keras_kd.losses.pair import check_feature_map, sum_over_pairs
 
 
 def fsp_matrix(first, second):
@@ -189,17 +190,10 @@ class FSP(DistillationLoss):
 
     def build(self, teacher_shapes=None, student_shapes=None):
         for t1, t2, s1, s2 in self.pairs:
-            for tap, shape, role in ((t1, teacher_shapes[t1], "teacher"),
-                                     (t2, teacher_shapes[t2], "teacher"),
-                                     (s1, student_shapes[s1], "student"),
-                                     (s2, student_shapes[s2], "student")):
-                if shape is None or len(shape) != 4:
-                    raise ValueError(
-                        f"FSP '{self.name}': the {role} tap '{tap}' has shape "
-                        f"{describe_shape(shape)}, but FSP needs NHWC feature "
-                        "maps (batch, height, width, channels). Tap "
-                        "convolutional layers."
-                    )
+            for t in (t1, t2):
+                check_feature_map(self, "teacher", t, teacher_shapes[t])
+            for s in (s1, s2):
+                check_feature_map(self, "student", s, student_shapes[s])
             for t, s in ((t1, s1), (t2, s2)):
                 ct, cs = teacher_shapes[t][-1], student_shapes[s][-1]
                 if ct != cs:
@@ -243,13 +237,10 @@ class FSP(DistillationLoss):
         ]
 
     def call(self, teacher, student, labels=None, training=None):
-        total = None
-        for (g_t, g_s), w in zip(
-            self.matrices(teacher, student), self.pair_weights
-        ):
-            value = w * _pair_loss_per_sample(g_t, g_s)
-            total = value if total is None else total + value
-        return total
+        return sum_over_pairs(
+            w * _pair_loss_per_sample(g_t, g_s)
+            for (g_t, g_s), w in zip(self.matrices(teacher, student), self.pair_weights)
+        )
 
     def get_config(self):
         return {

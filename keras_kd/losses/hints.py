@@ -5,10 +5,7 @@ import keras
 from keras import ops
 
 from keras_kd.losses._ops import describe_shape, to_float32
-from keras_kd.losses.adapters import make_adapter
-from keras_kd.losses.base import DistillationLoss
-
-_REGRESSORS = ("auto", "conv1x1", "conv3x3", "dense")
+from keras_kd.losses.features import FeatureMSE
 
 
 def hint_loss(teacher_features, student_features):
@@ -49,7 +46,7 @@ def hint_loss_per_sample(teacher_features, student_features):
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
-class FitNet(DistillationLoss):
+class FitNet(FeatureMSE):
     """FitNets (Romero et al. 2014): regress the student's guided layer onto
     the teacher's hint layer, see `hint_loss`.
 
@@ -60,6 +57,8 @@ class FitNet(DistillationLoss):
     student). It is built from the two taps' static shapes:
     `"auto"` gives a 1×1 convolution to the teacher's channels for NHWC maps
     (which must share height and width) and a dense layer for vectors.
+    FitNet is a `FeatureMSE` whose adapter is called the regressor (argument,
+    config key and attributes `regressor` / `regressor_kind`).
 
     Args:
         teacher_layer: the hint layer of the teacher (`"name"` or
@@ -82,6 +81,8 @@ class FitNet(DistillationLoss):
     ```
     """
 
+    _adapter_arg = "regressor"  # so: `regressor`, `regressor_kind`
+
     def __init__(
         self,
         teacher_layer,
@@ -91,31 +92,13 @@ class FitNet(DistillationLoss):
         name="hint",
         **kwargs,
     ):
-        super().__init__(weight=weight, name=name, **kwargs)
-        if isinstance(regressor, dict):  # from get_config
-            regressor = keras.saving.deserialize_keras_object(regressor)
-        if not (
-            regressor is None
-            or isinstance(regressor, keras.layers.Layer)
-            or regressor in _REGRESSORS
-        ):
-            raise ValueError(
-                f"Unknown regressor {regressor!r}. Use 'auto', 'conv1x1', "
-                "'conv3x3', 'dense', None or a keras.layers.Layer."
-            )
-        for what, value in (("teacher_layer", teacher_layer),
-                            ("student_layer", student_layer)):
-            if not isinstance(value, str) or not value:
-                raise TypeError(f"{what} must be a layer name, got {value!r}.")
-        self.teacher_layer = teacher_layer
-        self.student_layer = student_layer
-        self.regressor_kind = regressor
-        self.regressor = None
-        self.teacher_taps = (teacher_layer,)
-        self.student_taps = (student_layer,)
+        super().__init__(
+            teacher_layer, student_layer, regressor, weight=weight, name=name, **kwargs
+        )
 
-    def _check_shapes(self, t_shape, s_shape, what):
+    def _check_shapes(self, t_shape, s_shape, adapted):
         if tuple(t_shape[1:]) != tuple(s_shape[1:]):
+            what = " (after the regressor)" if adapted else ""
             raise ValueError(
                 f"FitNet '{self.name}': the teacher hint '{self.teacher_layer}'"
                 f" has shape {describe_shape(t_shape)} but the student's "
@@ -126,32 +109,5 @@ class FitNet(DistillationLoss):
                 "layers of matching shapes."
             )
 
-    def build(self, teacher_shapes=None, student_shapes=None):
-        t_shape = teacher_shapes[self.teacher_layer]
-        s_shape = student_shapes[self.student_layer]
-        if self.regressor_kind is None:
-            self._check_shapes(t_shape, s_shape, "")
-            return
-        self.regressor = make_adapter(
-            self.regressor_kind, t_shape, s_shape, name=f"{self.name}_regressor"
-        )
-        self.regressor.build(s_shape)
-        out_shape = self.regressor.compute_output_shape(s_shape)
-        self._check_shapes(t_shape, out_shape, " (after the regressor)")
-
-    def call(self, teacher, student, labels=None, training=None):
-        s = student[self.student_layer]
-        if self.regressor is not None:
-            s = self.regressor(s, training=training)
-        return hint_loss_per_sample(teacher[self.teacher_layer], s)
-
-    def get_config(self):
-        regressor = self.regressor_kind
-        if isinstance(regressor, keras.layers.Layer):
-            regressor = keras.saving.serialize_keras_object(regressor)
-        return {
-            **super().get_config(),
-            "teacher_layer": self.teacher_layer,
-            "student_layer": self.student_layer,
-            "regressor": regressor,
-        }
+    def _loss_per_sample(self, teacher_features, student_features):
+        return hint_loss_per_sample(teacher_features, student_features)

@@ -9,7 +9,7 @@ import numpy as np
 from keras import ops
 
 from keras_kd.losses._ops import as_name_list, describe_shape, to_float32
-from keras_kd.losses.base import DistillationLoss
+from keras_kd.losses.pair import MultiPairTerm, check_feature_map, sum_over_pairs
 from keras_kd.taps import split_tap
 
 
@@ -161,7 +161,7 @@ def _bn_gamma_beta(bn):
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
-class Overhaul(DistillationLoss):
+class Overhaul(MultiPairTerm):
     """Heo et al. 2019 feature distillation: pre-ReLU taps, margin ReLU on the
     teacher, a connector on the student and the partial L2 distance.
 
@@ -227,18 +227,9 @@ class Overhaul(DistillationLoss):
         name="overhaul",
         **kwargs,
     ):
-        super().__init__(weight=weight, name=name, **kwargs)
-        self.teacher_layers = [
-            split_tap(n)[0] for n in as_name_list(teacher_layers, "teacher_layers")
-        ]
-        self.student_layers = as_name_list(student_layers, "student_layers")
+        super().__init__(teacher_layers, student_layers, weight, name, **kwargs)
+        self.teacher_layers = [split_tap(t)[0] for t in self.teacher_layers]
         n = len(self.teacher_layers)
-        if len(self.student_layers) != n:
-            raise ValueError(
-                f"Overhaul pairs stages one to one, but got {n} teacher layers "
-                f"{self.teacher_layers} and {len(self.student_layers)} student "
-                f"layers {self.student_layers}."
-            )
         if bn_layers is not None:
             bn_layers = as_name_list(bn_layers, "bn_layers")
             if len(bn_layers) != n:
@@ -360,14 +351,8 @@ class Overhaul(DistillationLoss):
         for i, (t_tap, s_tap) in enumerate(zip(self.teacher_taps, self.student_taps)):
             t_shape = teacher_shapes[t_tap]
             s_shape = student_shapes[s_tap]
-            for tap, shape, role in ((t_tap, t_shape, "teacher"),
-                                     (s_tap, s_shape, "student")):
-                if shape is None or len(shape) != 4:
-                    raise ValueError(
-                        f"Overhaul '{self.name}': the {role} tap '{tap}' has "
-                        f"shape {describe_shape(shape)}; Overhaul needs NHWC "
-                        "feature maps."
-                    )
+            check_feature_map(self, "teacher", t_tap, t_shape)
+            check_feature_map(self, "student", s_tap, s_shape)
             if tuple(t_shape[1:3]) != tuple(s_shape[1:3]):
                 raise ValueError(
                     f"Overhaul '{self.name}': stage {i}: the teacher tap "
@@ -414,26 +399,25 @@ class Overhaul(DistillationLoss):
         self.connector_bns = bns
 
     def call(self, teacher, student, labels=None, training=None):
-        total = None
-        for conv, bn, margin, w, t_tap, s_tap in zip(
+        stages = zip(
             self.connector_convs,
             self.connector_bns,
             self.margin_variables,
             self.stage_weights,
             self.teacher_taps,
             self.student_taps,
-        ):
-            t = margin_relu(ops.stop_gradient(teacher[t_tap]), margin)
-            s = bn(conv(student[s_tap]), training=training)
-            value = w * partial_l2_per_sample(t, s)
-            total = value if total is None else total + value
-        return total
+        )
+        return sum_over_pairs(
+            w * partial_l2_per_sample(
+                margin_relu(ops.stop_gradient(teacher[t_tap]), margin),
+                bn(conv(student[s_tap]), training=training),
+            )
+            for conv, bn, margin, w, t_tap, s_tap in stages
+        )
 
     def get_config(self):
         return {
             **super().get_config(),
-            "teacher_layers": list(self.teacher_layers),
-            "student_layers": list(self.student_layers),
             "teacher_bn_train_mode": self.teacher_bn_train_mode,
             "bn_layers": None if self.bn_layers is None else list(self.bn_layers),
         }

@@ -17,7 +17,8 @@ import keras
 from keras import ops
 
 from keras_kd.losses._ops import describe_shape, flatten_per_sample, l2_normalize
-from keras_kd.losses.base import DistillationLoss, check_weight
+from keras_kd.losses.base import check_weight
+from keras_kd.losses.pair import SinglePairTerm
 
 
 def _pairwise_distances(e, eps=1e-12):
@@ -151,19 +152,9 @@ def sp_loss(teacher, student):
     return ops.sum(ops.square(diff)) / (n * n)
 
 
-class _PairTerm(DistillationLoss):
-    """A term comparing one teacher tap with one student tap."""
-
-    def __init__(self, teacher_layer, student_layer, weight, name, **kwargs):
-        super().__init__(weight=weight, name=name, **kwargs)
-        for what, value in (("teacher_layer", teacher_layer),
-                            ("student_layer", student_layer)):
-            if not isinstance(value, str) or not value:
-                raise TypeError(f"{what} must be a layer name, got {value!r}.")
-        self.teacher_layer = teacher_layer
-        self.student_layer = student_layer
-        self.teacher_taps = (teacher_layer,)
-        self.student_taps = (student_layer,)
+class _FlattenedPairTerm(SinglePairTerm):
+    """A term comparing one teacher tap with one student tap, both flattened
+    per sample."""
 
     def build(self, teacher_shapes=None, student_shapes=None):
         for tap, shape, role in (
@@ -177,16 +168,9 @@ class _PairTerm(DistillationLoss):
                     "one feature vector or map per sample (rank >= 2)."
                 )
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "teacher_layer": self.teacher_layer,
-            "student_layer": self.student_layer,
-        }
-
 
 @keras.saving.register_keras_serializable(package="keras_kd")
-class RKD(_PairTerm):
+class RKD(_FlattenedPairTerm):
     """Relational knowledge distillation (Park et al. 2019), see `rkd_loss`.
 
     Teacher and student features may have different sizes (only relations
@@ -236,7 +220,7 @@ class RKD(_PairTerm):
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
-class PKT(_PairTerm):
+class PKT(_FlattenedPairTerm):
     """Probabilistic knowledge transfer (Passalis & Tefas 2018), see
     `pkt_loss`.
 
@@ -277,7 +261,7 @@ class PKT(_PairTerm):
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
-class SP(_PairTerm):
+class SP(_FlattenedPairTerm):
     """Similarity-preserving distillation (Tung & Mori 2019), see `sp_loss`.
 
     Args:

@@ -7,12 +7,11 @@ from keras import ops
 
 from keras_kd.losses._ops import (
     adaptive_avg_pool2d,
-    as_name_list,
     describe_shape,
     resize_nearest,
     to_float32,
 )
-from keras_kd.losses.base import DistillationLoss
+from keras_kd.losses.pair import MultiPairTerm, check_feature_map, sum_over_pairs
 
 _LEVELS = (4, 2, 1)
 
@@ -58,11 +57,9 @@ def hcl_per_sample(teacher_list, student_list):
             f"hcl_loss got {len(teacher_list)} teacher maps and "
             f"{len(student_list)} student maps; they pair one to one."
         )
-    total = None
-    for t, s in zip(teacher_list, student_list):
-        value = _hcl_pair_per_sample(t, s)
-        total = value if total is None else total + value
-    return total
+    return sum_over_pairs(
+        _hcl_pair_per_sample(t, s) for t, s in zip(teacher_list, student_list)
+    )
 
 
 def hcl_loss(teacher_list, student_list):
@@ -204,7 +201,7 @@ class ABF(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
-class ReviewKD(DistillationLoss):
+class ReviewKD(MultiPairTerm):
     """Knowledge review (Chen et al. 2021): the student's stages are fused
     deep-to-shallow by ABF modules and each fused output is matched to the
     teacher's stage with `hcl_loss`.
@@ -253,35 +250,18 @@ class ReviewKD(DistillationLoss):
         name="review",
         **kwargs,
     ):
-        super().__init__(weight=weight, name=name, **kwargs)
-        self.teacher_layers = as_name_list(teacher_layers, "teacher_layers")
-        self.student_layers = as_name_list(student_layers, "student_layers")
-        if len(self.teacher_layers) != len(self.student_layers):
-            raise ValueError(
-                f"ReviewKD pairs stages one to one, but got "
-                f"{len(self.teacher_layers)} teacher layers "
-                f"{self.teacher_layers} and {len(self.student_layers)} "
-                f"student layers {self.student_layers}."
-            )
+        super().__init__(teacher_layers, student_layers, weight, name, **kwargs)
         if mid_channels is not None:
             if isinstance(mid_channels, bool) or not isinstance(mid_channels, int) or mid_channels < 1:
                 raise ValueError(f"mid_channels must be None or an int >= 1, got {mid_channels!r}.")
         self.mid_channels = mid_channels
-        self.teacher_taps = tuple(dict.fromkeys(self.teacher_layers))
-        self.student_taps = tuple(dict.fromkeys(self.student_layers))
         self.abfs = []
 
     def build(self, teacher_shapes=None, student_shapes=None):
         n = len(self.student_layers)
-        for i, (t, s) in enumerate(zip(self.teacher_layers, self.student_layers)):
-            t_shape, s_shape = teacher_shapes[t], student_shapes[s]
-            for tap, shape, role in ((t, t_shape, "teacher"), (s, s_shape, "student")):
-                if shape is None or len(shape) != 4 or None in shape[1:]:
-                    raise ValueError(
-                        f"ReviewKD '{self.name}': the {role} tap '{tap}' has "
-                        f"shape {describe_shape(shape)}; ReviewKD needs NHWC "
-                        "feature maps with static height, width and channels."
-                    )
+        for t, s in zip(self.teacher_layers, self.student_layers):
+            check_feature_map(self, "teacher", t, teacher_shapes[t], static=True)
+            check_feature_map(self, "student", s, student_shapes[s], static=True)
         mid = self.mid_channels
         if mid is None:
             mid = min(512, int(student_shapes[self.student_layers[-1]][-1]))
@@ -325,9 +305,4 @@ class ReviewKD(DistillationLoss):
         return hcl_per_sample([teacher[t] for t in self.teacher_layers], fused)
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "teacher_layers": list(self.teacher_layers),
-            "student_layers": list(self.student_layers),
-            "mid_channels": self.mid_channels,
-        }
+        return {**super().get_config(), "mid_channels": self.mid_channels}
