@@ -5,9 +5,18 @@ import os
 # keras-kd's training steps are written for TensorFlow (tf.GradientTape).
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from keras_kd import callbacks, datasets, losses, zoo  # noqa: E402
+from keras_kd import (  # noqa: E402
+    callbacks,
+    datasets,
+    losses,
+    schedules,
+    self_distillation,
+    teachers,
+    zoo,
+)
 from keras_kd.distiller import Distiller  # noqa: E402
 from keras_kd.export import export_model  # noqa: E402
+from keras_kd.self_distillation import born_again  # noqa: E402
 from keras_kd.stages import Stage, Stages  # noqa: E402
 from keras_kd.taps import ModelView  # noqa: E402
 
@@ -18,7 +27,11 @@ __all__ = [
     "ModelView",
     "Stage",
     "Stages",
+    "born_again",
     "callbacks",
+    "schedules",
+    "self_distillation",
+    "teachers",
     "datasets",
     "export_model",
     "losses",

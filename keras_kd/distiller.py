@@ -214,8 +214,20 @@ class Distiller(keras.Model):
                 )
         t_out = _output_shape(teacher)
         s_out = _output_shape(student)
-        if t_out is not None and s_out is not None and t_out[-1] != s_out[-1]:
-            readers = [t.name for t in losses if t.reads_logits]
+        readers = [
+            t.name for t in losses
+            if t.reads_logits and getattr(t, "checks_class_count", True)
+        ]
+        merged = getattr(teacher, "class_indices", None)
+        if readers and merged is not None:
+            raise ValueError(
+                f"The teacher '{teacher.name}' is a Merged teacher whose logits "
+                "are several teachers' class subsets side by side, not the "
+                f"student's classes; the terms {readers} would compare them "
+                "column by column. Use keras_kd.teachers.MergedKD, which "
+                "matches each teacher against its own student classes."
+            )
+        if readers and t_out is not None and s_out is not None and t_out[-1] != s_out[-1]:
             raise ValueError(
                 f"The teacher '{teacher.name}' outputs logits of shape {t_out} "
                 f"and the student '{student.name}' of shape {s_out}: logit "
@@ -236,7 +248,7 @@ class Distiller(keras.Model):
     # Settings.
     @property
     def student_loss_weight(self):
-        return float(ops.convert_to_numpy(self._student_loss_weight))
+        return float(self._student_loss_weight.numpy())
 
     @student_loss_weight.setter
     def student_loss_weight(self, value):
@@ -246,6 +258,18 @@ class Distiller(keras.Model):
 
     def call(self, inputs, training=False):
         return self.student(inputs, training=training)
+
+    def fit(self, *args, callbacks=None, **kwargs):
+        """`keras.Model.fit`, plus the terms' default weight schedules.
+
+        When a term defines a `default_schedule` (DKD's warm-up) and no
+        `keras_kd.schedules.LossWeightScheduler` is among `callbacks`, one is
+        added first, so the schedule applies without extra code.
+        """
+        from keras_kd.schedules import with_default_schedules
+
+        callbacks = with_default_schedules(self, callbacks)
+        return super().fit(*args, callbacks=callbacks, **kwargs)
 
     def compile(
         self,

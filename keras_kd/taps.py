@@ -54,7 +54,10 @@ def _check_model(model, role):
 
 def layer_names(model):
     """The names a tap may use on `model`, in graph order."""
-    return [layer.name for layer in model.layers]
+    names = [layer.name for layer in model.layers]
+    if hasattr(model, "tap_names"):  # an Ensemble also exposes "teacher/layer"
+        names += [n for n in model.tap_names() if n not in names]
+    return names
 
 
 def _tap_tensor(model, tap, role):

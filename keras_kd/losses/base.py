@@ -57,6 +57,10 @@ class DistillationLoss(keras.layers.Layer):
       pre-activation tap). The Distiller computes every tap of every term from
       ONE forward pass of each model.
     - `requires_labels`: whether `call` reads the labels.
+    - `checks_class_count` (default True): whether the Distiller must check
+      that the teacher's and the student's logits have the same width.
+      False for terms that map classes themselves
+      (`keras_kd.teachers.MergedKD`).
     - `prepare(teacher, student)` (optional): called by the Distiller with
       the two models before it gathers the taps, for terms that read the
       models themselves (Overhaul's margins come from the teacher's
@@ -97,6 +101,7 @@ class DistillationLoss(keras.layers.Layer):
     teacher_taps = (LOGITS,)
     student_taps = (LOGITS,)
     requires_labels = False
+    checks_class_count = True
     # True asks the Distiller to run the teacher with its BatchNormalization
     # layers on batch statistics (frozen weights, moving averages untouched).
     teacher_batch_statistics = False
@@ -115,7 +120,7 @@ class DistillationLoss(keras.layers.Layer):
     @property
     def weight(self):
         """The term's current weight, as a Python float."""
-        return float(ops.convert_to_numpy(self._weight_variable))
+        return float(self._weight_variable.numpy())
 
     @weight.setter
     def weight(self, value):

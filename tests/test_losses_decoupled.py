@@ -1,0 +1,288 @@
+"""DKD and NKD against numpy ports of the authors' code (mdistiller, cls_KD)."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_kd
+from keras_kd import losses
+from keras_kd.schedules import LossWeightScheduler
+from tests.models import tiny_cnn
+
+
+# ----------------------------------------------------------------------
+# Independent numpy references, written line by line from the authors' code.
+def _softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _log_softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def _kl_div_sum(log_input, target):
+    """torch F.kl_div(log_input, target, reduction="sum"), 0·log 0 = 0."""
+    safe = np.where(target > 0, target, 1.0)
+    return float(np.where(target > 0, target * (np.log(safe) - log_input), 0.0).sum())
+
+
+def numpy_dkd(logits_teacher, logits_student, target, alpha, beta, temperature):
+    """mdistiller/distillers/DKD.py::dkd_loss, ported to numpy (float64)."""
+    logits_student = logits_student.astype(np.float64)
+    logits_teacher = logits_teacher.astype(np.float64)
+    n, c = logits_student.shape
+    gt_mask = np.zeros((n, c))
+    gt_mask[np.arange(n), target] = 1.0
+    other_mask = 1.0 - gt_mask
+    pred_student = _softmax(logits_student / temperature)
+    pred_teacher = _softmax(logits_teacher / temperature)
+
+    def cat_mask(t):
+        t1 = (t * gt_mask).sum(axis=1, keepdims=True)
+        t2 = (t * other_mask).sum(axis=1, keepdims=True)
+        return np.concatenate([t1, t2], axis=1)
+
+    pred_student = cat_mask(pred_student)
+    pred_teacher = cat_mask(pred_teacher)
+    log_pred_student = np.log(pred_student)
+    tckd = _kl_div_sum(log_pred_student, pred_teacher) * temperature**2 / n
+    pred_teacher_part2 = _softmax(logits_teacher / temperature - 1000.0 * gt_mask)
+    log_pred_student_part2 = _log_softmax(logits_student / temperature - 1000.0 * gt_mask)
+    nckd = _kl_div_sum(log_pred_student_part2, pred_teacher_part2) * temperature**2 / n
+    return alpha * tckd + beta * nckd
+
+
+def numpy_nkd(logit_t, logit_s, gt_label, temp, gamma):
+    """yzd-v/cls_KD NKDLoss.forward, ported to numpy (float64)."""
+    logit_s = logit_s.astype(np.float64)
+    logit_t = logit_t.astype(np.float64)
+    if gt_label.ndim > 1:
+        label = gt_label.argmax(axis=1)[:, None]
+    else:
+        label = gt_label.reshape(len(gt_label), 1)
+    n, c = logit_s.shape
+    s_i = _log_softmax(logit_s)
+    t_i = _softmax(logit_t)
+    s_t = np.take_along_axis(s_i, label, axis=1)
+    t_t = np.take_along_axis(t_i, label, axis=1)
+    loss_t = -(t_t * s_t).mean()
+    mask = np.ones_like(logit_s, dtype=bool)
+    mask[np.arange(n), label[:, 0]] = False
+    logit_s = logit_s[mask].reshape(n, -1)
+    logit_t = logit_t[mask].reshape(n, -1)
+    S_i = _log_softmax(logit_s / temp)
+    T_i = _softmax(logit_t / temp)
+    loss_non = (T_i * S_i).sum(axis=1).mean()
+    loss_non = -gamma * temp**2 * loss_non
+    return float(loss_t + loss_non)
+
+
+def _data(seed, n=16, c=10, scale=3.0):
+    rng = np.random.default_rng(seed)
+    t = rng.normal(scale=scale, size=(n, c)).astype("float32")
+    s = rng.normal(scale=scale, size=(n, c)).astype("float32")
+    y = rng.integers(0, c, size=n).astype("int32")
+    return t, s, y
+
+
+# ----------------------------------------------------------------------
+# Formulas.
+@pytest.mark.parametrize(
+    "alpha,beta,temperature", [(1.0, 8.0, 4.0), (1.0, 0.5, 1.0), (0.0, 2.0, 2.0), (2.0, 0.0, 8.0)]
+)
+def test_dkd_matches_mdistiller(alpha, beta, temperature):
+    t, s, y = _data(0)
+    got = float(losses.dkd_loss(t, s, y, alpha, beta, temperature))
+    np.testing.assert_allclose(got, numpy_dkd(t, s, y, alpha, beta, temperature), rtol=1e-5)
+
+
+def test_dkd_one_hot_and_column_labels_equal_sparse():
+    t, s, y = _data(1)
+    sparse = float(losses.dkd_loss(t, s, y))
+    one_hot = np.eye(10, dtype="float32")[y]
+    assert float(losses.dkd_loss(t, s, one_hot)) == pytest.approx(sparse, rel=1e-6)
+    assert float(losses.dkd_loss(t, s, y[:, None])) == pytest.approx(sparse, rel=1e-6)
+
+
+def test_dkd_per_sample_mean_and_docstring_value():
+    t, s, y = _data(2, n=6, c=5)
+    per_sample = np.asarray(losses.dkd_per_sample(t, s, y))
+    assert per_sample.shape == (6,)
+    assert per_sample.mean() == pytest.approx(float(losses.dkd_loss(t, s, y)), rel=1e-6)
+    t = np.array([[3.0, 1.0, 0.2], [0.5, 2.5, 0.0]])
+    s = np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 2.0]])
+    y = np.array([0, 1])
+    expected = numpy_dkd(t, s, y, 1.0, 8.0, 4.0)
+    assert float(losses.dkd_loss(t, s, y)) == pytest.approx(expected, rel=1e-5)
+    assert round(expected, 4) == 4.1052  # the docstring's value
+
+
+def test_dkd_is_zero_for_identical_logits_and_stable_for_huge_logits():
+    t, _, y = _data(3)
+    assert float(losses.dkd_loss(t, t, y)) == pytest.approx(0.0, abs=1e-5)
+    # The student's target probability underflows to 0 in float32; mdistiller
+    # takes log(0) = -inf there, the logsumexp form stays finite.
+    t = np.array([[0.0, 0.0, 0.0]], "float32")
+    s = np.array([[-1e4, 0.0, 0.0]], "float32")
+    assert np.isfinite(float(losses.dkd_loss(t, s, np.array([0]), temperature=1.0)))
+
+
+def test_dkd_is_exact_for_float16_inputs():
+    t, s, y = _data(4, scale=6.0)
+    got = losses.dkd_loss(t.astype("float16"), s.astype("float16"), y)
+    assert keras.backend.standardize_dtype(got.dtype) == "float32"
+    expected = numpy_dkd(t.astype("float16"), s.astype("float16"), y, 1.0, 8.0, 4.0)
+    np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("temperature,gamma", [(1.0, 1.5), (2.0, 1.0), (4.0, 0.5)])
+def test_nkd_matches_authors_code(temperature, gamma):
+    t, s, y = _data(5)
+    got = float(losses.nkd_loss(t, s, y, temperature, gamma))
+    np.testing.assert_allclose(got, numpy_nkd(t, s, y, temperature, gamma), rtol=1e-5)
+
+
+def test_nkd_one_hot_labels_and_docstring_value():
+    t, s, y = _data(6)
+    one_hot = np.eye(10, dtype="float32")[y]
+    got = float(losses.nkd_loss(t, s, one_hot, 2.0))
+    np.testing.assert_allclose(got, numpy_nkd(t, s, one_hot, 2.0, 1.5), rtol=1e-5)
+    t = np.array([[3.0, 1.0, 0.2], [0.5, 2.5, 0.0]])
+    s = np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 2.0]])
+    expected = numpy_nkd(t, s, np.array([0, 1]), 1.0, 1.5)
+    assert round(expected, 4) == 2.5861  # the docstring's value
+    assert float(losses.nkd_loss(t, s, np.array([0, 1]))) == pytest.approx(expected, rel=1e-5)
+    per_sample = np.asarray(losses.nkd_per_sample(t, s, np.array([0, 1])))
+    assert per_sample.shape == (2,)
+    assert per_sample.mean() == pytest.approx(expected, rel=1e-5)
+
+
+def test_gradients_flow_to_the_student_only():
+    import tensorflow as tf
+
+    t, s, y = _data(7, n=4, c=5)
+    t, s = tf.constant(t), tf.constant(s)
+    for fn in (losses.dkd_loss, losses.nkd_loss):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch([t, s])
+            value = fn(t, s, y)
+        assert tape.gradient(value, t) is None
+        grad = tape.gradient(value, s).numpy()
+        assert np.all(np.isfinite(grad)) and np.abs(grad).sum() > 0
+
+
+# ----------------------------------------------------------------------
+# Errors.
+@pytest.mark.parametrize("fn", [losses.dkd_loss, losses.nkd_loss])
+def test_bad_inputs_raise(fn):
+    t, s, y = _data(8, n=4, c=5)
+    with pytest.raises(ValueError, match="temperature"):
+        fn(t, s, y, temperature=0.0)
+    with pytest.raises(ValueError, match="labels"):
+        fn(t, s, None)
+    with pytest.raises(ValueError, match="Labels must be"):
+        fn(t, s, np.zeros((4, 3), "int32"))
+    with pytest.raises(ValueError, match="same number of classes"):
+        fn(t[:, :4], s, y)
+
+
+def test_bad_hyperparameters_raise():
+    with pytest.raises(ValueError, match="alpha"):
+        losses.DKD(alpha=-1.0)
+    with pytest.raises(ValueError, match="beta"):
+        losses.DKD(beta=float("nan"))
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        losses.DKD(warmup_epochs=-2)
+    with pytest.raises(ValueError, match="gamma"):
+        losses.NKD(gamma=-0.1)
+    with pytest.raises(ValueError, match="temperature"):
+        losses.NKD(temperature=-1)
+
+
+# ----------------------------------------------------------------------
+# Classes.
+def test_config_round_trip():
+    dkd = losses.DKD(alpha=2.0, beta=4.0, temperature=3.0, warmup_epochs=5, weight=0.5, name="d")
+    dkd.weight = 0.1  # mid-warm-up value: the config keeps the target
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(dkd))
+    assert isinstance(restored, losses.DKD)
+    assert (restored.alpha, restored.beta, restored.temperature) == (2.0, 4.0, 3.0)
+    assert restored.warmup_epochs == 5 and restored.name == "d"
+    assert restored.target_weight == pytest.approx(0.5)
+    nkd = losses.NKD(temperature=2.0, gamma=0.7, weight=0.3, name="n")
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(nkd))
+    assert isinstance(restored, losses.NKD)
+    assert (restored.temperature, restored.gamma, restored.name) == (2.0, 0.7, "n")
+    assert restored.weight == pytest.approx(0.3)
+
+
+def test_dkd_default_schedule_is_mdistiller_warmup():
+    dkd = losses.DKD(warmup_epochs=20, weight=2.0)
+    schedule = dkd.default_schedule
+    # mdistiller: min(epoch / warmup, 1) with epochs counted from 1.
+    for keras_epoch in (0, 1, 9, 19, 20, 100):
+        assert schedule(keras_epoch) == pytest.approx(2.0 * min((keras_epoch + 1) / 20, 1.0))
+    assert losses.DKD(warmup_epochs=0).default_schedule is None
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_terms_train_in_a_distiller(digits_batch, jit_compile):
+    x, y = digits_batch
+    x, y = x[:16], y[:16]
+    teacher = tiny_cnn(8, name="teacher")
+    student = tiny_cnn(4, name="student")
+    terms = [losses.DKD(warmup_epochs=4), losses.NKD(temperature=2.0)]
+    distiller = keras_kd.Distiller(teacher, student, losses=terms, student_loss_weight=1.0)
+    distiller.compile(
+        optimizer=keras.optimizers.SGD(0.01),
+        loss="sparse_categorical_crossentropy",
+        jit_compile=jit_compile,
+    )
+    history = distiller.fit(
+        x, y, batch_size=8, epochs=2, verbose=0, callbacks=[LossWeightScheduler()]
+    ).history
+    assert history["dkd_weight"] == pytest.approx([0.25, 0.5])
+    for key in ("dkd", "nkd", "total_loss"):
+        assert np.all(np.isfinite(history[key])), key
+    # The Distiller's term values equal the authors' formulas (float32 KL of
+    # two nearly equal untrained models: absolute tolerance for the T² · KL).
+    t = np.asarray(teacher.predict(x[8:], verbose=0))
+    s = np.asarray(student.predict(x[8:], verbose=0))
+    parts = distiller.compute_distillation_loss({"logits": t}, {"logits": s}, y[8:])[1]
+    np.testing.assert_allclose(float(parts["dkd"]), numpy_dkd(t, s, y[8:], 1.0, 8.0, 4.0), rtol=1e-4, atol=2e-5)
+    np.testing.assert_allclose(float(parts["nkd"]), numpy_nkd(t, s, y[8:], 2.0, 1.5), rtol=1e-4, atol=2e-5)
+
+
+def test_terms_need_labels_in_a_distiller(digits_batch):
+    x, _ = digits_batch
+    distiller = keras_kd.Distiller(
+        tiny_cnn(8, name="teacher"), tiny_cnn(4, name="student"), losses=[losses.NKD()]
+    )
+    distiller.compile(optimizer="sgd")
+    with pytest.raises(ValueError, match="needs labels"):
+        distiller.fit(x[:8], batch_size=8, epochs=1, verbose=0)
+
+
+def test_mixed_float16_distiller_step(digits_batch):
+    keras.config.set_dtype_policy("mixed_float16")
+    x, y = digits_batch
+    distiller = keras_kd.Distiller(
+        tiny_cnn(8, name="teacher"),
+        tiny_cnn(4, name="student"),
+        losses=[losses.DKD(warmup_epochs=0), losses.NKD()],
+    )
+    distiller.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    history = distiller.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0).history
+    assert np.isfinite(history["dkd"][0]) and np.isfinite(history["nkd"][0])
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from keras_kd.losses import decoupled
+
+    result = doctest.testmod(decoupled)
+    assert result.attempted >= 2 and result.failed == 0

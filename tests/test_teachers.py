@@ -1,0 +1,399 @@
+"""Ensemble and Merged teachers, checked against numpy and in real fits."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_kd
+from keras_kd import datasets, losses, teachers
+from keras_kd.taps import ModelView
+from tests.models import tiny_cnn
+from tests.test_kd_loss import numpy_kd
+
+
+# ----------------------------------------------------------------------
+# numpy references written from the formulas.
+def _log_softmax(z):
+    z = z.astype(np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def numpy_ensemble_probs(logits_list, mode, weights, temperature):
+    """The ensemble's soft targets at T (probabilities)."""
+    n = len(logits_list)
+    w = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, np.float64)
+    w = w / w.sum()
+    probs = [np.exp(_log_softmax(z / temperature)) for z in logits_list]
+    if mode == "mean":
+        return sum(wi * p for wi, p in zip(w, probs))
+    g = np.prod([p**wi for wi, p in zip(w, probs)], axis=0)
+    return g / g.sum(axis=-1, keepdims=True)
+
+
+def numpy_merged_kd(teacher_list, student, index_list, temperature):
+    """T² · mean_b Σ_k KL(softmax(t_k/T) || softmax(s[:, idx_k]/T))."""
+    total = np.zeros(student.shape[0])
+    for t, idx in zip(teacher_list, index_list):
+        log_p = _log_softmax(t / temperature)
+        log_q = _log_softmax(student[:, idx] / temperature)
+        total += (np.exp(log_p) * (log_p - log_q)).sum(axis=-1)
+    return float(total.mean() * temperature**2)
+
+
+def mlp(classes, name, width=32):
+    inputs = keras.Input((8, 8, 1))
+    h = keras.layers.Flatten(name="flat")(inputs)
+    h = keras.layers.Dense(width, activation="relu", name="hidden")(h)
+    return keras.Model(inputs, keras.layers.Dense(classes, name="logits")(h), name=name)
+
+
+# ----------------------------------------------------------------------
+# ensemble_logits.
+@pytest.mark.parametrize("mode", ["mean", "geometric"])
+@pytest.mark.parametrize("weights,temperature", [(None, 1.0), ([1.0, 3.0, 0.5], 4.0), (None, 20.0)])
+def test_ensemble_logits_match_numpy(mode, weights, temperature):
+    rng = np.random.default_rng(0)
+    logits = [rng.normal(scale=4.0, size=(8, 10)).astype("float32") for _ in range(3)]
+    out = np.asarray(teachers.ensemble_logits(logits, mode, weights, temperature), np.float64)
+    expected = numpy_ensemble_probs(logits, mode, weights, temperature)
+    np.testing.assert_allclose(np.exp(_log_softmax(out / temperature)), expected, rtol=1e-5)
+    # out / T is already a normalised log-probability.
+    np.testing.assert_allclose(np.exp(out / temperature), expected, rtol=1e-5)
+
+
+def test_ensemble_logits_docstring_and_single_teacher():
+    a = np.log(np.array([[0.8, 0.2]]))
+    b = np.log(np.array([[0.4, 0.6]]))
+    np.testing.assert_allclose(np.exp(np.asarray(teachers.ensemble_logits([a, b]))), [[0.6, 0.4]], rtol=1e-6)
+    z = np.random.default_rng(1).normal(size=(3, 5)).astype("float32")
+    out = np.asarray(teachers.ensemble_logits([z], temperature=2.0))
+    np.testing.assert_allclose(_log_softmax(out / 2.0), _log_softmax(z / 2.0), rtol=1e-5, atol=1e-6)
+
+
+def test_ensemble_logits_float16_inputs_give_float32():
+    rng = np.random.default_rng(2)
+    logits = [rng.normal(scale=8.0, size=(4, 10)).astype("float16") for _ in range(2)]
+    out = teachers.ensemble_logits(logits, temperature=4.0)
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"
+    expected = numpy_ensemble_probs([z.astype("float32") for z in logits], "mean", None, 4.0)
+    np.testing.assert_allclose(np.exp(np.asarray(out, np.float64) / 4.0), expected, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------
+# The Ensemble model.
+def test_ensemble_model_output_and_taps_match_the_teachers():
+    t1, t2 = tiny_cnn(8, name="t1"), tiny_cnn(6, name="t2")
+    ensemble = teachers.Ensemble([t1, t2], mode="geometric", weights=[2.0, 1.0], temperature=3.0)
+    x = np.random.default_rng(3).random((4, 8, 8, 1)).astype("float32")
+    out = np.asarray(ensemble(x))
+    expected = numpy_ensemble_probs([np.asarray(t1(x)), np.asarray(t2(x))], "geometric", [2, 1], 3.0)
+    np.testing.assert_allclose(np.exp(out / 3.0), expected, rtol=1e-5)
+    view = ModelView(ensemble, ["t1/relu2", "t2/relu2:input", "t2/gap"])
+    taps = view(x)
+    np.testing.assert_allclose(np.asarray(taps["logits"]), out, rtol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(taps["t1/relu2"]), np.asarray(ModelView(t1, ["relu2"])(x)["relu2"]), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.asarray(taps["t2/relu2:input"]),
+        np.asarray(ModelView(t2, ["relu2:input"])(x)["relu2:input"]),
+        rtol=1e-6,
+    )
+    assert "t1/relu2" in ensemble.tap_names() and "t2/conv1:input" in ensemble.tap_names()
+    assert ensemble.teacher_names == ["t1", "t2"] and ensemble.teachers == [t1, t2]
+    # The teachers themselves are untouched: still tappable on their own.
+    assert ModelView(t1, ["relu1"]).shapes["relu1"] == (None, 8, 8, 8)
+
+
+def test_dict_names_address_the_taps():
+    t1, t2 = tiny_cnn(8, name="same"), tiny_cnn(8, name="same")
+    with pytest.raises(ValueError, match="share the name"):
+        teachers.Ensemble([t1, t2])
+    ensemble = teachers.Ensemble({"a": t1, "b": t2})
+    assert ensemble.get_layer("b/relu1").output.shape == (None, 8, 8, 8)
+    with pytest.raises(ValueError, match=r"No layer 'b/nope'.*tappable layers.*relu1"):
+        ensemble.get_layer("b/nope")
+    with pytest.raises(ValueError, match=r"Teachers: \['a', 'b'\]"):
+        ensemble.get_layer("c/relu1")
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_two_teacher_ensemble_drives_kd_and_taps_in_one_pass(digits_batch, jit_compile):
+    x, y = digits_batch
+    x, y = x[:16], y[:16]
+    t1, t2 = tiny_cnn(8, name="t1", counter=True), tiny_cnn(8, name="t2")
+    ensemble = teachers.Ensemble([t1, t2], temperature=4.0)
+    student = tiny_cnn(4, name="student")
+    terms = [
+        losses.KD(temperature=4.0),
+        losses.FeatureMSE("t2/relu2", "relu2", adapter="auto", name="hint"),
+    ]
+    distiller = keras_kd.Distiller(ensemble, student, losses=terms, student_loss_weight=0.5)
+    distiller.compile(
+        optimizer=keras.optimizers.SGD(0.01),
+        loss="sparse_categorical_crossentropy",
+        jit_compile=jit_compile,
+    )
+    history = distiller.fit(x, y, batch_size=8, epochs=1, verbose=0).history
+    assert float(t1.get_layer("counter").count.numpy()) == 2.0  # 2 steps, once each
+    assert np.isfinite(history["kd"][0]) and np.isfinite(history["hint"][0])
+    # The KD term sees the ensemble's averaged soft targets.
+    _, parts = distiller.compute_distillation_loss(
+        distiller.teacher_view(x), distiller.student_view(x), y, training=False
+    )
+    s = np.asarray(student(x))
+    expected_t = np.log(numpy_ensemble_probs([np.asarray(t1(x)), np.asarray(t2(x))], "mean", None, 4.0)) * 4.0
+    np.testing.assert_allclose(float(parts["kd"]), numpy_kd(expected_t, s, 4.0), rtol=1e-4, atol=1e-6)
+
+
+def test_ensemble_distiller_saves_and_resumes(digits_batch, tmp_path):
+    x, y = digits_batch
+    x, y = x[:8], y[:8]
+    ensemble = teachers.Ensemble([tiny_cnn(8, name="t1"), tiny_cnn(6, name="t2")], temperature=2.0)
+    distiller = keras_kd.Distiller(
+        ensemble, tiny_cnn(4, name="student"),
+        losses=[losses.KD(2.0), losses.FeatureMSE("t1/relu2", "relu2", adapter="auto", name="hint")],
+    )
+    distiller.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
+    distiller.fit(x, y, epochs=1, verbose=0)
+    path = str(tmp_path / "d.keras")
+    distiller.save(path)
+    restored = keras.saving.load_model(path)
+    assert isinstance(restored.teacher, teachers.Ensemble)
+    assert restored.teacher.temperature == 2.0 and restored.teacher.teacher_names == ["t1", "t2"]
+    np.testing.assert_allclose(np.asarray(restored.teacher(x)), np.asarray(ensemble(x)), rtol=1e-6)
+    a = distiller.fit(x, y, epochs=1, verbose=0).history
+    b = restored.fit(x, y, epochs=1, verbose=0).history
+    for key in ("kd", "hint", "total_loss"):
+        assert b[key][0] == pytest.approx(a[key][0], rel=1e-5), key
+
+
+def test_ensemble_under_mixed_float16(digits_batch):
+    keras.config.set_dtype_policy("mixed_float16")
+    x, y = digits_batch
+    ensemble = teachers.Ensemble([tiny_cnn(8, name="t1"), tiny_cnn(8, name="t2")], temperature=4.0)
+    assert keras.backend.standardize_dtype(ensemble(x[:2]).dtype) == "float32"
+    distiller = keras_kd.Distiller(ensemble, tiny_cnn(4, name="student"), losses=[losses.KD(4.0)])
+    distiller.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    assert np.isfinite(distiller.fit(x[:8], y[:8], verbose=0).history["kd"][0])
+
+
+# ----------------------------------------------------------------------
+# Ensemble errors.
+class Subclassed(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(10)
+
+    def call(self, x):
+        return self.dense(keras.ops.reshape(x, (-1, 64)))
+
+
+def test_ensemble_validation_errors():
+    t1 = tiny_cnn(8, name="t1")
+    with pytest.raises(ValueError, match=r"teacher 'wide' takes inputs of shape \(None, 9, 9, 1\).*'t1' takes \(None, 8, 8, 1\)"):
+        teachers.Ensemble([t1, tiny_cnn(8, name="wide", input_shape=(9, 9, 1))])
+    with pytest.raises(ValueError, match=r"teacher 'five' outputs logits of shape \(None, 5\).*Merged"):
+        teachers.Ensemble([t1, tiny_cnn(8, classes=5, name="five")])
+    inputs = keras.Input((8, 8, 1))
+    soft = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(inputs)), name="soft")
+    with pytest.raises(ValueError, match="'soft' ends in a softmax"):
+        teachers.Ensemble([t1, soft])
+    with pytest.raises(TypeError, match="'sub' is a subclassed"):
+        teachers.Ensemble([t1, Subclassed(name="sub")])
+    with pytest.raises(TypeError, match="not a keras.Model"):
+        teachers.Ensemble([t1, "t2"])
+    with pytest.raises(ValueError, match="at least one"):
+        teachers.Ensemble([])
+    with pytest.raises(ValueError, match="Unknown ensemble mode"):
+        teachers.Ensemble([t1], mode="median")
+    with pytest.raises(ValueError, match="2 weights for 1 teachers"):
+        teachers.Ensemble([t1], weights=[1.0, 2.0])
+    with pytest.raises(ValueError, match="must be > 0"):
+        teachers.Ensemble([t1, tiny_cnn(8, name="t2")], weights=[1.0, 0.0])
+    with pytest.raises(ValueError, match=">= 0"):
+        teachers.Ensemble([t1, tiny_cnn(8, name="t2")], weights=[1.0, -1.0])
+    with pytest.raises(ValueError, match="temperature"):
+        teachers.Ensemble([t1], temperature=0)
+
+
+# ----------------------------------------------------------------------
+# merged_kd_loss.
+@pytest.mark.parametrize("temperature", [1.0, 4.0])
+def test_merged_kd_loss_matches_numpy(temperature):
+    rng = np.random.default_rng(4)
+    t_a = rng.normal(scale=3.0, size=(8, 4)).astype("float32")
+    t_b = rng.normal(scale=3.0, size=(8, 5)).astype("float32")
+    s = rng.normal(scale=3.0, size=(8, 10)).astype("float32")
+    idx = [[0, 1, 2, 3], [9, 2, 5, 7, 8]]  # overlapping, unordered
+    got = float(teachers.merged_kd_loss([t_a, t_b], s, idx, temperature))
+    np.testing.assert_allclose(got, numpy_merged_kd([t_a, t_b], s, idx, temperature), rtol=1e-5)
+    per_sample = np.asarray(teachers.merged_kd_per_sample([t_a, t_b], s, idx, temperature))
+    assert per_sample.shape == (8,) and per_sample.mean() == pytest.approx(got, rel=1e-5)
+
+
+def test_merged_kd_loss_docstring_value_and_identity_case():
+    a = np.array([[2.0, 0.0]])
+    b = np.array([[0.0, 1.0, 0.0]])
+    s = np.zeros((1, 4))
+    expected = numpy_merged_kd([a, b], s, [[0, 1], [3, 1, 2]], 1.0)
+    assert round(expected, 4) == 0.4511
+    assert float(teachers.merged_kd_loss([a, b], s, [[0, 1], [3, 1, 2]], 1.0)) == pytest.approx(expected, rel=1e-6)
+    # One teacher covering every class in order is plain KD.
+    rng = np.random.default_rng(5)
+    t, s = rng.normal(size=(2, 6, 5)).astype("float32")
+    assert float(teachers.merged_kd_loss([t], s, [list(range(5))], 2.0)) == pytest.approx(
+        numpy_kd(t, s, 2.0), rel=1e-5
+    )
+
+
+def test_merged_kd_loss_errors():
+    t = np.zeros((2, 3), "float32")
+    s = np.zeros((2, 5), "float32")
+    with pytest.raises(ValueError, match=r"Teacher '#0' maps to student classes \[5\], out of range.*5 classes"):
+        teachers.merged_kd_loss([t], s, [[0, 1, 5]])
+    with pytest.raises(ValueError, match="Teacher '#0' outputs 3 logits but was given 2"):
+        teachers.merged_kd_loss([t], s, [[0, 1]])
+    with pytest.raises(ValueError, match=r"'#1' maps several.*\[2\]"):
+        teachers.merged_kd_loss([t, t], s, [[0, 1, 2], [2, 2, 3]])
+    with pytest.raises(ValueError, match="negative"):
+        teachers.merged_kd_loss([t], s, [[0, -1, 2]])
+    with pytest.raises(TypeError, match="integers"):
+        teachers.merged_kd_loss([t], s, [[0, 1.5, 2]])
+    with pytest.raises(ValueError, match="2 class lists for 1 teachers"):
+        teachers.merged_kd_loss([t], s, [[0, 1, 2], [3]])
+
+
+# ----------------------------------------------------------------------
+# Merged and MergedKD.
+def test_merged_model_and_validation():
+    a, b = tiny_cnn(4, classes=5, name="a"), tiny_cnn(4, classes=3, name="b")
+    merged = teachers.Merged({a: [0, 1, 2, 3, 4], b: [7, 5, 6]})
+    x = np.random.default_rng(6).random((2, 8, 8, 1)).astype("float32")
+    np.testing.assert_allclose(
+        np.asarray(merged(x)), np.concatenate([np.asarray(a(x)), np.asarray(b(x))], -1), rtol=1e-6
+    )
+    assert merged.num_classes == 8 and merged.splits == [5, 3]
+    assert merged.class_indices == [[0, 1, 2, 3, 4], [7, 5, 6]]
+    assert merged.get_layer("b/relu2").output.shape == (None, 8, 8, 8)
+    with pytest.raises(ValueError, match="Teacher 'b' outputs 3 logits but was given 2"):
+        teachers.Merged({a: [0, 1, 2, 3, 4], b: [5, 6]})
+    with pytest.raises(ValueError, match=r"Teacher 'b' maps several.*\[5\]"):
+        teachers.Merged([(a, [0, 1, 2, 3, 4]), (b, [5, 5, 6])])
+    with pytest.raises(ValueError, match=r"Teacher 'b' maps to student classes \[7\], out of range"):
+        teachers.Merged({a: [0, 1, 2, 3, 4], b: [5, 6, 7]}, num_classes=7)
+    with pytest.raises(ValueError, match="teacher 'c' takes inputs of shape"):
+        teachers.Merged({a: [0, 1, 2, 3, 4], tiny_cnn(4, classes=2, name="c", input_shape=(6, 6, 1)): [5, 6]})
+    with pytest.raises(TypeError, match="pair"):
+        teachers.Merged([a])
+
+
+def test_merged_and_merged_kd_serialize(tmp_path):
+    a, b = tiny_cnn(4, classes=5, name="a"), tiny_cnn(4, classes=3, name="b")
+    merged = teachers.Merged({a: [0, 1, 2, 3, 4], b: [7, 5, 6]}, num_classes=9)
+    path = str(tmp_path / "m.keras")
+    merged.save(path)
+    restored = keras.saving.load_model(path)
+    assert isinstance(restored, teachers.Merged)
+    assert restored.class_indices == merged.class_indices and restored.num_classes == 9
+    x = np.random.default_rng(7).random((2, 8, 8, 1)).astype("float32")
+    np.testing.assert_allclose(np.asarray(restored(x)), np.asarray(merged(x)), rtol=1e-6)
+    term = teachers.MergedKD(temperature=3.0, class_indices=[[0, 1], [2]], weight=0.5, name="mkd")
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(term))
+    assert isinstance(restored, teachers.MergedKD) and restored.name == "mkd"
+    assert restored.temperature == 3.0 and restored.class_indices == [[0, 1], [2]]
+    assert restored.weight == pytest.approx(0.5)
+    assert losses.MergedKD is teachers.MergedKD  # re-exported with the other terms
+
+
+def test_merged_kd_prepare_errors():
+    a, b = tiny_cnn(4, classes=5, name="a"), tiny_cnn(4, classes=5, name="b")
+    merged = teachers.Merged({a: [0, 1, 2, 3, 4], b: [5, 6, 7, 8, 9]})
+    with pytest.raises(ValueError, match=r"Teacher 'b' maps to student classes \[8, 9\], out of range.*8 classes"):
+        teachers.MergedKD().prepare(merged, tiny_cnn(4, classes=8, name="student"))
+    with pytest.raises(ValueError, match="needs the teachers' class map"):
+        teachers.MergedKD().prepare(tiny_cnn(4, name="plain"), tiny_cnn(4, name="student"))
+    with pytest.raises(ValueError, match="but the Merged teacher 'merged' maps"):
+        teachers.MergedKD(class_indices=[[0, 1, 2, 3, 4], [9, 8, 7, 6, 5]]).prepare(
+            merged, tiny_cnn(4, name="student")
+        )
+    with pytest.raises(ValueError, match="outputs 10 logits but the class map"):
+        teachers.MergedKD(class_indices=[[0, 1, 2]]).prepare(
+            tiny_cnn(4, name="plain"), tiny_cnn(4, name="student")
+        )
+    assert teachers.MergedKD.checks_class_count is False
+    assert losses.KD.checks_class_count is True
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_merged_kd_in_a_distiller_without_labels(digits_batch, jit_compile):
+    x, _ = digits_batch
+    x = x[:16]
+    a, b = tiny_cnn(4, classes=4, name="a"), tiny_cnn(4, classes=6, name="b")
+    merged = teachers.Merged({a: [0, 2, 4, 6], b: [1, 3, 5, 7, 8, 9]})
+    student = tiny_cnn(4, name="student")
+    distiller = keras_kd.Distiller(merged, student, losses=[teachers.MergedKD(temperature=2.0)])
+    distiller.compile(optimizer=keras.optimizers.SGD(0.01), jit_compile=jit_compile)
+    history = distiller.fit(x, batch_size=8, epochs=1, verbose=0).history
+    assert np.isfinite(history["merged_kd"][0])
+    t_a, t_b, s = (np.asarray(m(x[8:])) for m in (a, b, student))
+    parts = distiller.compute_distillation_loss(
+        {"logits": np.concatenate([t_a, t_b], -1)}, {"logits": s}
+    )[1]
+    np.testing.assert_allclose(
+        float(parts["merged_kd"]),
+        numpy_merged_kd([t_a, t_b], s, [[0, 2, 4, 6], [1, 3, 5, 7, 8, 9]], 2.0),
+        rtol=1e-4, atol=1e-6,
+    )
+
+
+def test_overlapping_merged_teachers_of_other_width(digits_batch):
+    x, _ = digits_batch
+    merged = teachers.Merged(
+        {tiny_cnn(4, classes=6, name="a"): [0, 1, 2, 3, 4, 5], tiny_cnn(4, classes=6, name="b"): [4, 5, 6, 7, 8, 9]}
+    )
+    distiller = keras_kd.Distiller(merged, tiny_cnn(4, name="student"), losses=[teachers.MergedKD()])
+    distiller.compile(optimizer="sgd")
+    assert np.isfinite(distiller.fit(x[:8], verbose=0).history["merged_kd"][0])
+
+
+def test_teachers_of_disjoint_digits_teach_a_student_without_labels():
+    """0–4 and 5–9 teachers; the student sees no label and learns 0–9."""
+    x, y = datasets.load("digits", "train", as_numpy=True)
+    x_test, y_test = datasets.load("digits", "test", as_numpy=True)
+    low, high = mlp(5, "low"), mlp(5, "high")
+    for teacher, mask, offset in ((low, y < 5, 0), (high, y >= 5, 5)):
+        teacher.compile(
+            optimizer=keras.optimizers.Adam(0.01),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        teacher.fit(x[mask], y[mask] - offset, batch_size=64, epochs=10, verbose=0)
+    merged = teachers.Merged({low: [0, 1, 2, 3, 4], high: [5, 6, 7, 8, 9]})
+    student = mlp(10, "student")
+    distiller = keras_kd.Distiller(merged, student, losses=[teachers.MergedKD(temperature=4.0)])
+    distiller.compile(optimizer=keras.optimizers.Adam(0.01))  # no loss: no labels
+    distiller.fit(x, batch_size=64, epochs=10, verbose=0)  # x only
+    accuracy = float((student.predict(x_test, verbose=0).argmax(-1) == y_test).mean())
+    assert accuracy > 0.5, accuracy  # chance is 0.1; about 0.88 in practice
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    result = doctest.testmod(teachers)
+    assert result.attempted >= 2 and result.failed == 0
+
+
+def test_teacher_cache_is_reexported():
+    from keras_kd import teacher_cache
+
+    assert teachers.cache is teacher_cache.cache
+
+
+def test_plain_kd_on_a_merged_teacher_is_refused():
+    merged = teachers.Merged(
+        {tiny_cnn(4, classes=5, name="a"): [0, 1, 2, 3, 4], tiny_cnn(4, classes=5, name="b"): [5, 6, 7, 8, 9]}
+    )
+    with pytest.raises(ValueError, match="MergedKD"):
+        keras_kd.Distiller(merged, tiny_cnn(4, name="student"), losses=[keras_kd.losses.KD()])
