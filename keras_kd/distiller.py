@@ -349,7 +349,10 @@ class Distiller(keras.Model):
         """
         y, weight, scale = _mask_unlabeled(y, sample_weight)
         value = ops.cast(self._student_loss_fn(y, logits, sample_weight=weight), "float32")
-        return value * scale
+        # Keras losses pre-divide by the number of replicas in a replica
+        # context; undo it so every part is a per-replica mean and the one
+        # division by replicas happens in train_step, for all parts alike.
+        return value * scale * float(_num_replicas())
 
     def compute_distillation_loss(
         self, teacher_view, student_view, y=None, sample_weight=None, training=True
@@ -418,7 +421,7 @@ class Distiller(keras.Model):
             )
             # Gradients are summed over replicas; scale so that N replicas
             # follow the same objective as one device on the global batch.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            replicas = _num_replicas()
             scaled = total / float(replicas) if replicas > 1 else total
             scaled = self.optimizer.scale_loss(scaled)
         gradients = tape.gradient(scaled, trainable)
@@ -512,6 +515,11 @@ class Distiller(keras.Model):
             for term in config.get("losses", [])
         ]
         return cls(**config)
+
+
+def _num_replicas():
+    # The same count Keras's losses divide by (keras.src.losses.loss).
+    return tf.distribute.get_strategy().num_replicas_in_sync
 
 
 def _as_list(value):

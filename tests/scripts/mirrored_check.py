@@ -1,0 +1,66 @@
+"""Run by tests/test_distribute.py in a fresh process: the same global batch
+on 1 device and on a 2-replica MirroredStrategy must give the same losses and
+weights. Prints one JSON line."""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import tensorflow as tf  # noqa: E402
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_kd  # noqa: E402
+from keras_kd import losses  # noqa: E402
+
+
+def model(width, name):
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = keras.layers.Conv2D(width * 2, 3, padding="same", name="conv2")(x)
+    x = keras.layers.ReLU(name="relu2")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(10, name="logits")(x), name=name)
+
+
+def build():
+    terms = [losses.KD(temperature=4.0), losses.DKD(warmup_epochs=0),
+             losses.FeatureMSE("relu2", "relu2", adapter="auto", name="hint")]
+    distiller = keras_kd.Distiller(model(16, "teacher"), model(8, "student"), losses=terms,
+                                   student_loss_weight=0.5)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    return distiller
+
+
+def run(strategy, weights, data):
+    with strategy.scope():
+        distiller = build()
+        distiller.set_weights(weights)
+        history = distiller.fit(data, epochs=1, verbose=0, shuffle=False).history
+    return distiller, {k: float(v[-1]) for k, v in history.items()}
+
+
+def main():
+    keras.utils.set_random_seed(0)
+    weights = build().get_weights()
+    rng = np.random.default_rng(0)
+    x = rng.random((48, 8, 8, 1), dtype=np.float32)
+    y = rng.integers(0, 10, 48).astype(np.int32)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)  # global batch 16, 3 steps
+    one, one_logs = run(tf.distribute.OneDeviceStrategy("/cpu:0"), weights, data)
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    two, two_logs = run(mirrored, weights, data)
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(one.get_weights(), two.get_weights()))
+    print(json.dumps({"replicas": mirrored.num_replicas_in_sync, "one": one_logs, "two": two_logs,
+                      "max_weight_diff": diff}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

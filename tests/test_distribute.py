@@ -1,0 +1,22 @@
+"""tf.distribute: a 2-replica MirroredStrategy follows the one-device objective."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "mirrored_check.py")
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_matches_one_device_on_the_global_batch():
+    # Logical devices must be set before TensorFlow starts: a fresh process.
+    result = subprocess.run([sys.executable, SCRIPT], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2
+    for key in ("total_loss", "student_loss", "kd", "dkd", "hint"):
+        assert report["two"][key] == pytest.approx(report["one"][key], rel=1e-5, abs=1e-6), key
+    assert report["max_weight_diff"] < 1e-5
