@@ -132,7 +132,6 @@ class Distiller(keras.Model):
         self._student_loss_fn = None
         self._evaluate_distillation = False
         self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
-        self.total_loss_tracker = keras.metrics.Mean(name="total_loss")
         self.term_trackers = [
             keras.metrics.Mean(name=term.metric_name) for term in losses
         ]
@@ -395,7 +394,6 @@ class Distiller(keras.Model):
     # ------------------------------------------------------------------
     # TensorFlow train/test steps.
     def _update_trackers(self, total, parts, batch_size):
-        self.total_loss_tracker.update_state(total, sample_weight=batch_size)
         self._loss_tracker.update_state(total, sample_weight=batch_size)
         if "student_loss" in parts:
             self.student_loss_tracker.update_state(
@@ -474,7 +472,8 @@ class Distiller(keras.Model):
         for term, tracker in zip(self.distillation_losses, self.term_trackers):
             if term.metric_name in parts:
                 logs[term.metric_name] = tracker.result()
-        logs["total_loss"] = self.total_loss_tracker.result()
+        # "total_loss" is Keras's "loss" (the same tracker), named for clarity.
+        logs["total_loss"] = logs["loss"]
         return logs
 
     # ------------------------------------------------------------------
