@@ -1,5 +1,7 @@
 """`Distiller`: trains a student from a frozen teacher with pluggable terms."""
 
+import os
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -491,6 +493,22 @@ class Distiller(keras.Model):
         return export_model(
             self.student, path, format=format, overwrite=overwrite, **kwargs
         )
+
+    def save(self, filepath, overwrite=False, **kwargs):
+        """Saves the whole distiller (teacher, student, terms, adapters,
+        optimizer) as a `.keras` archive; reload with
+        `keras.saving.load_model(path)`, no `custom_objects` needed.
+
+        Unlike `keras.Model.save`, an existing file is never replaced unless
+        `overwrite=True` (a FileExistsError says so); `ModelCheckpoint` passes
+        `overwrite=True` itself.
+        """
+        if not overwrite and os.path.exists(os.fspath(filepath)):
+            raise FileExistsError(
+                f"'{filepath}' already exists and was left untouched. Pass "
+                "overwrite=True to replace it, or choose another path."
+            )
+        return super().save(filepath, overwrite=True, **kwargs)
 
     def get_config(self):
         return {

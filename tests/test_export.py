@@ -85,3 +85,57 @@ def test_unknown_export_format(trained, tmp_path):
     distiller, _ = trained
     with pytest.raises(ValueError, match="Unknown export format"):
         distiller.export_student(str(tmp_path / "x"), format="onnx")
+
+
+@pytest.mark.parametrize("quantize, atol", [(None, 1e-5), ("float16", 2e-2), ("dynamic_int8", 0.25)])
+def test_tflite_matches_the_keras_student(trained, tmp_path, quantize, atol):
+    distiller, x = trained
+    path = distiller.export_student(str(tmp_path / "student.tflite"), quantize=quantize)
+    interpreter = tf.lite.Interpreter(model_path=path)
+    interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], x.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    expected = distiller.student.predict(x, verbose=0)
+    # Tolerances: float32 is the same graph; float16 weights lose ~3 digits;
+    # dynamic-range int8 quantizes weights to 256 levels per tensor.
+    np.testing.assert_allclose(got, expected, atol=atol)
+    assert (got.argmax(-1) == expected.argmax(-1)).mean() >= (1.0 if quantize is None else 0.9)
+
+
+def test_quantize_is_for_tflite_only(trained, tmp_path):
+    distiller, _ = trained
+    with pytest.raises(ValueError, match="TFLite export only"):
+        distiller.export_student(str(tmp_path / "s.keras"), quantize="float16")
+    with pytest.raises(ValueError, match="Unknown quantize"):
+        distiller.export_student(str(tmp_path / "s.tflite"), quantize="int4")
+
+
+def test_saved_model_cli_runs_the_served_student(trained, tmp_path):
+    distiller, x = trained
+    path = distiller.export_student(str(tmp_path / "student"))
+    np.save(tmp_path / "x.npy", x[:4])
+    cli = shutil.which("saved_model_cli")
+    command = [cli] if cli else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+    signature = tf.saved_model.load(path).signatures["serving_default"]
+    (input_name,) = signature.structured_input_signature[1].keys()
+    result = subprocess.run(
+        command + ["run", "--dir", path, "--tag_set", "serve", "--signature_def", "serving_default",
+                   "--inputs", f"{input_name}={tmp_path / 'x.npy'}", "--outdir", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (saved,) = [f for f in os.listdir(tmp_path / "out") if f.endswith(".npy")]
+    np.testing.assert_allclose(np.load(tmp_path / "out" / saved), distiller.student.predict(x[:4], verbose=0), atol=1e-5)
+
+
+def test_distiller_save_never_overwrites_unless_asked(trained, tmp_path):
+    distiller, _ = trained
+    target = tmp_path / "distiller.keras"
+    target.write_text("precious")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        distiller.save(str(target))
+    assert target.read_text() == "precious"
+    distiller.save(str(target), overwrite=True)
+    assert isinstance(keras.saving.load_model(str(target)), keras_kd.Distiller)
