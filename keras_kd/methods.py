@@ -34,6 +34,13 @@ def recipe(name, epochs, temperature=4.0):
     (at least 1) on the feature term alone, then switch to the task (FitNets
     stage 2 uses KD as in Romero et al.; FSP stage 2 the labels alone, as in
     Yim et al.).
+
+    Logit methods that need the labels: DKD (alpha 1, beta 8, T =
+    `temperature`) warms its weight up linearly over the first quarter of the
+    epochs (at least 1; the paper's 20 of 240), so a short run still reaches
+    the full weight; NKD uses the authors' defaults (T = 1, gamma = 1.5; it
+    ignores `temperature`). Both keep the hard-label loss at weight 1, as the
+    authors' code does.
     """
     first = max(1, epochs // 4)
     rest = max(1, epochs - first)
@@ -71,7 +78,12 @@ def recipe(name, epochs, temperature=4.0):
         return Recipe(name, [losses.PKT("pool", "pool")])
     if name == "sp":
         return Recipe(name, [losses.SP("stage3_relu", "stage3_relu")])
+    if name == "dkd":
+        return Recipe(name, [losses.DKD(temperature=temperature, warmup_epochs=first)])
+    if name == "nkd":
+        return Recipe(name, [losses.NKD()])
     raise ValueError(f"Unknown method '{name}'; known: {', '.join(METHODS)}.")
 
 
-METHODS = ("scratch", "kd", "fitnet", "fsp", "overhaul", "review", "at", "rkd", "pkt", "sp")
+METHODS = ("scratch", "kd", "fitnet", "fsp", "overhaul", "review", "at", "rkd", "pkt", "sp",
+           "dkd", "nkd")
