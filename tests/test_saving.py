@@ -40,3 +40,19 @@ def test_distiller_round_trips_through_keras_archive(digits_batch, tmp_path):
         assert after[key] == np.float32(before[key]) or abs(after[key] - before[key]) < 1e-5, key
     history = restored.fit(x, y, batch_size=16, epochs=1, verbose=0).history
     assert np.isfinite(history["total_loss"][0])
+
+
+def test_a_user_layer_as_adapter_survives_save_and_load(digits_batch, tmp_path):
+    x, y = digits_batch
+    adapter = keras.layers.Conv2D(32, 3, padding="same", name="my_adapter")
+    distiller = keras_kd.Distiller(
+        tiny_cnn(16, name="teacher"), tiny_cnn(8, name="student"),
+        losses=[losses.FeatureMSE("relu2", "relu2", adapter=adapter)],
+    )
+    distiller.compile(optimizer="adam", loss="sparse_categorical_crossentropy").fit(x, y, batch_size=16, verbose=0)
+    path = str(tmp_path / "d.keras")
+    distiller.save(path)
+    restored = keras.saving.load_model(path)
+    np.testing.assert_array_equal(
+        restored.distillation_losses[0].adapter.kernel.numpy(), adapter.kernel.numpy()
+    )

@@ -101,7 +101,8 @@ class FeatureMSE(SinglePairTerm):
             kind, t_shape, s_shape, name=f"{self.name}_{self._adapter_arg}"
         )
         setattr(self, self._adapter_arg, adapter)
-        adapter.build(s_shape)
+        if not adapter.built:  # a user layer restored from a .keras file is
+            adapter.build(s_shape)  # already built by Keras's loader
         out_shape = adapter.compute_output_shape(s_shape)
         self._check_shapes(t_shape, out_shape, adapted=True)
 
