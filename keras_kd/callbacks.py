@@ -113,3 +113,50 @@ class FeatureImages(keras.callbacks.Callback):
             for tag, matrix in self.images().items():
                 tf.summary.image(tag, _to_image(matrix), step=step)
         self._writer.flush()
+
+
+class TerminateOnNonFinite(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss parts are NaN or Inf,
+    naming the part(s) that went non-finite.
+
+    Keras's `TerminateOnNaN` looks at the total only; this callback reads
+    every part the Distiller logs (`student_loss`, each term's metric) and
+    raises a `FloatingPointError` such as "the term 'hint' became nan at
+    epoch 3, batch 17", so the cause is visible. Files written before (e.g.
+    by `ModelCheckpoint` at the end of the previous epoch) are left as they
+    are: the last good checkpoint is kept.
+
+    It reads the logs of every batch, which makes Keras synchronise each
+    step; use it while developing a recipe or when a run diverges.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not logs:
+            return
+        terms = [t.metric_name for t in getattr(self.model, "distillation_losses", [])]
+        parts = ["student_loss"] + terms
+        bad = []
+        for name in parts + ["total_loss", "loss"]:
+            if name in logs and not np.isfinite(float(logs[name])):
+                bad.append((name, float(logs[name])))
+        if not bad:
+            return
+        self.model.stop_training = True
+        culprits = [(n, v) for n, v in bad if n in parts] or bad
+        described = ", ".join(
+            f"{'the student loss' if n == 'student_loss' else ('the term ' + repr(n) if n in terms else repr(n))} "
+            f"became {v}" for n, v in culprits
+        )
+        raise FloatingPointError(
+            f"Training stopped: {described} at epoch {self._epoch + 1}, batch {batch + 1}. "
+            "Check the inputs and the teacher's outputs for NaN/Inf, lower the "
+            "learning rate or that term's weight. Checkpoints written before "
+            "this batch are untouched."
+        )

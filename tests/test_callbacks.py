@@ -3,6 +3,7 @@
 import glob
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -52,3 +53,25 @@ def test_needs_an_fsp_or_attention_term(digits_batch, tmp_path):
     distiller.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     with pytest.raises(ValueError, match="no FSP or AttentionTransfer"):
         distiller.fit(x, y, epochs=1, verbose=0, callbacks=[FeatureImages(str(tmp_path), x[:2])])
+
+
+def test_non_finite_term_stops_training_naming_it(digits_batch, tmp_path):
+    from keras_kd.callbacks import TerminateOnNonFinite
+
+    x, y = digits_batch
+    teacher_logits = np.random.default_rng(0).normal(size=(len(x), 10)).astype("float32")
+    teacher_logits[20] = np.nan  # a broken teacher output in batch 2 of 2
+    bad = tf.data.Dataset.from_tensor_slices((x, y, {"logits": teacher_logits})).batch(16)
+    distiller = keras_kd.Distiller(
+        tiny_cnn(16, name="teacher"), tiny_cnn(8, name="student"),
+        losses=[losses.KD()],
+    )
+    distiller.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    checkpoint = str(tmp_path / "last_good.keras")
+    distiller.fit(x, y, batch_size=16, epochs=1, verbose=0,
+                  callbacks=[keras.callbacks.ModelCheckpoint(checkpoint)])
+    saved = os.path.getmtime(checkpoint)
+    with pytest.raises(FloatingPointError, match=r"the term 'kd' became nan.*epoch 1, batch 2"):
+        distiller.fit(bad, epochs=1, verbose=0,
+                      callbacks=[TerminateOnNonFinite(), keras.callbacks.ModelCheckpoint(checkpoint)])
+    assert os.path.getmtime(checkpoint) == saved  # the last good checkpoint is kept
