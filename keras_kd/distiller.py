@@ -127,6 +127,9 @@ class Distiller(keras.Model):
         teacher_graph = teacher
         if any(term.teacher_batch_statistics for term in losses):
             teacher_graph = with_batch_statistics(teacher)
+            # Tracked so that its (copied) weights are saved and reloaded with
+            # the distiller; it is frozen like the teacher.
+            self.teacher_with_batch_statistics = teacher_graph
         self.teacher_view = ModelView(teacher_graph, teacher_taps, role="teacher")
         self.student_view = ModelView(student, student_taps, role="student")
         for term in losses:
@@ -409,7 +412,9 @@ class Distiller(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight, cached = _unpack(data)
-        if cached is not None:
+        if not self.distillation_losses:
+            teacher_view = {}  # nothing reads the teacher: do not run it
+        elif cached is not None:
             teacher_view = self._check_cached(cached)
         else:
             teacher_view = self.teacher_view(x, training=False)

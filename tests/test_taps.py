@@ -62,3 +62,17 @@ def test_overhaul_teacher_bn_train_mode_reaches_the_teacher_view(digits_batch):
     plain = keras_kd.Distiller(teacher, tiny_cnn(8, name="s2"), losses=[losses.Overhaul(["relu1"], ["relu1"])])
     inference = keras.Model(teacher.input, teacher.get_layer("bn1").output)(x, training=False)
     np.testing.assert_allclose(plain.teacher_view(x)["relu1:input"], inference, atol=1e-5)
+
+
+def test_batch_statistics_teacher_survives_save_and_load(digits_batch, tmp_path):
+    x, y = digits_batch
+    teacher = tiny_cnn(16, name="teacher")
+    distiller = keras_kd.Distiller(
+        teacher, tiny_cnn(8, name="student"),
+        losses=[losses.Overhaul(["relu1"], ["relu1"], teacher_bn_train_mode=True)])
+    distiller.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    path = str(tmp_path / "d.keras")
+    distiller.save(path)
+    restored = keras.saving.load_model(path)
+    np.testing.assert_allclose(
+        restored.teacher_view(x)["relu1:input"], distiller.teacher_view(x)["relu1:input"], atol=1e-6)
