@@ -264,14 +264,23 @@ class Distiller(keras.Model):
         return self.student(inputs, training=training)
 
     def fit(self, *args, callbacks=None, **kwargs):
-        """`keras.Model.fit`, plus the terms' default weight schedules.
+        """`keras.Model.fit`, plus data checks and the terms' default schedules.
+
+        Before the first step, the data is checked against the student
+        (`keras_kd.validation`): input shape and dtype, label shape for the
+        compiled loss, and for numpy arrays NaN/Inf inputs and labels out of
+        range, each with an error that names the fix.
 
         When a term defines a `default_schedule` (DKD's warm-up) and no
         `keras_kd.schedules.LossWeightScheduler` is among `callbacks`, one is
         added first, so the schedule applies without extra code.
         """
         from keras_kd.schedules import with_default_schedules
+        from keras_kd.validation import check_fit_data
 
+        x = args[0] if args else kwargs.get("x")
+        y = args[1] if len(args) > 1 else kwargs.get("y")
+        check_fit_data(self, x, y)  # shapes, dtypes, labels, NaN: before step 1
         callbacks = with_default_schedules(self, callbacks)
         return super().fit(*args, callbacks=callbacks, **kwargs)
 
