@@ -56,3 +56,31 @@ def test_a_user_layer_as_adapter_survives_save_and_load(digits_batch, tmp_path):
     np.testing.assert_array_equal(
         restored.distillation_losses[0].adapter.kernel.numpy(), adapter.kernel.numpy()
     )
+
+
+def test_reloaded_distiller_continues_training_to_identical_weights(digits_batch, tmp_path):
+    import tensorflow as tf
+
+    from keras_kd.schedules import LinearWarmup, LossWeightScheduler
+
+    x, y = digits_batch
+    distiller = keras_kd.Distiller(
+        tiny_cnn(16, name="teacher"), tiny_cnn(8, name="student"),
+        losses=[losses.KD(temperature=3.0),
+                losses.FeatureMSE("relu2", "relu2", adapter="auto", name="hint")],
+        student_loss_weight=0.5,
+    )
+    distiller.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)  # fixed order
+    schedule = {"kd": LinearWarmup(1.0, warmup_epochs=3)}
+    distiller.fit(data, epochs=1, verbose=0, callbacks=[LossWeightScheduler(schedule)])
+    path = str(tmp_path / "mid.keras")
+    distiller.save(path)
+    restored = keras.saving.load_model(path)
+    assert int(restored.optimizer.iterations.numpy()) == 4
+    for model in (distiller, restored):
+        model.fit(data, epochs=3, initial_epoch=1, verbose=0,
+                  callbacks=[LossWeightScheduler(schedule)])
+    for a, b in zip(distiller.get_weights(), restored.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert restored.distillation_losses[0].weight == distiller.distillation_losses[0].weight == 1.0
