@@ -74,7 +74,7 @@ def recalibrate_batchnorm(model, x, passes=300):
         model(x, training=True)
 
 
-def compare(teacher, epochs=30, fsp_epochs=10, label_fraction=0.1, seed=1):
+def compare(teacher, epochs=30, fsp_epochs=10, label_fraction=0.1, seed=1, bn_passes=300):
     """Accuracies on the 5–9 test set of both students, and the FSP loss per
     pre-training epoch: `{"scratch": a, "fsp": b, "fsp_loss": [...]}`."""
     x_train, y_train = datasets.load("digits", "train", as_numpy=True)
@@ -98,7 +98,7 @@ def compare(teacher, epochs=30, fsp_epochs=10, label_fraction=0.1, seed=1):
         x_all, batch_size=32, epochs=fsp_epochs, verbose=0)  # images only, no labels
     _compile(student).fit(x_lab, y_lab, batch_size=32, epochs=epochs, verbose=0)
     for model in (scratch, student):
-        recalibrate_batchnorm(model, x_lab)
+        recalibrate_batchnorm(model, x_lab, bn_passes)
     return {"scratch": accuracy(scratch), "fsp": accuracy(student),
             "fsp_loss": history.history["fsp"]}
 
