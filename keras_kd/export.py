@@ -3,8 +3,6 @@
 import os
 import shutil
 
-import keras
-
 FORMATS = ("tf_saved_model", "keras", "tflite")
 
 

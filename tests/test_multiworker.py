@@ -11,15 +11,14 @@ shipped (two bugs in keras/src/backend/tensorflow/trainer.py, unrelated to
 keras_kd); the worker script patches both, see its docstrings.
 """
 
-import json
 import os
 import socket
-import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
+
+from tests.processes import report, run_together
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "tests", "scripts", "multiworker_check.py")
@@ -41,54 +40,17 @@ def _free_ports(count):
             s.close()
 
 
-def _run_together(commands, timeout):
-    """Starts every command at once and waits for all of them; on a timeout
-    or any error every process still running is killed and reaped."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
-    env.pop("TF_CONFIG", None)
-    procs = []
-    try:
-        for command in commands:
-            procs.append(subprocess.Popen(command, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, text=True,
-                                          cwd=ROOT, env=env))
-        deadline = time.monotonic() + timeout
-        results = []
-        for proc in procs:
-            try:
-                out, err = proc.communicate(timeout=max(deadline - time.monotonic(), 1))
-            except subprocess.TimeoutExpired:
-                for other in procs:
-                    if other.poll() is None:
-                        other.kill()
-                tails = [other.communicate()[1][-1500:] for other in procs]
-                pytest.fail(f"timed out after {timeout} s; stderr tails:\n" + "\n---\n".join(tails))
-            results.append((proc.returncode, out, err))
-        return results
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-
-
-def _report(result, what):
-    code, out, err = result
-    assert code == 0, f"{what} exited with {code}:\n{err[-3000:]}"
-    return json.loads(out.strip().splitlines()[-1])
-
-
 @pytest.mark.slow
 def test_multiworker_mirrored_strategy_matches_one_device(tmp_path):
     ports = ",".join(str(p) for p in _free_ports(2))
     out = str(tmp_path)
-    results = _run_together([
+    results = run_together([
         [sys.executable, SCRIPT, "worker", "0", ports, out],
         [sys.executable, SCRIPT, "worker", "1", ports, out],
         [sys.executable, SCRIPT, "single", out],
     ], TIMEOUT)
-    workers = [_report(results[i], f"worker {i}") for i in range(2)]
-    single = _report(results[2], "the one-device run")
+    workers = [report(results[i], f"worker {i}") for i in range(2)]
+    single = report(results[2], "the one-device run")
 
     assert [w["replicas"] for w in workers] == [2, 2]
     assert single["replicas"] == 1

@@ -1,0 +1,57 @@
+"""examples/logit_methods.py runs end to end (tiny settings), and its recipes."""
+
+import importlib.util
+import json
+import os
+
+import pytest
+
+from keras_kd import losses, methods
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_example():
+    path = os.path.join(ROOT, "examples", "logit_methods.py")
+    spec = importlib.util.spec_from_file_location("logit_methods", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("epochs, warmup", [(1, 1), (3, 1), (8, 2), (120, 30)])
+def test_dkd_recipe_warms_up_over_a_quarter_of_the_epochs(epochs, warmup):
+    plan = methods.recipe("dkd", epochs)
+    (term,) = plan.terms
+    assert isinstance(term, losses.DKD) and plan.student_loss_weight == 1.0
+    assert term.warmup_epochs == warmup and term.temperature == 4.0
+    assert (term.alpha, term.beta) == (1.0, 8.0)
+    assert term.default_schedule.warmup_epochs == warmup
+
+
+def test_nkd_recipe_uses_the_authors_defaults():
+    plan = methods.recipe("nkd", 10, temperature=4.0)
+    (term,) = plan.terms
+    assert isinstance(term, losses.NKD) and plan.student_loss_weight == 1.0
+    assert (term.temperature, term.gamma) == (1.0, 1.5)
+    assert {"dkd", "nkd"} <= set(methods.METHODS)
+
+
+@pytest.mark.slow
+def test_logit_methods_example_reports_every_row(tmp_path):
+    example = load_example()
+    out = tmp_path / "logit_methods"
+    table = example.main([
+        "--epochs", "2", "--seeds", "1", "--teacher-epochs", "1", "--max-train", "200",
+        "--nondeterministic", "--out", str(out),
+        "--teacher", os.path.join(ROOT, "saved_models", "digits_teacher.keras"),
+    ])
+    assert (out / "table.md").read_text().strip() == table.strip()
+    summary = table.split("\n\nTeachers")[0]
+    for key, label, _ in example.ROWS:
+        assert f"| {label.format(pct='10')} | " in summary, label
+    results = json.loads((out / "results.json").read_text())
+    keys = [key for key, _, _ in example.ROWS]
+    assert sorted(r["method"] for r in results["rows"]) == sorted(keys)
+    assert all(0.0 <= r["accuracy"] <= 1.0 for r in results["rows"])
+    assert set(results["teachers"]["accuracy"]) >= {"shipped", "ensemble", "cnn_b"}
