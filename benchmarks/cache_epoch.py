@@ -35,6 +35,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import step_time  # noqa: E402  (the shared reference pair)
+from report_block import write_block  # noqa: E402
 
 import keras_kd  # noqa: E402
 from keras_kd.teacher_cache import cache  # noqa: E402
@@ -132,14 +133,7 @@ def main():
     block = "\n".join(lines)
     print("\n" + block)
     if args.write:
-        path = os.path.join(REPO, "BENCHMARKS.md")
-        text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-        if START in text and END in text:
-            text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-        with open(path, "w") as handle:
-            handle.write(text)
+        write_block(START, END, block)
 
 
 if __name__ == "__main__":

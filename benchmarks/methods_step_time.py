@@ -14,6 +14,7 @@ the block between the `methods-step-time` markers in BENCHMARKS.md.
 
 import argparse
 import os
+import sys
 import platform
 import random
 import time
@@ -24,6 +25,9 @@ import tensorflow as tf
 
 import keras_kd
 from keras_kd import datasets, methods, zoo
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report_block import write_block  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START, END = "<!-- methods-step-time:start -->", "<!-- methods-step-time:end -->"
@@ -121,14 +125,7 @@ def main():
     block = "\n".join(lines)
     print("\n" + block)
     if args.write:
-        path = os.path.join(REPO, "BENCHMARKS.md")
-        text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-        if START in text and END in text:
-            text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-        with open(path, "w") as handle:
-            handle.write(text)
+        write_block(START, END, block)
 
 
 if __name__ == "__main__":
