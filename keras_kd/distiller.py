@@ -389,13 +389,22 @@ class Distiller(keras.Model):
                     "labels, but the batch has none (the dataset yields x "
                     "only). Feed (x, y) batches or drop the term."
                 )
+            if term.requires_labels:
+                # Label-reading terms (DKD, NKD) cover the labeled samples
+                # only: unlabeled ones (label -1) carry no target class.
+                labels, weight, scale = _mask_unlabeled(y, sample_weight)
+            else:
+                labels, weight, scale = y, sample_weight, 1.0
             value = term(
                 {tap: teacher_view[tap] for tap in term.teacher_taps},
                 {tap: student_view[tap] for tap in term.student_taps},
-                labels=y,
+                labels=labels,
                 training=training,
             )
-            value = reduce_per_sample(value, sample_weight)
+            if len(value.shape) == 1:
+                value = reduce_per_sample(value, weight) * scale
+            else:
+                value = reduce_per_sample(value)
             parts[term.metric_name] = value
             total = total + term.weight_variable * value
         regularization = list(self.student.losses)
@@ -565,6 +574,9 @@ def _mask_unlabeled(y, sample_weight):
     Returns `(labels with negatives replaced by 0, weight, scale)` where
     `scale = batch / labeled` turns Keras's "sum over batch size" reduction
     into a mean over the labeled samples (1 when every sample is labeled).
+    Under a tf.distribute strategy both counts are global (summed over the
+    replicas), so N replicas average over the same labeled samples as one
+    device, however the labels fall across replicas.
     """
     dtype = keras.backend.standardize_dtype(y.dtype)
     if "int" not in dtype:
@@ -576,7 +588,14 @@ def _mask_unlabeled(y, sample_weight):
     if sample_weight is not None:
         weight = weight * ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
     count = ops.sum(labeled)
-    scale = ops.cast(ops.shape(labeled)[0], "float32") / ops.maximum(count, 1.0)
+    batch = ops.cast(ops.shape(labeled)[0], "float32")
+    replicas = _num_replicas()
+    if replicas > 1:
+        context = tf.distribute.get_replica_context()
+        if context is not None:
+            count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
+            batch = batch * float(replicas)
+    scale = batch / ops.maximum(count, 1.0)
     return ops.maximum(y, ops.zeros_like(y)), weight, scale
 
 

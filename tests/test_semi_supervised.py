@@ -58,3 +58,20 @@ def test_semi_supervised_refuses_one_hot_or_negative_labels():
         datasets.semi_supervised((x, np.eye(4, dtype="float32")), x)
     with pytest.raises(ValueError, match="-1 marks unlabeled"):
         datasets.semi_supervised((x, np.array([0, 1, -1, 2])), x)
+
+
+def test_label_reading_terms_cover_labeled_samples_only(digits_batch):
+    x, y = digits_batch
+    y_mixed = y.copy().astype("int32")
+    y_mixed[::2] = -1
+    labeled = y_mixed >= 0
+    teacher, student = tiny_cnn(16, name="teacher"), tiny_cnn(8, name="student")
+    distiller = keras_kd.Distiller(teacher, student, losses=[losses.DKD(warmup_epochs=0), losses.NKD()])
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0), loss="sparse_categorical_crossentropy")
+    s_logits = student(x, training=True).numpy()
+    t_logits = teacher.predict(x, verbose=0)
+    logs = distiller.train_on_batch(x, y_mixed, return_dict=True)
+    expected_dkd = float(losses.dkd_loss(t_logits[labeled], s_logits[labeled], y[labeled]))
+    expected_nkd = float(losses.nkd_loss(t_logits[labeled], s_logits[labeled], y[labeled]))
+    assert logs["dkd"] == pytest.approx(expected_dkd, rel=1e-4)
+    assert logs["nkd"] == pytest.approx(expected_nkd, rel=1e-4)

@@ -31,7 +31,7 @@ def model(width, name):
 
 
 def build():
-    terms = [losses.KD(temperature=4.0), losses.DKD(warmup_epochs=0),
+    terms = [losses.KD(temperature=4.0), losses.DKD(warmup_epochs=0), losses.NKD(),
              losses.FeatureMSE("relu2", "relu2", adapter="auto", name="hint")]
     distiller = keras_kd.Distiller(model(16, "teacher"), model(8, "student"), losses=terms,
                                    student_loss_weight=0.5)
@@ -58,8 +58,17 @@ def main():
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     two, two_logs = run(mirrored, weights, data)
     diff = max(float(np.abs(a - b).max()) for a, b in zip(one.get_weights(), two.get_weights()))
+    # Semi-supervised: labels only in the first 5 samples of each global batch,
+    # so the replicas see different numbers of labeled samples (5 and 0).
+    y_semi = np.where(np.arange(48) % 16 < 5, y, -1).astype(np.int32)
+    semi = tf.data.Dataset.from_tensor_slices((x, y_semi)).batch(16)
+    semi_one, semi_one_logs = run(tf.distribute.OneDeviceStrategy("/cpu:0"), weights, semi)
+    semi_two, semi_two_logs = run(mirrored, weights, semi)
+    semi_diff = max(float(np.abs(a - b).max())
+                    for a, b in zip(semi_one.get_weights(), semi_two.get_weights()))
     print(json.dumps({"replicas": mirrored.num_replicas_in_sync, "one": one_logs, "two": two_logs,
-                      "max_weight_diff": diff}))
+                      "max_weight_diff": diff, "semi_one": semi_one_logs,
+                      "semi_two": semi_two_logs, "semi_max_weight_diff": semi_diff}))
 
 
 if __name__ == "__main__":
