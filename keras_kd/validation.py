@@ -69,11 +69,6 @@ def check_labels(student, y_shape, y_dtype, loss):
             "keras.utils.to_categorical(labels, num_classes) or compile(loss="
             "'sparse_categorical_crossentropy')."
         )
-    if sparse and y_dtype is not None and "float" in y_dtype:
-        raise TypeError(
-            f"The labels have dtype {y_dtype}; sparse class labels must be integers "
-            "(-1 marks an unlabeled sample). Cast them with labels.astype('int32')."
-        )
 
 
 def check_array_values(student, x, y, loss):
@@ -86,12 +81,24 @@ def check_array_values(student, x, y, loss):
                 f"{int(np.flatnonzero(bad)[0])}). Clean or drop them before fit: NaN inputs "
                 "make every loss NaN."
             )
-    if isinstance(y, np.ndarray) and np.issubdtype(y.dtype, np.integer) and y.size:
+    if (isinstance(y, np.ndarray) and y.size
+            and type(loss).__name__ == "SparseCategoricalCrossentropy"):
         try:
             classes = int(student.outputs[0].shape[-1])
         except (AttributeError, ValueError, IndexError, TypeError):
             return
-        if type(loss).__name__ == "SparseCategoricalCrossentropy":
+        if np.issubdtype(y.dtype, np.floating):
+            if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+                raise ValueError(
+                    "Sparse class labels must be whole numbers; these float labels are "
+                    "not (fractions, NaN or Inf). Pass class indices, e.g. labels.astype('int32')."
+                )
+            if np.any(y < 0):
+                raise ValueError(
+                    "Float labels contain negative values; to mark unlabeled samples with -1, "
+                    "pass integer labels (labels.astype('int32'))."
+                )
+        if np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating):
             high = int(y.max())
             low = int(y.min())
             if high >= classes or low < -1:

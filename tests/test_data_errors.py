@@ -40,11 +40,13 @@ def test_one_hot_labels_with_a_sparse_loss(distiller, digits_batch):
         distiller.fit(x, keras.utils.to_categorical(y, 10), verbose=0)
 
 
-def test_float_sparse_labels(distiller, digits_batch):
+def test_float_sparse_labels_must_be_whole_class_indices(distiller, digits_batch):
     x, y = digits_batch
-    data = tf.data.Dataset.from_tensor_slices((x, y.astype("float32"))).batch(8)
-    with pytest.raises(TypeError, match="must be integers"):
-        distiller.fit(data, verbose=0)
+    with pytest.raises(ValueError, match="whole numbers"):
+        distiller.fit(x, y.astype("float32") + 0.5, verbose=0)
+    with pytest.raises(ValueError, match="integer labels"):
+        distiller.fit(x, np.where(y == 0, -1, y).astype("float32"), verbose=0)
+    distiller.fit(x, y.astype("float32"), verbose=0)  # whole-valued floats train, as in Keras
 
 
 def test_nan_inputs(distiller, digits_batch):
