@@ -8,6 +8,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 from keras_kd import (  # noqa: E402
     callbacks,
     datasets,
+    distribute,
     losses,
     schedules,
     self_distillation,
@@ -33,6 +34,7 @@ __all__ = [
     "self_distillation",
     "teachers",
     "datasets",
+    "distribute",
     "export_model",
     "losses",
     "zoo",

@@ -263,6 +263,21 @@ class Distiller(keras.Model):
     def call(self, inputs, training=False):
         return self.student(inputs, training=training)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3.15 reduces the whole (x, y) tuple across replicas here,
+        # which MultiWorkerMirroredStrategy refuses; only shapes are needed.
+        # See keras_kd/distribute.py.
+        if self._distribute_strategy is None:
+            return
+        if iterator is not None:
+            from keras_kd.distribute import local_batch
+
+            for _, _, it in iterator:
+                data_batch = local_batch(self.distribute_strategy, next(it))
+                break
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
     def fit(self, *args, callbacks=None, **kwargs):
         """`keras.Model.fit`, plus data checks and the terms' default schedules.
 

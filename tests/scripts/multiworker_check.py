@@ -21,17 +21,15 @@ on worker 1: together the one-device batch s. (With `OFF`, both workers
 would read the same elements and step 0 would see samples 0-7 twice.)
 
 Keras 3.15's `fit` cannot run under MultiWorkerMirroredStrategy as shipped,
-for any model (a plain Sequential fails the same way): the workers patch two
-Keras internals, `_maybe_symbolic_build` and `reduce_per_replica`; see
-`_maybe_symbolic_build_leafwise` and `_patch_keras_multiworker_mean`. Nothing
-in keras_kd is patched.
+for any model: `Distiller` works around the first bug itself and the workers
+call `keras_kd.distribute.patch_keras_multiworker()` for the second (see
+keras_kd/distribute.py).
 """
 
 import hashlib
 import json
 import os
 import sys
-import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -79,63 +77,11 @@ def model(width, name):
     return keras.Model(inputs, keras.layers.Dense(10, name="logits")(x), name=name)
 
 
-def _maybe_symbolic_build_leafwise(self, iterator=None, data_batch=None):
-    """Keras 3.15's `TensorFlowTrainer._maybe_symbolic_build`, with one fix.
-
-    Keras takes the first distributed batch and calls
-    `strategy.reduce("MEAN", (x, y), axis=None)` on the whole (x, y) tuple.
-    `strategy.reduce` takes one DistributedValues, not a nest:
-    MirroredStrategy lets the tuple through untouched, but
-    MultiWorkerMirroredStrategy (CollectiveAllReduceExtended._reduce_to ->
-    cross_device_ops._make_tensor_into_per_replica) tries to convert the
-    tuple to a tensor and raises "ValueError: Attempt to convert a value
-    (PerReplica:{...}) with an unsupported type". Any Keras model fit on
-    (x, y) data under MultiWorkerMirroredStrategy with the TF backend hits
-    it. The batch only gives shapes and dtypes to the symbolic build, so take
-    this worker's first replica's tensors, leaf by leaf (no collective).
-    """
-    if self._distribute_strategy is None:
-        return
-    if iterator is not None:
-        for _, _, it in iterator:
-            batch = next(it)
-            data_batch = tf.nest.map_structure(
-                lambda v: self.distribute_strategy.experimental_local_results(v)[0]
-                if isinstance(v, tf.distribute.DistributedValues) else v,
-                batch,
-            )
-            break
-    with self.distribute_strategy.scope():
-        self._symbolic_build(data_batch=data_batch)
-
-
-def _patch_keras_multiworker_mean():
-    """Keras 3.15 fix #2: `reduce_per_replica(..., "auto")`, which `fit` applies
-    to every step's logs, calls `strategy.reduce("MEAN", v, axis=0)` under
-    MultiWorkerMirroredStrategy; the logs are scalars, so TensorFlow raises
-    "Invalid reduction dimension 0 for input with 0 dimensions". Reduce
-    scalars across replicas only (axis=None)."""
-    from keras.src.backend.tensorflow import trainer
-
-    original = trainer.reduce_per_replica
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(strategy):
-            def mean(v):
-                rank0 = len(strategy.experimental_local_results(v)[0].shape) == 0
-                return strategy.reduce("MEAN", v, axis=None if rank0 else 0)
-            return tf.nest.map_structure(mean, values)
-        return original(values, strategy, reduction)
-
-    trainer.reduce_per_replica = reduce_per_replica
-
-
 def build():
     terms = [losses.KD(temperature=4.0), losses.DKD(warmup_epochs=0),
              losses.FeatureMSE("relu2", "relu2", adapter="auto", name="hint")]
     distiller = keras_kd.Distiller(model(16, "teacher"), model(8, "student"), losses=terms,
                                    student_loss_weight=0.5)
-    distiller._maybe_symbolic_build = types.MethodType(_maybe_symbolic_build_leafwise, distiller)
     distiller.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
     return distiller
 
@@ -161,7 +107,7 @@ def main():
     # Same seed and build order in every process: the same initial weights
     # (the checksum printed below lets the test check it).
     if MODE == "worker":
-        _patch_keras_multiworker_mean()
+        keras_kd.distribute.patch_keras_multiworker()
     keras.utils.set_random_seed(0)
     initial = build().get_weights()
     with STRATEGY.scope():
