@@ -17,26 +17,7 @@ tf.config.set_logical_device_configuration(
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import keras_kd  # noqa: E402
-from keras_kd import losses  # noqa: E402
-
-
-def model(width, name):
-    inputs = keras.Input((8, 8, 1))
-    x = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name="conv1")(inputs)
-    x = keras.layers.Conv2D(width * 2, 3, padding="same", name="conv2")(x)
-    x = keras.layers.ReLU(name="relu2")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, keras.layers.Dense(10, name="logits")(x), name=name)
-
-
-def build():
-    terms = [losses.KD(temperature=4.0), losses.DKD(warmup_epochs=0), losses.NKD(),
-             losses.FeatureMSE("relu2", "relu2", adapter="auto", name="hint")]
-    distiller = keras_kd.Distiller(model(16, "teacher"), model(8, "student"), losses=terms,
-                                   student_loss_weight=0.5)
-    distiller.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
-    return distiller
+from shared_distiller import build  # noqa: E402  (tests/scripts, on sys.path)
 
 
 def run(strategy, weights, data):
