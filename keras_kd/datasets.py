@@ -9,14 +9,26 @@
   (`data_dir`, `/usr/share/datasets/<name>` as the Debian package
   `dataset-fashion-mnist` installs it, or Keras's cache
   `~/.keras/datasets/<name>`), else TFDS.
+- `"cifar10"`, `"cifar100"`: the original python-pickle batches (CIFAR-10's
+  `data_batch_1..5`/`test_batch`, CIFAR-100's `train`/`test` with the 100
+  fine labels) from a local copy: `data_dir` (itself, or its
+  `cifar-10-batches-py` / `cifar-100-python` folder), else Keras's cache
+  (`~/.keras/datasets/cifar-10-batches-py`, and the
+  `.../cifar-10-batches-py-target/cifar-10-batches-py` layout that Keras 3's
+  `keras.datasets.cifar10.load_data()` leaves; `$KERAS_HOME` instead of
+  `~/.keras` when set), else TFDS. The pickles are read with an unpickler
+  that only rebuilds numpy arrays.
 - any other name: `tensorflow_datasets.load(name, ...)` (needs the internet
   the first time, or a prepared `data_dir`).
+
+When nothing is found, the error lists every place looked.
 
 Images come as float32 NHWC in [0, 1], labels as int32.
 """
 
 import gzip
 import os
+import pickle
 import struct
 
 import numpy as np
@@ -32,10 +44,27 @@ _IDX_FILES = {
 }
 _LOCAL_IDX = ("fashion_mnist", "mnist")
 
+_CIFAR = {
+    "cifar10": {
+        "folder": "cifar-10-batches-py",
+        "train": tuple(f"data_batch_{i}" for i in range(1, 6)),
+        "test": ("test_batch",),
+        "label_key": b"labels",
+    },
+    "cifar100": {
+        "folder": "cifar-100-python",
+        "train": ("train",),
+        "test": ("test",),
+        "label_key": b"fine_labels",
+    },
+}
+
 INFO = {
     "digits": {"input_shape": (8, 8, 1), "num_classes": 10},
     "fashion_mnist": {"input_shape": (28, 28, 1), "num_classes": 10},
     "mnist": {"input_shape": (28, 28, 1), "num_classes": 10},
+    "cifar10": {"input_shape": (32, 32, 3), "num_classes": 10},
+    "cifar100": {"input_shape": (32, 32, 3), "num_classes": 100},
 }
 
 
@@ -112,6 +141,89 @@ def _local_idx_arrays(name, split, data_dir):
     return None, looked
 
 
+def _keras_homes():
+    homes = []
+    if os.environ.get("KERAS_HOME"):
+        homes.append(os.environ["KERAS_HOME"])
+    homes.append(os.path.join(os.path.expanduser("~"), ".keras"))
+    return homes
+
+
+def _cifar_candidates(name, data_dir):
+    folder = _CIFAR[name]["folder"]
+    places = []
+    if data_dir is not None:
+        places += [data_dir, os.path.join(data_dir, folder), os.path.join(data_dir, name)]
+    for home in _keras_homes():
+        datasets_dir = os.path.join(home, "datasets")
+        places.append(os.path.join(datasets_dir, folder))
+        places.append(os.path.join(datasets_dir, f"{folder}-target", folder))
+    return places
+
+
+# What a CIFAR batch pickle (a dict of numpy arrays, lists and bytes) may
+# reference: numpy array reconstruction, nothing else (no code execution
+# through a tampered file). numpy < 2 and >= 2 spellings; `_codecs.encode`
+# is how Python 3 writes bytes into a protocol-2 pickle.
+_PICKLE_GLOBALS = frozenset({
+    ("_codecs", "encode"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+})
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) in _PICKLE_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f"Refusing to load '{module}.{name}' from a CIFAR pickle: only "
+            "numpy arrays are expected; the file may be corrupted or malicious."
+        )
+
+
+def _read_cifar_batch(path, label_key):
+    with open(path, "rb") as handle:
+        batch = _ArrayUnpickler(handle, encoding="bytes").load()
+    if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
+        keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
+        raise ValueError(
+            f"'{path}' is not a CIFAR batch: expected a dict with b'data' and "
+            f"{label_key!r}, got {keys}."
+        )
+    data = np.asarray(batch[b"data"], dtype=np.uint8)
+    labels = np.asarray(batch[label_key], dtype=np.int32).reshape(-1)
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
+        raise ValueError(
+            f"'{path}' is not a CIFAR batch: b'data' has shape {data.shape} "
+            f"for {len(labels)} labels; expected (N, 3072), channel-major."
+        )
+    return data, labels
+
+
+def _local_cifar_arrays(name, split, data_dir):
+    spec = _CIFAR[name]
+    if split not in ("train", "test"):
+        return None, []
+    looked = _cifar_candidates(name, data_dir)
+    for folder in looked:
+        files = [os.path.join(folder, f) for f in spec[split]]
+        if all(os.path.isfile(f) for f in files):
+            parts = [_read_cifar_batch(f, spec["label_key"]) for f in files]
+            data = np.concatenate([d for d, _ in parts])
+            labels = np.concatenate([y for _, y in parts])
+            images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+            images = images.astype(np.float32) / np.float32(255.0)
+            return (images, labels), looked
+    return None, looked
+
+
 def _tfds_dataset(name, split, data_dir, looked):
     import tensorflow as tf
     import tensorflow_datasets as tfds
@@ -166,6 +278,10 @@ def _source(name, split, data_dir):
         arrays, looked = _local_idx_arrays(name, split, data_dir)
         if arrays is not None:
             return arrays
+    elif name in _CIFAR:
+        arrays, looked = _local_cifar_arrays(name, split, data_dir)
+        if arrays is not None:
+            return arrays
     return _tfds_dataset(name, split, data_dir, looked)
 
 
@@ -182,8 +298,9 @@ def load(
     """Loads a dataset as a `tf.data.Dataset` of `(image, label)` pairs.
 
     Args:
-        name: `"digits"` (embedded, offline), `"fashion_mnist"`, `"mnist"`, or
-            any TensorFlow Datasets name.
+        name: `"digits"` (embedded, offline), `"fashion_mnist"`, `"mnist"`,
+            `"cifar10"`, `"cifar100"` (local copies first), or any
+            TensorFlow Datasets name.
         split: `"train"`, `"test"` (and `"all"` for digits; any TFDS split
             string for TFDS names).
         batch_size: batch the pipeline when given.
