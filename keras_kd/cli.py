@@ -1,6 +1,7 @@
 """The `keras-kd` command line."""
 
 import argparse
+import os
 import sys
 
 
@@ -18,6 +19,56 @@ def _demo(args):
         verbose=0 if args.quiet else 1,
     )
     return 0
+
+
+def _distill(args):
+    from keras_kd import config
+
+    overrides = list(args.set or [])
+    if args.epochs is not None:
+        overrides.append(f"epochs={args.epochs}")
+    if args.output_dir is not None:
+        overrides.append(f"output_dir={args.output_dir}")
+    try:
+        cfg = config.load(args.config, overrides=overrides)
+    except config.ConfigError as error:
+        print(f"keras-kd distill: {error}", file=sys.stderr)
+        return 2
+    if args.validate_only:
+        print(f"{args.config}: valid (config hash {config.config_hash(cfg)}).")
+        return 0
+    from keras_kd import run_config
+
+    try:
+        run_config.run(cfg, overwrite=args.overwrite, verbose=0 if args.quiet else 1,
+                       search_path=[os.path.dirname(os.path.abspath(args.config))])
+    except (config.ConfigError, FileExistsError) as error:
+        print(f"keras-kd distill: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_distill(commands):
+    distill = commands.add_parser(
+        "distill",
+        help="train a student (or a teacher) from a YAML/TOML run config",
+        description="Validates the whole config, then trains with progress bars and "
+        "TensorBoard (OUTPUT_DIR/logs), resumes when re-run after an interruption "
+        "(OUTPUT_DIR/backup), evaluates on the test split, writes "
+        "OUTPUT_DIR/results.json and exports the student. Schema: docs/config.md.",
+    )
+    distill.add_argument("config", help="the run config (.yaml, .yml or .toml)")
+    distill.add_argument("--set", action="append", metavar="KEY=VALUE",
+                         help="override a key, e.g. --set dataset.batch_size=32 or "
+                         "--set terms[0].weight=0.5 (value read as YAML; repeatable)")
+    distill.add_argument("--epochs", type=int, default=None, help="override epochs")
+    distill.add_argument("--output-dir", default=None, help="override output_dir")
+    distill.add_argument("--validate-only", action="store_true",
+                         help="check the config and exit (0 valid, 2 invalid)")
+    distill.add_argument("--overwrite", action="store_true",
+                         help="discard a previous run in output_dir and replace exports")
+    distill.add_argument("--quiet", action="store_true", help="no progress bars")
+    distill.set_defaults(handler=_distill)
 
 
 def build_parser():
@@ -45,6 +96,7 @@ def build_parser():
     demo.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(handler=_demo)
+    _add_distill(commands)
     return parser
 
 
@@ -54,7 +106,8 @@ def main(argv=None):
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
-    if getattr(args, "epochs", 1) < 1:
+    epochs = getattr(args, "epochs", None)
+    if epochs is not None and epochs < 1:
         parser.error("--epochs must be >= 1")
     return args.handler(args)
 
