@@ -1,0 +1,128 @@
+"""`keras-kd bench`: runs, resumes, reports, refuses to mix settings."""
+
+import glob
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+
+from keras_kd import bench, bench_report, datasets
+
+
+@pytest.fixture(scope="module")
+def small_digits():
+    x, y = datasets.load("digits", "train", as_numpy=True)
+    xt, yt = datasets.load("digits", "test", as_numpy=True)
+    return (x[:192], y[:192]), (xt[:64], yt[:64])
+
+
+def _run(tmp_path, data, **kwargs):
+    options = dict(pair="digits-cnn", methods_=["kd", "fsp"], seeds=[0, 1], epochs=1,
+                   train_size=None, output_dir=str(tmp_path / "bench"), verbose=0,
+                   data=data)
+    options.update(kwargs)
+    return bench.run(**options)
+
+
+def test_bench_runs_every_method_and_seed_and_writes_the_report(tmp_path, small_digits):
+    result = _run(tmp_path, small_digits, methods_=["kd"])
+    out = tmp_path / "bench"
+    done = sorted(os.path.relpath(p, out) for p in glob.glob(str(out / "results/*/*/*.json")))
+    assert done == sorted([
+        "results/scratch/digits_thin_student/seed0.json",
+        "results/scratch/digits_thin_student/seed1.json",
+        "results/kd/digits_thin_student/seed0.json",
+        "results/kd/digits_thin_student/seed1.json",
+    ])
+    for row in result["rows"]:
+        assert 0.0 <= row["accuracy"] <= 1.0
+        assert row["params"] > 0 and row["latency_ms"] > 0 and row["step_ms"] > 0
+    report = (out / "report.md").read_text()
+    assert "| kd | digits_thin_student (6,386) |" in report
+    assert re.search(r"\| teacher \| digits_teacher \(289,066\) \| \d+\.\d\d \|", report)
+    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    events = glob.glob(str(out / "tensorboard/kd/digits_thin_student/seed0/**/events.out.*"),
+                       recursive=True)
+    assert events, "each run writes its own TensorBoard logs"
+
+
+def test_width_matched_methods_run_on_the_matched_student_with_its_own_baseline():
+    pair = bench.PAIRS["digits-cnn"]
+    assert bench.plan_runs(pair, ["scratch", "kd", "fsp"], [0, 1]) == [
+        ("scratch", "digits_thin_student", 0), ("scratch", "digits_thin_student", 1),
+        ("scratch", "digits_matched_student", 0), ("scratch", "digits_matched_student", 1),
+        ("kd", "digits_thin_student", 0), ("kd", "digits_thin_student", 1),
+        ("fsp", "digits_matched_student", 0), ("fsp", "digits_matched_student", 1),
+    ]
+    # The Fashion-MNIST student already has the teacher's widths: one student.
+    assert {s for _, s, _ in bench.plan_runs(bench.PAIRS["fmnist-cnn"], ["fsp"], [0])} == {
+        "fmnist_student"}
+
+
+def test_bench_resumes_without_retraining_finished_runs(tmp_path, small_digits, monkeypatch):
+    _run(tmp_path, small_digits, methods_=["kd"], seeds=[0])
+    trained = []
+    original = bench.train_one
+
+    def counting(method, student, seed, *args, **kwargs):
+        trained.append((method, seed))
+        return original(method, student, seed, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "train_one", counting)
+    # A second seed added later: only its two runs train.
+    result = _run(tmp_path, small_digits, methods_=["kd"], seeds=[0, 1])
+    assert trained == [("scratch", 1), ("kd", 1)]
+    assert len(result["rows"]) == 4
+
+
+def test_bench_refuses_to_mix_results_of_other_settings(tmp_path):
+    settings = {"pair": "digits-cnn", "epochs": 1, "batch_size": 32}
+    bench._check_settings(str(tmp_path), settings)
+    bench._check_settings(str(tmp_path), dict(settings))  # same settings: resume
+    with pytest.raises(ValueError, match=r"epochs: 1 → 2.*another --output-dir"):
+        bench._check_settings(str(tmp_path), dict(settings, epochs=2))
+
+
+def test_bench_rejects_unknown_names_and_feature_methods_on_mlp_pairs(tmp_path):
+    with pytest.raises(ValueError, match="Unknown pair 'nope'.*digits-cnn"):
+        bench.run(pair="nope", output_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=r"Unknown method\(s\) \['kdd'\]"):
+        bench.run(methods_=["kdd"], output_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="feature methods.*fitnet.*--methods kd,dkd,nkd"):
+        bench.run(pair="fmnist-mlp", methods_=["kd", "fitnet"], output_dir=str(tmp_path))
+
+
+def test_summary_statistics_match_numpy():
+    rows = [
+        {"method": m, "student": "s", "seed": seed, "accuracy": acc, "params": 10,
+         "latency_ms": 1.0, "step_ms": step}
+        for m, seed, acc, step in [
+            ("scratch", 0, 0.90, 2.0), ("scratch", 1, 0.92, 4.0),
+            ("kd", 0, 0.95, 3.0), ("kd", 1, 0.97, 5.0),
+            ("at", 0, 0.80, 6.0), ("at", 1, 0.90, 6.0),
+        ]
+    ]
+    by = {s["method"]: s for s in bench_report.summarize(rows)}
+    assert by["kd"]["mean"] == pytest.approx(96.0)
+    assert by["kd"]["std"] == pytest.approx(np.std([95.0, 97.0]))
+    assert by["kd"]["delta"] == pytest.approx(96.0 - 91.0)
+    assert by["kd"]["step_ratio"] == pytest.approx(4.0 / 3.0)
+    assert by["kd"]["verdict"] == "beats scratch"
+    assert by["at"]["verdict"] == "does not beat scratch"
+
+
+def test_stratified_subset_keeps_class_balance_and_is_fixed():
+    y = np.repeat(np.arange(4), [100, 200, 300, 400]).astype("int32")
+    x = np.arange(len(y), dtype="float32")
+    xs, ys = bench._subset(x, y, 100)
+    assert np.bincount(ys).tolist() == [10, 20, 30, 40]
+    assert np.array_equal(xs, bench._subset(x, y, 100)[0])
+
+
+def test_results_are_written_atomically(tmp_path):
+    path = tmp_path / "r" / "seed0.json"
+    bench._write_json(str(path), {"a": 1})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert not os.path.exists(str(path) + ".tmp")
