@@ -157,7 +157,13 @@ def test_small_models_defaults(name, shape, classes, stages):
 def test_fmnist_and_hinton_sizes():
     teacher = trainable_count(zoo.get("fmnist_teacher"))
     student = trainable_count(zoo.get("fmnist_student"))
-    assert (teacher, student) == (94_186, 13_726)
+    # conv 3×3 (no bias) + BN gamma/beta per block, then the 10-way head.
+    def stage(c_in, c, blocks):
+        return 9 * c_in * c + (blocks - 1) * 9 * c * c + blocks * 2 * c
+
+    head = 64 * 10 + 10
+    assert teacher == stage(1, 16, 3) + stage(16, 32, 3) + stage(32, 64, 3) + head == 121_274
+    assert student == stage(1, 16, 1) + stage(16, 32, 1) + stage(32, 64, 1) + head == 24_058
     assert 4 <= teacher / student <= 8
     assert trainable_count(zoo.get("hinton_teacher")) == 784 * 1200 + 1200 + 1200 * 1200 + 1200 + 12010
     assert trainable_count(zoo.get("hinton_student")) == 784 * 800 + 800 + 800 * 800 + 800 + 8010
