@@ -348,10 +348,9 @@ def run(
     os.makedirs(output_dir, exist_ok=True)
     _check_settings(output_dir, settings)
 
-    if data is None:
-        data = load_data(spec, settings["train_size"], data_dir)
-    else:
-        data = (_subset(*data[0], settings["train_size"]), data[1])
+    full = load_data(spec, None, data_dir) if data is None else data
+    # The teacher trains on the whole training set; the students on the subset.
+    data = (_subset(*full[0], settings["train_size"]), full[1])
     (x_train, y_train), (x_test, y_test) = data
     _say(verbose, f"{pair}: {spec.description}\n"
          f"data: {settings['dataset']}, {len(y_train)} train / {len(y_test)} test")
@@ -360,7 +359,7 @@ def run(
     if found is None:
         _say(verbose, f"No saved teacher '{spec.teacher_file}': training it "
              f"({settings['teacher_epochs']} epochs).")
-        found = train_teacher(spec, data, output_dir, settings["teacher_epochs"],
+        found = train_teacher(spec, full, output_dir, settings["teacher_epochs"],
                               settings["learning_rate"], verbose)
     teacher = keras.saving.load_model(found)
     teacher_row = {
