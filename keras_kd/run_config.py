@@ -412,7 +412,7 @@ def run(cfg, train_data=None, test_data=None, teacher_model=None, student_model=
             built_callbacks.extend(extra)
             model.compile(loss="sparse_categorical_crossentropy", **compile_args)
         built_callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "logs")))
-        history = model.fit(train, epochs=cfg["epochs"], steps_per_epoch=steps_per_epoch,
+        history = model.fit(train, epochs=cfg["epochs"], steps_per_epoch=steps_per_epoch, shuffle=False,
                             callbacks=built_callbacks + list(callbacks), verbose=verbose)
         scores = student_scores(student, test, run_eagerly, verbose)
     results = {
