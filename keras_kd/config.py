@@ -21,7 +21,7 @@ Example:
 from keras_kd import config
 cfg = config.load("recipes/digits_kd.yaml", overrides=["epochs=1"])
 cfg["epochs"]          # 1
-cfg["dataset"]["batch_size"]   # 64
+cfg["dataset"]["batch_size"]   # 32
 ```
 """
 
@@ -497,8 +497,8 @@ def _check_optimizer(check, raw, epochs):
     check.number("optimizer.momentum", out["momentum"], 0, maximum=1)
     check.boolean("optimizer.nesterov", out["nesterov"])
     check.number("optimizer.weight_decay", out["weight_decay"], 0)
-    if name != "sgd" and ("momentum" in raw or "nesterov" in raw):
-        check.bad("optimizer.momentum" if "momentum" in raw else "optimizer.nesterov",
+    if name not in (None, "sgd") and (out["momentum"] or out["nesterov"] is True):
+        check.bad("optimizer.momentum" if out["momentum"] else "optimizer.nesterov",
                   f"applies to sgd only, not {name}")
     if out["weight_decay_mode"] is None:
         out["weight_decay_mode"] = "decoupled" if name == "adamw" else "coupled"
@@ -579,10 +579,11 @@ def validate(data, check_files=True, source=None, search_path=()):
     out = {}
     out["teacher"] = _check_model(check, "teacher", data.get("teacher"), check_files,
                                   search_path, allow_none=True)
-    out["student"] = _check_model(check, "student", data.get("student"), check_files,
-                                  search_path, allow_none=False)
-    out["dataset"] = _check_dataset(check, data.get("dataset"))
-    epochs = check.number("epochs", data.get("epochs"), 1, integer=True)
+    if "student" in data:  # a missing required key is reported once, above
+        out["student"] = _check_model(check, "student", data["student"], check_files,
+                                      search_path, allow_none=False)
+    out["dataset"] = _check_dataset(check, data["dataset"]) if "dataset" in data else None
+    epochs = check.number("epochs", data["epochs"], 1, integer=True) if "epochs" in data else None
     out["epochs"] = epochs
     method, terms = data.get("method"), data.get("terms")
     if method is not None and terms is not None:
@@ -617,7 +618,7 @@ def validate(data, check_files=True, source=None, search_path=()):
     out["strategy"] = check.choice("strategy", data.get("strategy", "default"), STRATEGIES)
     out["mixed_precision"] = check.boolean("mixed_precision", data.get("mixed_precision", False))
     out["jit_compile"] = check.boolean("jit_compile", data.get("jit_compile", False))
-    out["output_dir"] = check.string("output_dir", data.get("output_dir"))
+    out["output_dir"] = check.string("output_dir", data.get("output_dir", "runs/run"))
     out["export"] = _check_export(check, data.get("export"), out["output_dir"])
     if check.problems:
         raise ConfigError(check.problems, source)
