@@ -71,6 +71,32 @@ def _add_distill(commands):
     distill.set_defaults(handler=_distill)
 
 
+def _bench(args):
+    from keras_kd import bench
+
+    try:
+        bench.from_args(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"keras-kd bench: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_bench(commands):
+    from keras_kd import bench
+
+    parser = commands.add_parser(
+        "bench",
+        help="every distillation method vs the scratch student, over seeds",
+        description="Loads (or trains) the pair's teacher, trains the scratch student and "
+        "the student under each method for every seed, and writes report.md, report.png "
+        "and TensorBoard runs to OUTPUT_DIR. Results are saved per seed as they finish, "
+        "so re-running the same command resumes.",
+    )
+    bench.add_arguments(parser)
+    parser.set_defaults(handler=_bench)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-kd",
@@ -97,6 +123,7 @@ def build_parser():
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(handler=_demo)
     _add_distill(commands)
+    _add_bench(commands)
     return parser
 
 

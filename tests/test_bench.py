@@ -126,3 +126,16 @@ def test_results_are_written_atomically(tmp_path):
     bench._write_json(str(path), {"a": 1})
     assert json.loads(path.read_text()) == {"a": 1}
     assert not os.path.exists(str(path) + ".tmp")
+
+
+def test_cli_bench_runs_and_reports_bad_input_cleanly(tmp_path, capsys):
+    from keras_kd import cli
+
+    out = tmp_path / "cli"
+    assert cli.main(["bench", "--methods", "kd", "--seeds", "0", "--epochs", "1",
+                     "--train-size", "100", "--output-dir", str(out), "--quiet"]) == 0
+    assert (out / "report.md").exists() and (out / "results/kd/digits_thin_student/seed0.json").exists()
+    assert cli.main(["bench", "--methods", "kdd", "--output-dir", str(tmp_path / "x")]) == 2
+    assert "Unknown method(s) ['kdd']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--pair", "nope"])
