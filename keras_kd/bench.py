@@ -41,7 +41,7 @@ SETTINGS_FILE = "bench.json"
 # Settings that change the numbers: a re-run with other values would mix
 # incomparable results, so it is refused.
 _FIXED_SETTINGS = ("pair", "dataset", "epochs", "batch_size", "train_size",
-                   "learning_rate", "temperature", "teacher")
+                   "learning_rate", "temperature", "schedule", "teacher")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,8 +235,8 @@ def train_teacher(pair, data, output_dir, epochs, learning_rate, verbose):
     (x, y), _ = data
     keras.utils.set_random_seed(0)
     teacher = build_model(pair.teacher, pair.dataset)
-    teacher.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=_loss(),
-                    metrics=["accuracy"])
+    optimizer = adam_cosine(learning_rate, epochs, len(y), pair.batch_size)
+    teacher.compile(optimizer=optimizer, loss=_loss(), metrics=["accuracy"])
     teacher.fit(
         x, y, batch_size=pair.batch_size, epochs=epochs, shuffle=True,
         verbose=_fit_verbose(verbose),
@@ -245,6 +245,16 @@ def train_teacher(pair, data, output_dir, epochs, learning_rate, verbose):
     path = os.path.join(output_dir, "teacher.keras")
     teacher.save(path)
     return path
+
+
+def adam_cosine(learning_rate, epochs, examples, batch_size):
+    """Adam whose rate decays to 0 by the last step (cosine).
+
+    Decaying to 0 lets the weights settle, so BatchNormalization's moving
+    statistics catch up with them before the model is evaluated.
+    """
+    steps = max(1, epochs * -(-examples // batch_size))
+    return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps))
 
 
 def _fit_verbose(verbose):
@@ -265,7 +275,8 @@ def train_one(method, student_name, seed, teacher, pair, data, settings, output_
     timer = EpochTimer()
     log_dir = os.path.join(output_dir, "tensorboard", method, student_name, f"seed{seed}")
     callbacks = [timer, keras.callbacks.TensorBoard(log_dir)] + list(plan.callbacks)
-    optimizer = keras.optimizers.Adam(settings["learning_rate"])
+    optimizer = adam_cosine(settings["learning_rate"], epochs, len(y_train),
+                            settings["batch_size"])
     if method == "scratch":
         model = student.compile(optimizer=optimizer, loss=_loss(), metrics=["accuracy"]) or student
     else:
@@ -340,6 +351,7 @@ def run(
         "train_size": spec.train_size if train_size == "default" else train_size,
         "learning_rate": float(learning_rate),
         "temperature": float(temperature),
+        "schedule": "adam-cosine",
         "teacher": teacher_path,
     }
     if settings["epochs"] < 1:

@@ -126,7 +126,7 @@ def write(output_dir, settings, teacher, rows, pair, command=""):
         f"- pair: {pair.description}",
         f"- data: {settings['dataset']} (students trained on {size} training images; "
         "accuracy on the full test split)",
-        f"- training: Adam {settings['learning_rate']:g}, batch {settings['batch_size']}, "
+        f"- training: Adam {settings['learning_rate']:g} with cosine decay to 0, batch {settings['batch_size']}, "
         f"{settings['epochs']} epochs, T = {settings['temperature']:g} for KD/DKD; recipes from "
         "`keras_kd.methods.recipe`",
         f"- teacher: `{teacher['file']}`",

@@ -32,6 +32,7 @@ def cnn(
     dense=None,
     dropout=0.0,
     name="cnn",
+    bn_momentum=0.99,
 ):
     """A VGG-style CNN: stages of 3×3 conv + BN + ReLU, optional max-pool.
 
@@ -45,6 +46,9 @@ def cnn(
         pool_after: 1-based stage indices followed by a 2×2 max-pool.
         dense: width of a hidden dense layer after global pooling, or None.
         dropout: dropout rate before the logits.
+        bn_momentum: BatchNormalization momentum (Keras's default 0.99
+            averages over ~100 steps; 0.9, PyTorch's, tracks weights that
+            still move at the end of training, see `fmnist_teacher`).
     """
     inputs = keras.Input(input_shape, name="image")
     x = inputs
@@ -55,7 +59,9 @@ def cnn(
                 width, 3, padding="same", use_bias=False,
                 name=f"stage{stage}_conv{suffix}",
             )(x)
-            x = layers.BatchNormalization(name=f"stage{stage}_bn{suffix}")(x)
+            x = layers.BatchNormalization(
+                momentum=bn_momentum, name=f"stage{stage}_bn{suffix}"
+            )(x)
             x = layers.ReLU(name=f"stage{stage}_relu{suffix}")(x)
         if stage in pool_after:
             x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
@@ -411,9 +417,13 @@ def fmnist_teacher(input_shape=(28, 28, 1), num_classes=10, name="fmnist_teacher
     121,274 trainable parameters (121,946 with the BN moving statistics).
     Same widths as `fmnist_student`, deeper: the ResNet32x4 → ResNet8x4
     relation, so FSP's flow matrices match without an adapter.
+
+    BN momentum 0.9: with Keras's 0.99, Adam at a constant 1e-3 left the nine
+    BN layers' moving statistics so far behind the weights that test accuracy
+    in inference mode was 77.6% against 91.6% on batch statistics.
     """
     return cnn(input_shape, num_classes, widths=(16, 32, 64), convs_per_stage=3,
-               pool_after=(1, 2), dropout=0.0, name=name)
+               pool_after=(1, 2), dropout=0.0, name=name, bn_momentum=0.9)
 
 
 def fmnist_student(input_shape=(28, 28, 1), num_classes=10, name="fmnist_student"):
@@ -421,7 +431,7 @@ def fmnist_student(input_shape=(28, 28, 1), num_classes=10, name="fmnist_student
     one conv-BN-ReLU per stage. 24,058 trainable parameters (24,282 with the
     BN moving statistics): 5.0× fewer than the teacher."""
     return cnn(input_shape, num_classes, widths=(16, 32, 64), pool_after=(1, 2),
-               name=name)
+               name=name, bn_momentum=0.9)
 
 
 def hinton_teacher(input_shape=(28, 28, 1), num_classes=10, name="hinton_teacher"):
