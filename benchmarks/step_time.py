@@ -503,30 +503,7 @@ def interpretation(ratios, xla_slowdown, use_xla, loads=None, nproc=None,
     return "\n".join(lines)
 
 
-def machine_info():
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    ram = "unknown"
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal"):
-                    ram = f"{int(line.split()[1]) / 1024 ** 2:.1f} GiB"
-                    break
-    except OSError:
-        pass
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:
-        nproc = os.cpu_count()
-    return {"nproc": nproc, "cpu": cpu, "ram": ram}
+from keras_kd.timing import machine_info  # noqa: E402  (re-exported for perf_matrix)
 
 
 def git_state():

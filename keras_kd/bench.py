@@ -221,11 +221,11 @@ def find_teacher(pair, output_dir, teacher_path=None):
         if not os.path.exists(teacher_path):
             raise FileNotFoundError(f"--teacher '{teacher_path}' does not exist.")
         return teacher_path
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for folder in (os.path.join(os.getcwd(), "saved_models"), os.path.join(repo, "saved_models")):
-        candidate = os.path.join(folder, pair.teacher_file)
-        if os.path.exists(candidate):
-            return candidate
+    from keras_kd.demo import find_saved_model
+
+    shipped = find_saved_model(pair.teacher_file)
+    if shipped is not None:
+        return shipped
     trained = os.path.join(output_dir, "teacher.keras")
     return trained if os.path.exists(trained) else None
 
@@ -434,17 +434,12 @@ def environment():
     """Machine and versions, for the report."""
     import tensorflow as tf
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    from keras_kd.timing import machine_info
+
+    machine = machine_info()
     gpus = tf.config.list_physical_devices("GPU")
-    return (f"{cpu}, {os.cpu_count()} cores, {len(gpus)} GPU(s); Python "
+    return (f"{machine['cpu']}, {machine['nproc']} cores, {machine['ram']} RAM, "
+            f"{len(gpus)} GPU(s); Python "
             f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}")
 
 

@@ -19,18 +19,23 @@ from keras_kd.timing import latency_ms
 TEACHER_FILE = "digits_teacher.keras"
 
 
+def find_saved_model(filename):
+    """`filename` in ./saved_models/ or the repository's saved_models/, or None."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for folder in (os.path.join(os.getcwd(), "saved_models"), os.path.join(repo, "saved_models")):
+        candidate = os.path.join(folder, filename)
+        if os.path.exists(candidate):
+            return candidate
+    return None
+
+
 def find_teacher(path=None):
     """The shipped teacher: `path`, ./saved_models/, or the repository's."""
     if path is not None:
         if not os.path.exists(path):
             raise FileNotFoundError(f"No teacher at '{path}'.")
         return path
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for folder in (os.path.join(os.getcwd(), "saved_models"), os.path.join(repo, "saved_models")):
-        candidate = os.path.join(folder, TEACHER_FILE)
-        if os.path.exists(candidate):
-            return candidate
-    return None
+    return find_saved_model(TEACHER_FILE)
 
 
 def train_teacher(x, y, epochs=30, seed=0, verbose=1):

@@ -1,5 +1,6 @@
 """Inference latency, measured the same way for every model."""
 
+import os
 import time
 
 import numpy as np
@@ -23,3 +24,23 @@ def latency_ms(model, batch, repeats=30, warmup=5):
         forward(batch).numpy()
         times.append(time.perf_counter() - start)
     return float(np.median(times) * 1000.0)
+
+
+def machine_info():
+    """`{"nproc", "cpu", "ram"}` of this machine, for benchmark reports."""
+    cpu = ram = "unknown"
+    for path, key in (("/proc/cpuinfo", "model name"), ("/proc/meminfo", "MemTotal")):
+        try:
+            with open(path) as handle:
+                line = next((l for l in handle if l.startswith(key)), None)
+        except OSError:
+            line = None
+        if line and key == "model name":
+            cpu = line.split(":", 1)[1].strip()
+        elif line:
+            ram = f"{int(line.split()[1]) / 1024 ** 2:.1f} GiB"
+    try:
+        nproc = len(os.sched_getaffinity(0))
+    except AttributeError:
+        nproc = os.cpu_count()
+    return {"nproc": nproc, "cpu": cpu, "ram": ram}
