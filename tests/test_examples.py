@@ -1,19 +1,11 @@
 """The examples that ship with the library run (tiny settings)."""
 
-import importlib.util
 import os
 
 import numpy as np
 import pytest
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-
-
-def load_example(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(EXAMPLES, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.example_scripts import EXAMPLES, load_example
 
 
 def test_transfer_subset_reindexes_the_classes():

@@ -1,26 +1,16 @@
 """examples/hinton_mnist.py: a quick digits run (tables, JSON, resume) and its bias correction."""
 
-import importlib.util
 import json
-import os
 
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load_example():
-    path = os.path.join(ROOT, "examples", "hinton_mnist.py")
-    spec = importlib.util.spec_from_file_location("hinton_mnist", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.example_scripts import load_example
 
 
 @pytest.fixture(scope="module")
 def example():
-    return load_example()
+    return load_example("hinton_mnist")
 
 
 def test_bias_for_prior_matches_a_numpy_quantile_of_the_margins(example):

@@ -1,6 +1,5 @@
 """examples/logit_methods.py runs end to end (tiny settings), and its recipes."""
 
-import importlib.util
 import json
 import os
 
@@ -8,15 +7,7 @@ import pytest
 
 from keras_kd import losses, methods
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load_example():
-    path = os.path.join(ROOT, "examples", "logit_methods.py")
-    spec = importlib.util.spec_from_file_location("logit_methods", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.example_scripts import ROOT, load_example
 
 
 @pytest.mark.parametrize("epochs, warmup", [(1, 1), (3, 1), (8, 2), (120, 30)])
@@ -39,7 +30,7 @@ def test_nkd_recipe_uses_the_authors_defaults():
 
 @pytest.mark.slow
 def test_logit_methods_example_reports_every_row(tmp_path):
-    example = load_example()
+    example = load_example("logit_methods")
     out = tmp_path / "logit_methods"
     table = example.main([
         "--epochs", "2", "--seeds", "1", "--teacher-epochs", "1", "--max-train", "200",
