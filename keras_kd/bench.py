@@ -425,8 +425,12 @@ def _say(verbose, text):
 
 def _command():
     argv = sys.argv[:]
-    if argv and argv[0].endswith(("keras-kd", "cli.py")):
+    if not argv:
+        return ""
+    if argv[0].endswith(("keras-kd", "cli.py")):
         argv[0] = "keras-kd"
+    elif argv[0].endswith(".py"):
+        argv[0] = "python " + os.path.relpath(argv[0])
     return " ".join(argv)
 
 
