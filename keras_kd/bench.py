@@ -375,7 +375,7 @@ def run(
                               settings["learning_rate"], verbose)
     teacher = keras.saving.load_model(found)
     teacher_row = {
-        "method": "teacher", "student": spec.teacher, "file": found,
+        "method": "teacher", "student": spec.teacher, "file": os.path.relpath(found),
         "accuracy": accuracy(teacher, x_test, y_test),
         "params": int(teacher.count_params()),
         "latency_ms": _latency(teacher, x_test),

@@ -29,7 +29,11 @@ def summarize(rows):
             "mean": float(acc.mean()),
             "std": float(acc.std()),
             "params": members[0]["params"],
-            "latency_ms": float(np.median([r["latency_ms"] for r in members])),
+            # Latency is the architecture's: the median over every run of this
+            # student, whatever the method, so a busy moment in one run does not
+            # make one method's identical network look slower.
+            "latency_ms": float(np.median([r["latency_ms"] for r in rows
+                                           if r["student"] == student])),
             "step_ms": float(np.median([r["step_ms"] for r in members])),
         })
     scratch = {s["student"]: s for s in summary if s["method"] == "scratch"}
@@ -141,7 +145,7 @@ def write(output_dir, settings, teacher, rows, pair, command=""):
         "",
         "Accuracy is mean ± std over seeds; Δ against the scratch run of the same student "
         "and seeds. Latency: median forward of a batch of 256 test images "
-        "(`keras_kd.timing.latency_ms`). Train step: median epoch wall time ÷ steps, "
+        "(`keras_kd.timing.latency_ms`) over every run of that student. Train step: median epoch wall time ÷ steps, "
         "first epoch left out.",
         "",
         f"- does not beat scratch: {', '.join(not_helping) or 'none'}",
