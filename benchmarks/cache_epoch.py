@@ -38,7 +38,7 @@ import step_time  # noqa: E402  (the shared reference pair)
 from report_block import write_block  # noqa: E402
 
 import keras_kd  # noqa: E402
-from keras_kd.teacher_cache import cache  # noqa: E402
+from keras_kd.teachers.caching import cache  # noqa: E402
 
 START, END = "<!-- cache-epoch:start -->", "<!-- cache-epoch:end -->"
 

@@ -5,7 +5,7 @@
 Pair: the shipped digits teacher (saved_models/digits_teacher.keras) and the
 thin student of examples/feature_methods.py (8/16/32 channels; 32/64/128 for
 FSP), batch 128 of the embedded digits, Adam(1e-3), each method as wired by
-`keras_kd.methods.recipe`. Per round, in a shuffled order: the student's own
+`keras_kd.zoo.recipes.recipe`. Per round, in a shuffled order: the student's own
 train step, the teacher's forward (`tf.function`, training=False) and each
 method's distiller train step, `--steps` steps each after warm-up; the ratio
 is taken per round and the median over rounds reported. `--write` replaces
@@ -24,7 +24,8 @@ import numpy as np
 import tensorflow as tf
 
 import keras_kd
-from keras_kd import datasets, methods, zoo
+from keras_kd import datasets, zoo
+from keras_kd.zoo import recipes as methods
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report_block import write_block  # noqa: E402

@@ -5,8 +5,8 @@
     python benchmarks/perf_matrix.py --write                 # full run, writes BENCHMARKS.md block
     python benchmarks/perf_matrix.py --modes graph-f32,xla-f32 --methods kd,dkd --out raw.json
 
-For every method of `keras_kd.methods.METHODS` except scratch, wired by
-`keras_kd.methods.recipe` (every term at full weight, as in
+For every method of `keras_kd.zoo.recipes.METHODS` except scratch, wired by
+`keras_kd.zoo.recipes.recipe` (every term at full weight, as in
 `methods_step_time.py`), the keras_kd `Distiller` train step is timed in each
 mode and divided by the floor of the same mode and round: the student's own
 train step + the teacher forward (`tf.function`, training=False). Also:
@@ -65,7 +65,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_kd  # noqa: E402
-from keras_kd import losses, methods, teachers, zoo  # noqa: E402
+from keras_kd import losses, teachers, zoo
+from keras_kd.zoo import recipes as methods  # noqa: E402
 
 START, END = "<!-- perf-matrix:start -->", "<!-- perf-matrix:end -->"
 
@@ -357,7 +358,7 @@ def markdown(table, args, info, vers, elapsed, loads):
         f"Pair: `zoo.digits_teacher` (random init) → the thin student of "
         f"`methods_step_time.py` (FSP and the equal-width feature rows: the width-matched "
         f"one), synthetic {INPUT_SHAPE[0]}×{INPUT_SHAPE[1]}×{INPUT_SHAPE[2]} inputs, batch "
-        f"{BATCH}, Adam(1e-3), each method as `keras_kd.methods.recipe` wires it with every "
+        f"{BATCH}, Adam(1e-3), each method as `keras_kd.zoo.recipes.recipe` wires it with every "
         "term at full weight.",
         "",
         table,

@@ -503,7 +503,7 @@ def interpretation(ratios, xla_slowdown, use_xla, loads=None, nproc=None,
     return "\n".join(lines)
 
 
-from keras_kd.timing import machine_info  # noqa: E402  (re-exported for perf_matrix)
+from keras_kd.tools.timing import machine_info  # noqa: E402  (re-exported for perf_matrix)
 
 
 def git_state():

@@ -21,7 +21,8 @@ import keras
 import numpy as np
 
 import keras_kd
-from keras_kd import datasets, methods, zoo
+from keras_kd import datasets, zoo
+from keras_kd.zoo import recipes as methods
 
 
 def student(kind):

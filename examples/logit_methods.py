@@ -9,7 +9,7 @@ batch 32, `--epochs` epochs (120). Within a seed every row starts from the
 same initial weights. Rows:
 
 - scratch: the labels alone (the baseline);
-- KD (T = 4, student loss weight 1), DKD, NKD (`keras_kd.methods.recipe`)
+- KD (T = 4, student loss weight 1), DKD, NKD (`keras_kd.zoo.recipes.recipe`)
   from the shipped teacher (saved_models/digits_teacher.keras);
 - KD (T = 4) from `teachers.Ensemble` (mean of the soft targets at T = 4) of
   the shipped teacher and a second CNN of another architecture trained here;
@@ -37,9 +37,10 @@ import keras
 import numpy as np
 
 import keras_kd
-from keras_kd import datasets, methods, teachers, zoo
-from keras_kd.demo import find_teacher
-from keras_kd.self_distillation import SelfDistillation, self_distiller
+from keras_kd import datasets, teachers, zoo
+from keras_kd.zoo import recipes as methods
+from keras_kd.tools.demo import find_teacher
+from keras_kd.regimes.self_distillation import SelfDistillation, self_distiller
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEMPERATURE = 4.0
@@ -95,7 +96,7 @@ def load_semi_supervised():
 
 # ----------------------------------------------------------------------
 # Teachers trained by this script (fixed seed), as the shipped one was
-# (keras_kd.demo.train_teacher: Adam 1e-3, batch 64, 30 epochs).
+# (keras_kd.tools.demo.train_teacher: Adam 1e-3, batch 64, 30 epochs).
 def _train_teacher(build, x, y, epochs, seed, batch_size=64):
     keras.utils.set_random_seed(seed)
     model = build()

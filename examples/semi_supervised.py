@@ -21,7 +21,7 @@ import numpy as np
 
 import keras_kd
 from keras_kd import datasets, zoo
-from keras_kd.demo import train_teacher
+from keras_kd.tools.demo import train_teacher
 
 
 def split(fraction, seed):

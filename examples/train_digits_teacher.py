@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from keras_kd import datasets
-from keras_kd.demo import train_teacher
+from keras_kd.tools.demo import train_teacher
 
 
 def main():

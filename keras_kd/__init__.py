@@ -1,27 +1,23 @@
-"""keras-kd: knowledge distillation for Keras 3 on TensorFlow."""
+"""keras-kd: knowledge distillation for Keras 3 (TensorFlow and JAX backends).
 
-import os
+The library core is this package: `Distiller`, `losses`, `teachers`, the
+training `regimes`, `taps`, `callbacks`, `datasets` and `export`. The example
+models and ready-made recipes live in `keras_kd.zoo`; the command line, run
+configs, bench and demo in `keras_kd.tools`, which the core never imports.
+"""
 
-# keras-kd's training steps are written for TensorFlow (tf.GradientTape).
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+from keras_kd import _aliases
+from keras_kd import callbacks, datasets, distribute, losses, regimes, teachers, zoo
+from keras_kd.distiller import Distiller
+from keras_kd.export import export_model
+from keras_kd.regimes import schedules, self_distillation
+from keras_kd.regimes.self_distillation import born_again
+from keras_kd.regimes.stages import Stage, Stages
+from keras_kd.taps import ModelView
 
-from keras_kd import (  # noqa: E402
-    callbacks,
-    datasets,
-    distribute,
-    losses,
-    schedules,
-    self_distillation,
-    teachers,
-    zoo,
-)
-from keras_kd.distiller import Distiller  # noqa: E402
-from keras_kd.export import export_model  # noqa: E402
-from keras_kd.self_distillation import born_again  # noqa: E402
-from keras_kd.stages import Stage, Stages  # noqa: E402
-from keras_kd.taps import ModelView  # noqa: E402
+_aliases.install()
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Distiller",
@@ -30,13 +26,14 @@ __all__ = [
     "Stages",
     "born_again",
     "callbacks",
-    "schedules",
-    "self_distillation",
-    "teachers",
     "datasets",
     "distribute",
     "export_model",
     "losses",
+    "regimes",
+    "schedules",
+    "self_distillation",
+    "teachers",
     "zoo",
     "__version__",
 ]

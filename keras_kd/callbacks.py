@@ -8,8 +8,8 @@ from keras import ops
 
 from keras_kd.losses.attention import AttentionTransfer, attention_map
 from keras_kd.losses.fsp import FSP
-from keras_kd.self_distillation import SelfDistillation  # noqa: F401
-from keras_kd.stages import Stages  # noqa: F401
+from keras_kd.regimes.self_distillation import SelfDistillation  # noqa: F401
+from keras_kd.regimes.stages import Stages  # noqa: F401
 
 
 def _to_image(matrix):

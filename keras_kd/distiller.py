@@ -287,10 +287,10 @@ class Distiller(keras.Model):
         range, each with an error that names the fix.
 
         When a term defines a `default_schedule` (DKD's warm-up) and no
-        `keras_kd.schedules.LossWeightScheduler` is among `callbacks`, one is
+        `keras_kd.regimes.schedules.LossWeightScheduler` is among `callbacks`, one is
         added first, so the schedule applies without extra code.
         """
-        from keras_kd.schedules import with_default_schedules
+        from keras_kd.regimes.schedules import with_default_schedules
         from keras_kd.validation import check_fit_data
 
         x = args[0] if args else kwargs.get("x")

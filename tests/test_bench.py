@@ -8,7 +8,9 @@ import re
 import numpy as np
 import pytest
 
-from keras_kd import bench, bench_report, datasets
+from keras_kd import datasets
+from keras_kd.tools import bench
+from keras_kd.tools import bench_report
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +131,7 @@ def test_results_are_written_atomically(tmp_path):
 
 
 def test_cli_bench_runs_and_reports_bad_input_cleanly(tmp_path, capsys):
-    from keras_kd import cli
+    from keras_kd.tools import cli
 
     out = tmp_path / "cli"
     assert cli.main(["bench", "--methods", "kd", "--seeds", "0", "--epochs", "1",

@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from keras_kd import cli, demo
+from keras_kd.tools import cli
+from keras_kd.tools import demo
 
 
 def test_help_lists_the_demo(capsys):

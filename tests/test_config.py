@@ -12,7 +12,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_kd import cli, config, run_config
+from keras_kd.tools import cli
+from keras_kd.tools import config
+from keras_kd.tools import run_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGITS = os.path.join(ROOT, "recipes", "digits_kd.yaml")

@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from keras_kd import losses, methods
+from keras_kd import losses
+from keras_kd.zoo import recipes as methods
 
 from tests.example_scripts import ROOT, load_example
 

@@ -6,7 +6,7 @@ import pytest
 
 import keras_kd
 from keras_kd import losses
-from keras_kd.schedules import LossWeightScheduler
+from keras_kd.regimes.schedules import LossWeightScheduler
 from tests.models import tiny_cnn
 
 

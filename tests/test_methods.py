@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import keras_kd
-from keras_kd import methods, zoo
+from keras_kd import zoo
+from keras_kd.zoo import recipes as methods
 
 
 @pytest.mark.slow

@@ -18,7 +18,9 @@ import os
 import numpy as np
 import pytest
 
-from keras_kd import config, run_config, zoo
+from keras_kd import zoo
+from keras_kd.tools import config
+from keras_kd.tools import run_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPES = sorted(glob.glob(os.path.join(ROOT, "recipes", "cifar100", "*.yaml")))

@@ -61,7 +61,7 @@ def test_a_user_layer_as_adapter_survives_save_and_load(digits_batch, tmp_path):
 def test_reloaded_distiller_continues_training_to_identical_weights(digits_batch, tmp_path):
     import tensorflow as tf
 
-    from keras_kd.schedules import LinearWarmup, LossWeightScheduler
+    from keras_kd.regimes.schedules import LinearWarmup, LossWeightScheduler
 
     x, y = digits_batch
     distiller = keras_kd.Distiller(

@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 
 import keras_kd
-from keras_kd import losses, schedules
+from keras_kd import losses
+from keras_kd.regimes import schedules
 from tests.models import tiny_cnn
 
 

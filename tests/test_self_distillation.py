@@ -6,7 +6,7 @@ import pytest
 import keras_kd
 from keras_kd import losses
 from keras_kd.callbacks import SelfDistillation
-from keras_kd.self_distillation import born_again, self_distiller, snapshot
+from keras_kd.regimes.self_distillation import born_again, self_distiller, snapshot
 from tests.models import tiny_cnn
 
 

@@ -5,7 +5,7 @@ import pytest
 
 import keras_kd
 from keras_kd import losses
-from keras_kd.stages import Stage, Stages
+from keras_kd.regimes.stages import Stage, Stages
 from tests.models import tiny_cnn
 
 

@@ -381,12 +381,19 @@ def test_teachers_of_disjoint_digits_teach_a_student_without_labels():
 def test_docstring_examples_run():
     import doctest
 
-    result = doctest.testmod(teachers)
-    assert result.attempted >= 2 and result.failed == 0
+    from keras_kd.losses import merged
+    from keras_kd.teachers import ensemble
+
+    attempted = 0
+    for module in (ensemble, merged):
+        result = doctest.testmod(module)
+        assert result.failed == 0, module.__name__
+        attempted += result.attempted
+    assert attempted >= 2
 
 
 def test_teacher_cache_is_reexported():
-    from keras_kd import teacher_cache
+    from keras_kd.teachers import caching as teacher_cache
 
     assert teachers.cache is teacher_cache.cache
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import keras_kd
-from keras_kd import losses, methods, zoo
+from keras_kd import losses, zoo
+from keras_kd.zoo import recipes as methods
 
 
 def trainable_count(model):
@@ -117,13 +118,13 @@ def test_wrn_taps_are_the_bn_relus_of_get_bn_before_relu():
     model = zoo.get("wrn_16_2")
     # Stage 1/2 outputs feed the next stage's first block's BN-ReLU.
     conv = model.get_layer("stage2_block1_conv1")
-    assert zoo._inbound_layers(model.get_layer("stage2_block1_pad1")) == [
+    assert zoo.cifar._inbound_layers(model.get_layer("stage2_block1_pad1")) == [
         model.get_layer("stage1_relu")]
     assert conv.strides == (2, 2)
     for i in (1, 2, 3):
-        (producer,) = zoo._inbound_layers(model.get_layer(f"stage{i}_relu"))
+        (producer,) = zoo.cifar._inbound_layers(model.get_layer(f"stage{i}_relu"))
         assert producer.name == f"stage{i}_bn"
-    (pool_in,) = zoo._inbound_layers(model.get_layer("pool"))
+    (pool_in,) = zoo.cifar._inbound_layers(model.get_layer("pool"))
     assert pool_in.name == "stage3_relu"
 
 

@@ -53,5 +53,5 @@ __all__ = [
 ]
 from keras_kd.losses.decoupled import DKD, NKD, dkd_loss, dkd_per_sample, nkd_loss, nkd_per_sample  # noqa: E402
 __all__ += ["DKD", "NKD", "dkd_loss", "dkd_per_sample", "nkd_loss", "nkd_per_sample"]  # noqa: E402
-from keras_kd.teachers import MergedKD, merged_kd_loss  # noqa: E402
-__all__ += ["MergedKD", "merged_kd_loss"]  # noqa: E402
+from keras_kd.losses.merged import MergedKD, merged_kd_loss, merged_kd_per_sample  # noqa: E402
+__all__ += ["MergedKD", "merged_kd_loss", "merged_kd_per_sample"]  # noqa: E402

@@ -208,8 +208,8 @@ class DKD(DistillationLoss):
     epochs counted from 1: the first epoch trains with weight/warmup_epochs,
     epoch `warmup_epochs` and later with the full `weight`. Here the warm-up
     is the term's `default_schedule`, a
-    `keras_kd.schedules.LinearWarmup(weight, warmup_epochs)` that the
-    `keras_kd.schedules.LossWeightScheduler` callback applies to the term's
+    `keras_kd.regimes.schedules.LinearWarmup(weight, warmup_epochs)` that the
+    `keras_kd.regimes.schedules.LossWeightScheduler` callback applies to the term's
     weight variable at the start of every epoch (no retracing).
     `Distiller.fit` adds that callback by itself when a term has a default
     schedule and no scheduler was passed; `warmup_epochs=0` switches the
@@ -272,7 +272,7 @@ class DKD(DistillationLoss):
         """`LinearWarmup(target_weight, warmup_epochs)`, or None without warm-up."""
         if not self.warmup_epochs:
             return None
-        from keras_kd.schedules import LinearWarmup
+        from keras_kd.regimes.schedules import LinearWarmup
 
         return LinearWarmup(self._target_weight, self.warmup_epochs)
 

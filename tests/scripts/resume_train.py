@@ -36,7 +36,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_kd  # noqa: E402
-from keras_kd import losses, schedules  # noqa: E402
+from keras_kd import losses
+from keras_kd.regimes import schedules  # noqa: E402
 
 EPOCHS = 4
 BATCH = 8

@@ -115,7 +115,7 @@ def plot(path, teacher, summary, title):
 
 def write(output_dir, settings, teacher, rows, pair, command=""):
     """Writes `report.md`, `report.png` and `summary.json`; returns their paths."""
-    from keras_kd.bench import environment, _write_json
+    from keras_kd.tools.bench import environment, _write_json
 
     summary = summarize(rows)
     table = format_table(teacher, summary)
@@ -132,7 +132,7 @@ def write(output_dir, settings, teacher, rows, pair, command=""):
         "accuracy on the full test split)",
         f"- training: Adam {settings['learning_rate']:g} with cosine decay to 0, batch {settings['batch_size']}, "
         f"{settings['epochs']} epochs, T = {settings['temperature']:g} for KD/DKD; recipes from "
-        "`keras_kd.methods.recipe`",
+        "`keras_kd.zoo.recipes.recipe`",
         f"- teacher: `{teacher['file']}`",
         f"- machine: {environment()}",
         f"- finished: {datetime.datetime.now().isoformat(timespec='seconds')}",
@@ -145,7 +145,7 @@ def write(output_dir, settings, teacher, rows, pair, command=""):
         "",
         "Accuracy is mean ± std over seeds; Δ against the scratch run of the same student "
         "and seeds. Latency: median forward of a batch of 256 test images "
-        "(`keras_kd.timing.latency_ms`) over every run of that student. Train step: median epoch wall time ÷ steps, "
+        "(`keras_kd.tools.timing.latency_ms`) over every run of that student. Train step: median epoch wall time ÷ steps, "
         "first epoch left out.",
         "",
         f"- does not beat scratch: {', '.join(not_helping) or 'none'}",

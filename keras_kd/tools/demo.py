@@ -14,7 +14,7 @@ import keras
 from keras_kd import datasets, zoo
 from keras_kd.distiller import Distiller
 from keras_kd.losses import KD
-from keras_kd.timing import latency_ms
+from keras_kd.tools.timing import latency_ms
 
 TEACHER_FILE = "digits_teacher.keras"
 

@@ -1,4 +1,4 @@
-"""Runs a validated config (`keras_kd.config`): build, train, evaluate, export.
+"""Runs a validated config (`keras_kd.tools.config`): build, train, evaluate, export.
 
 `run(config)` is what `keras-kd distill CONFIG` does:
 
@@ -18,7 +18,8 @@
 Tests and benchmarks can inject data and models:
 
 ```python
-from keras_kd import config, run_config
+from keras_kd.tools import config
+from keras_kd.tools import run_config
 cfg = config.load("recipes/cifar100/resnet32x4_resnet8x4_kd.yaml", check_files=False)
 results = run_config.run(cfg, train_data=(x, y), test_data=(x, y),
                          teacher_model=keras_kd.zoo.get("resnet32x4"),
@@ -34,7 +35,7 @@ import os
 import shutil
 import time
 
-from keras_kd import config as config_lib
+from keras_kd.tools import config as config_lib
 
 RESULTS = "results.json"
 CONFIG_COPY = "config.yaml"
@@ -171,7 +172,7 @@ def build_model(spec, input_shape, num_classes, search_path=()):
 
 
 def _weight_schedule(raw, weight):
-    from keras_kd import schedules
+    from keras_kd.regimes import schedules
 
     if raw is None:
         return None
@@ -184,7 +185,8 @@ def _weight_schedule(raw, weight):
 
 def build_terms(cfg, teacher):
     """`(terms, {term name: schedule}, callbacks)` from `method` or `terms`."""
-    from keras_kd import methods, zoo
+    from keras_kd import zoo
+    from keras_kd.zoo import recipes as methods
 
     if cfg["method"] is not None:
         recipe = methods.recipe(cfg["method"], cfg["epochs"])
@@ -326,7 +328,7 @@ def _policy(mixed):
 def run(cfg, train_data=None, test_data=None, teacher_model=None, student_model=None,
         steps_per_epoch=None, epochs=None, callbacks=(), overwrite=False, export=True,
         backup=True, run_eagerly=False, verbose=1, search_path=()):
-    """Trains the run `cfg` describes (a dict from `keras_kd.config.load`).
+    """Trains the run `cfg` describes (a dict from `keras_kd.tools.config.load`).
 
     Args:
         cfg: the validated config.
@@ -354,7 +356,7 @@ def run(cfg, train_data=None, test_data=None, teacher_model=None, student_model=
     import keras
     import tensorflow as tf
 
-    from keras_kd import schedules
+    from keras_kd.regimes import schedules
     from keras_kd.distiller import Distiller
 
     cfg = dict(cfg)

@@ -27,10 +27,10 @@ hint = keras_kd.losses.FitNet("conv3", "conv2", name="hint")
 kd = keras_kd.losses.KD(temperature=4)
 distiller = keras_kd.Distiller(teacher, student, losses=[hint, kd])
 distiller.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-scheduler = keras_kd.schedules.LossWeightScheduler({
-    "hint": keras_kd.schedules.Piecewise([5], [1.0, 0.0]),
-    "kd": keras_kd.schedules.Piecewise([5], [0.0, 1.0]),
-    "student_loss": keras_kd.schedules.Piecewise([5], [0.0, 1.0]),
+scheduler = keras_kd.regimes.schedules.LossWeightScheduler({
+    "hint": keras_kd.regimes.schedules.Piecewise([5], [1.0, 0.0]),
+    "kd": keras_kd.regimes.schedules.Piecewise([5], [0.0, 1.0]),
+    "student_loss": keras_kd.regimes.schedules.Piecewise([5], [0.0, 1.0]),
 })
 distiller.fit(train_ds, epochs=20, callbacks=[scheduler])
 ```
@@ -222,7 +222,7 @@ def get(schedule, what="schedule"):
     if callable(schedule):
         return schedule
     raise TypeError(
-        f"{what} must be a keras_kd.schedules schedule (Constant, LinearWarmup, "
+        f"{what} must be a keras_kd.regimes.schedules schedule (Constant, LinearWarmup, "
         "Piecewise), a number, or a callable (epoch, step=None) -> float; got "
         f"{schedule!r}."
     )
@@ -278,8 +278,8 @@ class LossWeightScheduler(keras.callbacks.Callback):
     Example:
 
     ```python
-    scheduler = keras_kd.schedules.LossWeightScheduler({
-        "kd": keras_kd.schedules.LinearWarmup(1.0, warmup_epochs=5),
+    scheduler = keras_kd.regimes.schedules.LossWeightScheduler({
+        "kd": keras_kd.regimes.schedules.LinearWarmup(1.0, warmup_epochs=5),
         "student_loss": 0.5,
     })
     distiller.fit(train_ds, epochs=20,

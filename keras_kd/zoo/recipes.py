@@ -10,7 +10,7 @@ models: swap the tap names.
 import dataclasses
 
 from keras_kd import losses
-from keras_kd.stages import Stage, Stages
+from keras_kd.regimes.stages import Stage, Stages
 
 STAGES = ("stage1_relu", "stage2_relu", "stage3_relu")
 # Methods whose feature pairs must have equal channel counts (no adapter).

@@ -6,7 +6,7 @@ import sys
 
 
 def _demo(args):
-    from keras_kd import demo
+    from keras_kd.tools import demo
 
     demo.run(
         epochs=args.epochs,
@@ -22,7 +22,7 @@ def _demo(args):
 
 
 def _distill(args):
-    from keras_kd import config
+    from keras_kd.tools import config
 
     overrides = list(args.set or [])
     if args.epochs is not None:
@@ -37,7 +37,7 @@ def _distill(args):
     if args.validate_only:
         print(f"{args.config}: valid (config hash {config.config_hash(cfg)}).")
         return 0
-    from keras_kd import run_config
+    from keras_kd.tools import run_config
 
     try:
         run_config.run(cfg, overwrite=args.overwrite, verbose=0 if args.quiet else 1,
@@ -72,7 +72,7 @@ def _add_distill(commands):
 
 
 def _bench(args):
-    from keras_kd import bench
+    from keras_kd.tools import bench
 
     try:
         bench.from_args(args)
@@ -83,7 +83,7 @@ def _bench(args):
 
 
 def _add_bench(commands):
-    from keras_kd import bench
+    from keras_kd.tools import bench
 
     parser = commands.add_parser(
         "bench",

@@ -12,13 +12,13 @@ once, each with its dotted key, in one `ConfigError` (a `ValueError`):
       - student: 'resnet8' is not a .keras file, a zoo name or module:function; did you mean 'resnet8x4'?
 
 The validated config is a plain dict with every default filled in (JSON
-serializable, hashed by `config_hash`); `keras_kd.run_config.run(config)`
+serializable, hashed by `config_hash`); `keras_kd.tools.run_config.run(config)`
 trains it. The schema is documented in docs/config.md.
 
 Example:
 
 ```python
-from keras_kd import config
+from keras_kd.tools import config
 cfg = config.load("recipes/digits_kd.yaml", overrides=["epochs=1"])
 cfg["epochs"]          # 1
 cfg["dataset"]["batch_size"]   # 32
@@ -39,7 +39,7 @@ import sys
 import yaml
 
 METHODS = ("scratch", "kd", "fitnet", "fsp", "overhaul", "review", "at", "rkd", "pkt", "sp",
-           "dkd", "nkd")  # keras_kd.methods.METHODS, without importing TensorFlow
+           "dkd", "nkd")  # keras_kd.zoo.recipes.METHODS, without importing TensorFlow
 TERM_TYPES = ("KD", "DKD", "NKD", "FeatureMSE", "FitNet", "FSP", "Overhaul", "ReviewKD",
               "AttentionTransfer", "RKD", "PKT", "SP")
 OPTIMIZERS = ("sgd", "adam", "adamw")

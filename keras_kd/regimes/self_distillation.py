@@ -49,7 +49,7 @@ class SelfDistillation(keras.callbacks.Callback):
     `start_epoch` (e.g. with `BackupAndRestore`) keeps the restored snapshot.
 
     ```python
-    distiller = keras_kd.self_distillation.self_distiller(student, [KD(temperature=4)])
+    distiller = keras_kd.regimes.self_distillation.self_distiller(student, [KD(temperature=4)])
     distiller.compile(...).fit(data, epochs=30,
         callbacks=[keras_kd.callbacks.SelfDistillation(start_epoch=15)])
     ```
@@ -76,7 +76,7 @@ class SelfDistillation(keras.callbacks.Callback):
                 f"SelfDistillation copies the student's weights into the teacher, but the "
                 f"teacher '{model.teacher.name}' and the student '{model.student.name}' have "
                 "different architectures. Build the distiller with "
-                "keras_kd.self_distillation.self_distiller(student, losses)."
+                "keras_kd.regimes.self_distillation.self_distiller(student, losses)."
             )
         self._weights = {term.name: term.weight for term in model.distillation_losses}
 

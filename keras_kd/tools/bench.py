@@ -1,13 +1,13 @@
 """`keras-kd bench`: every method against the scratch student, over seeds.
 
 For one teacher/student *pair* (`PAIRS`: a dataset plus two model builders
-with the stage tap names `keras_kd.methods` expects), the benchmark
+with the stage tap names `keras_kd.zoo.recipes` expects), the benchmark
 
 1. loads the teacher (`--teacher`, else `saved_models/<pair.teacher_file>`,
    else the one an earlier run of this output folder trained), or trains it
    and saves it in the output folder;
 2. trains the scratch student and the student under each selected method
-   (`keras_kd.methods.recipe`), for every seed, with the same data order,
+   (`keras_kd.zoo.recipes.recipe`), for every seed, with the same data order,
    optimizer and epochs;
 3. measures test accuracy, parameter count, per-batch inference latency
    and the median training-step time (epoch wall time ÷ steps, first epoch
@@ -21,7 +21,7 @@ with the stage tap names `keras_kd.methods` expects), the benchmark
     python benchmarks/methods.py --pair fmnist-cnn    # the same, as a script
 
 Methods whose feature pairs must have the teacher's channel counts
-(`keras_kd.methods.WIDTH_MATCHED`, i.e. FSP) run on the pair's width-matched
+(`keras_kd.zoo.recipes.WIDTH_MATCHED`, i.e. FSP) run on the pair's width-matched
 student when the default student is thinner, and are compared with a scratch
 run of that same student.
 """
@@ -110,7 +110,7 @@ def build_model(name, dataset):
 
 def student_for(pair, method):
     """The student name `method` trains on this pair."""
-    from keras_kd import methods
+    from keras_kd.zoo import recipes as methods
 
     if method in methods.WIDTH_MATCHED and pair.matched_student:
         return pair.matched_student
@@ -221,7 +221,7 @@ def find_teacher(pair, output_dir, teacher_path=None):
         if not os.path.exists(teacher_path):
             raise FileNotFoundError(f"--teacher '{teacher_path}' does not exist.")
         return teacher_path
-    from keras_kd.demo import find_saved_model
+    from keras_kd.tools.demo import find_saved_model
 
     shipped = find_saved_model(pair.teacher_file)
     if shipped is not None:
@@ -263,9 +263,9 @@ def _fit_verbose(verbose):
 
 def train_one(method, student_name, seed, teacher, pair, data, settings, output_dir, verbose):
     """Trains one student with one method and returns its result row."""
-    from keras_kd import methods
+    from keras_kd.zoo import recipes as methods
     from keras_kd.distiller import Distiller
-    from keras_kd.timing import latency_ms
+    from keras_kd.tools.timing import latency_ms
 
     (x_train, y_train), (x_test, y_test) = data
     epochs = settings["epochs"]
@@ -321,7 +321,7 @@ def run(
     `data` (`((x_train, y_train), (x_test, y_test))`) replaces the pair's
     dataset, for tests and for users with their own arrays.
     """
-    from keras_kd import methods
+    from keras_kd.zoo import recipes as methods
 
     if pair not in PAIRS:
         raise ValueError(f"Unknown pair '{pair}'; known: {', '.join(PAIRS)}.")
@@ -403,7 +403,7 @@ def run(
                  f"{row['accuracy'] * 100:.2f}% ({status})")
             progress.update(index)
 
-    from keras_kd import bench_report
+    from keras_kd.tools import bench_report
 
     report = bench_report.write(output_dir, settings, teacher_row, rows, spec, command=_command())
     _say(verbose, "\n" + report["table"])
@@ -413,7 +413,7 @@ def run(
 
 
 def _latency(model, x):
-    from keras_kd.timing import latency_ms
+    from keras_kd.tools.timing import latency_ms
 
     return latency_ms(model, x[:256])
 
@@ -438,7 +438,7 @@ def environment():
     """Machine and versions, for the report."""
     import tensorflow as tf
 
-    from keras_kd.timing import machine_info
+    from keras_kd.tools.timing import machine_info
 
     machine = machine_info()
     gpus = tf.config.list_physical_devices("GPU")
@@ -449,7 +449,7 @@ def environment():
 
 def add_arguments(parser):
     """The `keras-kd bench` / `benchmarks/methods.py` flags."""
-    from keras_kd import methods
+    from keras_kd.zoo import recipes as methods
 
     parser.add_argument("--pair", default="digits-cnn", choices=sorted(PAIRS),
                         help="teacher/student pair and dataset (default digits-cnn)")

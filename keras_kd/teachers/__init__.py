@@ -1,0 +1,31 @@
+"""Teachers made of several models, and the teacher-output cache.
+
+- `Ensemble([t1, t2, ...])` (`teachers/ensemble.py`): one teacher whose soft
+  targets are the (weighted) arithmetic or geometric mean of the teachers'.
+- `Merged({teacher_a: [classes], teacher_b: [classes]})`
+  (`teachers/merged.py`): teachers of different class subsets teach one
+  student over the union of their classes, with `keras_kd.losses.MergedKD`.
+- `cache(teacher, dataset, ...)` (`teachers/caching.py`): teacher outputs
+  computed once and zipped into the `tf.data` pipeline.
+
+Feature taps address one member teacher as `"teacher_name/layer_name"`
+(`teachers/group.py` explains how, in one forward pass per teacher).
+"""
+
+from keras_kd.losses.merged import MergedKD, merged_kd_loss, merged_kd_per_sample
+from keras_kd.teachers.caching import cache
+from keras_kd.teachers.ensemble import Ensemble, EnsembleLogits, ensemble_logits
+from keras_kd.teachers.merged import Merged
+
+# `MergedKD` and its functions live in `keras_kd.losses` (every loss does);
+# they stay importable from here, where they were before 0.2.
+__all__ = [
+    "Ensemble",
+    "EnsembleLogits",
+    "Merged",
+    "MergedKD",
+    "cache",
+    "ensemble_logits",
+    "merged_kd_loss",
+    "merged_kd_per_sample",
+]
