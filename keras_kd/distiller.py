@@ -3,9 +3,10 @@
 import os
 
 import keras
-import tensorflow as tf
 from keras import ops
 
+from keras_kd.backends import backend_module, steps_class
+from keras_kd.batch import batch_size
 from keras_kd.losses.base import (
     DistillationLoss,
     check_weight,
@@ -25,35 +26,8 @@ _FROM_LOGITS_STRINGS = {
 }
 
 
-def _unpack(data):
-    """Splits a batch into (x, y, sample_weight, cached_teacher_outputs).
-
-    Accepted: `x`, `(x,)`, `(x, y)`, `(x, y, sample_weight)`,
-    `(x, teacher_outputs)`, `(x, y, teacher_outputs)` and
-    `(x, y, sample_weight, teacher_outputs)`, where `teacher_outputs` is a
-    dict of precomputed teacher taps (`keras_kd.teachers.cache`); a dict in
-    last place is always taken as teacher outputs.
-    """
-    if not isinstance(data, (tuple, list)):
-        return data, None, None, None
-    data = tuple(data)
-    if len(data) == 4:
-        return data
-    if len(data) == 2 and isinstance(data[1], dict):
-        return data[0], None, None, data[1]
-    if len(data) == 3 and isinstance(data[2], dict):
-        return data[0], data[1], None, data[2]
-    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    return x, y, sample_weight, None
-
-
-def _batch_size(x):
-    first = tf.nest.flatten(x)[0]
-    return tf.shape(first)[0]
-
-
 @keras.saving.register_keras_serializable(package="keras_kd")
-class Distiller(keras.Model):
+class Distiller(steps_class(), keras.Model):
     """A `keras.Model` that trains `student` from a frozen `teacher`.
 
     Per batch the teacher runs once (`training=False`) and the student runs
@@ -263,21 +237,6 @@ class Distiller(keras.Model):
     def call(self, inputs, training=False):
         return self.student(inputs, training=training)
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras 3.15 reduces the whole (x, y) tuple across replicas here,
-        # which MultiWorkerMirroredStrategy refuses; only shapes are needed.
-        # See keras_kd/distribute.py.
-        if self._distribute_strategy is None:
-            return
-        if iterator is not None:
-            from keras_kd.distribute import local_batch
-
-            for _, _, it in iterator:
-                data_batch = local_batch(self.distribute_strategy, next(it))
-                break
-        with self.distribute_strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
-
     def fit(self, *args, callbacks=None, **kwargs):
         """`keras.Model.fit`, plus data checks and the terms' default schedules.
 
@@ -383,90 +342,98 @@ class Distiller(keras.Model):
         return value * scale * float(_num_replicas())
 
     def compute_distillation_loss(
-        self, teacher_view, student_view, y=None, sample_weight=None, training=True
+        self,
+        teacher_view,
+        student_view,
+        y=None,
+        sample_weight=None,
+        training=True,
+        terms=None,
+        student_loss_weight=None,
     ):
         """Returns `(total, parts)`: the scalar objective and its named parts.
 
         `parts` maps "student_loss" and each term's metric name to its
-        unweighted value; `total` = Σ weight · part + regularization losses.
+        unweighted value; `total` = Σ weight · part + regularization losses
+        (the student's and the included terms'). `terms` defaults to every
+        term; `student_loss_weight` to the distiller's weight variable.
         """
+        terms = self.distillation_losses if terms is None else terms
+        if student_loss_weight is None:
+            student_loss_weight = self._student_loss_weight
         parts = {}
         total = ops.zeros((), "float32")
         logits = student_view[LOGITS]
         if y is not None and self._student_loss_fn is not None:
             student_loss = self.student_loss(y, logits, sample_weight)
             parts["student_loss"] = student_loss
-            total = total + self._student_loss_weight * student_loss
-        for term in self.distillation_losses:
-            if term.requires_labels and y is None:
-                raise ValueError(
-                    f"The term '{term.name}' ({type(term).__name__}) needs "
-                    "labels, but the batch has none (the dataset yields x "
-                    "only). Feed (x, y) batches or drop the term."
-                )
-            if term.requires_labels:
-                # Label-reading terms (DKD, NKD) cover the labeled samples
-                # only: unlabeled ones (label -1) carry no target class.
-                labels, weight, scale = _mask_unlabeled(y, sample_weight)
-            else:
-                labels, weight, scale = y, sample_weight, 1.0
-            value = term(
-                {tap: teacher_view[tap] for tap in term.teacher_taps},
-                {tap: student_view[tap] for tap in term.student_taps},
-                labels=labels,
-                training=training,
-            )
-            if len(value.shape) == 1:
-                value = reduce_per_sample(value, weight) * scale
-            else:
-                value = reduce_per_sample(value)
+            total = total + student_loss_weight * student_loss
+        for term in terms:
+            value = self._term_value(term, teacher_view, student_view, y, sample_weight, training)
             parts[term.metric_name] = value
             total = total + term.weight_variable * value
         regularization = list(self.student.losses)
-        for term in self.distillation_losses:
+        for term in terms:
             regularization.extend(term.losses)
         for extra in regularization:
             total = total + ops.cast(ops.sum(extra), "float32")
         return total, parts
 
-    # ------------------------------------------------------------------
-    # TensorFlow train/test steps.
-    def _update_trackers(self, total, parts, batch_size):
-        self._loss_tracker.update_state(total, sample_weight=batch_size)
-        if "student_loss" in parts:
-            self.student_loss_tracker.update_state(
-                parts["student_loss"], sample_weight=batch_size
+    def _term_value(self, term, teacher_view, student_view, y, sample_weight, training):
+        if term.requires_labels and y is None:
+            raise ValueError(
+                f"The term '{term.name}' ({type(term).__name__}) needs "
+                "labels, but the batch has none (the dataset yields x "
+                "only). Feed (x, y) batches or drop the term."
             )
-        for term, tracker in zip(self.distillation_losses, self.term_trackers):
-            if term.metric_name in parts:
-                tracker.update_state(
-                    parts[term.metric_name], sample_weight=batch_size
-                )
-
-    def train_step(self, data):
-        x, y, sample_weight, cached = _unpack(data)
-        if not self.distillation_losses:
-            teacher_view = {}  # nothing reads the teacher: do not run it
-        elif cached is not None:
-            teacher_view = self._check_cached(cached)
+        if term.requires_labels:
+            # Label-reading terms (DKD, NKD) cover the labeled samples
+            # only: unlabeled ones (label -1) carry no target class.
+            labels, weight, scale = _mask_unlabeled(y, sample_weight)
         else:
-            teacher_view = self.teacher_view(x, training=False)
-        trainable = self.trainable_weights
-        with tf.GradientTape() as tape:
-            student_view = self.student_view(x, training=True)
+            labels, weight, scale = y, sample_weight, 1.0
+        value = term(
+            {tap: teacher_view[tap] for tap in term.teacher_taps},
+            {tap: student_view[tap] for tap in term.student_taps},
+            labels=labels,
+            training=training,
+        )
+        if len(value.shape) == 1:
+            return reduce_per_sample(value, weight) * scale
+        return reduce_per_sample(value)
+
+    # ------------------------------------------------------------------
+    # One step's work, shared by every backend's train_step/test_step
+    # (keras_kd/backends/): the teacher's outputs, the student's single pass
+    # with the objective, and the metrics.
+    def _teacher_outputs(self, x, cached=None):
+        """The teacher's taps for batch `x`: `{}` when no term reads the
+        teacher, the cached outputs when the batch carries them, else one
+        forward pass of the frozen teacher."""
+        if not self.distillation_losses:
+            return {}
+        if cached is not None:
+            return self._check_cached(cached)
+        return self.teacher_view(x, training=False)
+
+    def _student_objective(self, x, y, sample_weight, teacher_view, training):
+        """One student pass and the objective: `(total, parts, logits)`.
+
+        With `teacher_view=None` (evaluation without distillation) only the
+        student's own loss counts, unweighted, so `val_loss` keeps meaning
+        the hard-label loss whatever the schedules do to its weight.
+        """
+        student_view = self.student_view(x, training=training)
+        if teacher_view is None:
             total, parts = self.compute_distillation_loss(
-                teacher_view, student_view, y, sample_weight, training=True
+                {}, student_view, y, sample_weight, training=training,
+                terms=(), student_loss_weight=1.0,
             )
-            # Gradients are summed over replicas; scale so that N replicas
-            # follow the same objective as one device on the global batch.
-            replicas = _num_replicas()
-            scaled = total / float(replicas) if replicas > 1 else total
-            scaled = self.optimizer.scale_loss(scaled)
-        gradients = tape.gradient(scaled, trainable)
-        self.optimizer.apply(gradients, trainable)
-        batch = _batch_size(x)
-        self._update_trackers(total, parts, batch)
-        return self._step_logs(x, y, student_view[LOGITS], sample_weight, parts)
+        else:
+            total, parts = self.compute_distillation_loss(
+                teacher_view, student_view, y, sample_weight, training=training
+            )
+        return total, parts, student_view[LOGITS]
 
     def _check_cached(self, cached):
         missing = [tap for tap in self.teacher_view.taps if tap not in cached]
@@ -478,34 +445,21 @@ class Distiller(keras.Model):
             )
         return cached
 
-    def test_step(self, data):
-        x, y, sample_weight, cached = _unpack(data)
-        student_view = self.student_view(x, training=False)
-        if self._evaluate_distillation:
-            if cached is not None:
-                teacher_view = self._check_cached(cached)
-            else:
-                teacher_view = self.teacher_view(x, training=False)
-            total, parts = self.compute_distillation_loss(
-                teacher_view, student_view, y, sample_weight, training=False
+    def _record(self, total, parts, x, y, logits, sample_weight):
+        """Updates the loss trackers and compiled metrics; returns the logs."""
+        count = batch_size(x)
+        self._loss_tracker.update_state(total, sample_weight=count)
+        if "student_loss" in parts:
+            self.student_loss_tracker.update_state(
+                parts["student_loss"], sample_weight=count
             )
-        else:
-            total, parts = ops.zeros((), "float32"), {}
-            if y is not None and self._student_loss_fn is not None:
-                parts["student_loss"] = self.student_loss(
-                    y, student_view[LOGITS], sample_weight
-                )
-                total = parts["student_loss"]
-            for extra in self.student.losses:
-                total = total + ops.cast(ops.sum(extra), "float32")
-        self._update_trackers(total, parts, _batch_size(x))
-        return self._step_logs(x, y, student_view[LOGITS], sample_weight, parts)
-
-    def _step_logs(self, x, y, logits, sample_weight, parts):
+        for term, tracker in zip(self.distillation_losses, self.term_trackers):
+            if term.metric_name in parts:
+                tracker.update_state(parts[term.metric_name], sample_weight=count)
         logs = {"loss": self._loss_tracker.result()}
         if y is not None and self._compile_metrics is not None:
-            y, sample_weight, _ = _mask_unlabeled(y, sample_weight)
-            self._compile_metrics.update_state(y, logits, sample_weight)
+            labels, weight, _ = _mask_unlabeled(y, sample_weight)
+            self._compile_metrics.update_state(labels, logits, weight)
             logs.update(self._compile_metrics.result())
         if "student_loss" in parts:
             logs["student_loss"] = self.student_loss_tracker.result()
@@ -574,7 +528,7 @@ class Distiller(keras.Model):
 
 def _num_replicas():
     # The same count Keras's losses divide by (keras.src.losses.loss).
-    return tf.distribute.get_strategy().num_replicas_in_sync
+    return backend_module().num_replicas()
 
 
 def _as_list(value):
@@ -604,12 +558,8 @@ def _mask_unlabeled(y, sample_weight):
         weight = weight * ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
     count = ops.sum(labeled)
     batch = ops.cast(ops.shape(labeled)[0], "float32")
-    replicas = _num_replicas()
-    if replicas > 1:
-        context = tf.distribute.get_replica_context()
-        if context is not None:
-            count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
-            batch = batch * float(replicas)
+    count, replicas = backend_module().sum_over_replicas(count)
+    batch = batch * float(replicas)
     scale = batch / ops.maximum(count, 1.0)
     return ops.maximum(y, ops.zeros_like(y)), weight, scale
 

@@ -287,6 +287,11 @@ class LossWeightScheduler(keras.callbacks.Callback):
     ```
     """
 
+    # Whether this scheduler decides about the terms' default schedules
+    # (applies them or, with use_defaults=False, leaves them off), so that
+    # Distiller.fit adds no scheduler of its own. Stages does not.
+    owns_default_schedules = True
+
     def __init__(self, schedules=None, per_step=False, use_defaults=True):
         super().__init__()
         if schedules is None:
@@ -308,6 +313,9 @@ class LossWeightScheduler(keras.callbacks.Callback):
             self.schedules[key] = get(schedule, f"The schedule of '{label}'")
         self.per_step = bool(per_step)
         self.use_defaults = bool(use_defaults)
+        # Assign every time, not only on change (for subclasses whose weights
+        # another scheduler may also move, e.g. Stages).
+        self._reassign = False
         self._targets = []
         self._epoch = 0
 
@@ -376,7 +384,7 @@ class LossWeightScheduler(keras.callbacks.Callback):
             value = check_weight(
                 value, f"The schedule of '{target.label}' at epoch {epoch}"
             )
-            if value != target.last:
+            if value != target.last or self._reassign:
                 target.assign(value)
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -394,13 +402,22 @@ class LossWeightScheduler(keras.callbacks.Callback):
         else:
             epoch = self._epoch
             step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        # On JAX, fit carries the variables' values in its own state during an
+        # epoch; write that state back first, so the next step reads the
+        # weights assigned here (Keras's documented way for callbacks).
+        sync = getattr(self.model, "jax_state_sync", None)
+        if sync is not None:
+            sync()
         self._apply(epoch, step)
 
     def _log(self, logs):
         if logs is None:
             return
         for target in self._targets:
-            logs[f"{target.label}_weight"] = target.current()
+            # The value assigned last: on JAX the variables themselves may be
+            # detached from the model's state in the middle of an epoch.
+            value = target.last if target.last is not None else target.current()
+            logs[f"{target.label}_weight"] = value
 
     def on_train_batch_end(self, batch, logs=None):
         if self.per_step:
@@ -426,7 +443,7 @@ def with_default_schedules(model, callbacks):
     if isinstance(callbacks, keras.callbacks.CallbackList):
         return callbacks
     callbacks = list(callbacks or [])
-    if any(isinstance(cb, LossWeightScheduler) for cb in callbacks):
+    if any(isinstance(cb, LossWeightScheduler) and cb.owns_default_schedules for cb in callbacks):
         return callbacks
     return [LossWeightScheduler()] + callbacks
 

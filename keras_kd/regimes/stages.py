@@ -1,10 +1,7 @@
 """Multi-stage training (FitNets, FSP) as a callback on one ordinary `fit`."""
 
-import keras
-
 from keras_kd.losses.base import check_weight
-
-STUDENT_LOSS = "student_loss"
+from keras_kd.regimes.schedules import STUDENT_LOSS, LossWeightScheduler
 
 
 class Stage:
@@ -36,14 +33,19 @@ class Stage:
         return f"Stage(epochs={self.epochs}, weights={self.weights}, name={self.name!r})"
 
 
-class Stages(keras.callbacks.Callback):
+class Stages(LossWeightScheduler):
+    owns_default_schedules = False
     """Runs stages one after the other inside a single `Distiller.fit`.
 
-    At the start of every epoch the callback assigns the current stage's
-    weights to the terms' weight variables (and to `student_loss_weight`), which
-    changes the objective without retracing the compiled step. After the last
+    A `LossWeightScheduler` (the one mechanism that changes loss weights)
+    with a piecewise-constant schedule per named weight: at the start of
+    every epoch it assigns the current stage's weights to the terms' weight
+    variables (and to `student_loss_weight`), which changes the objective
+    without retracing the compiled step. A weight a stage does not name keeps
+    the value it had in the stage before (or before training). After the last
     stage the weights keep their last values. The current stage's index is
-    added to the epoch logs as `stage`, so it shows in TensorBoard.
+    added to the epoch logs as `stage`, and the weights as `<name>_weight`,
+    so both show in TensorBoard.
 
     FitNets (Romero et al. 2014): stage 1 trains the student up to the guided
     layer and the regressor on the hint alone; stage 2 trains the whole
@@ -78,7 +80,10 @@ class Stages(keras.callbacks.Callback):
         for stage in stages:
             end += stage.epochs
             self.boundaries.append(end)
-        super().__init__()
+        # Other terms' default schedules (DKD's warm-up) come from their own
+        # scheduler, which Distiller.fit adds in front of this one.
+        super().__init__({}, per_step=False, use_defaults=False)
+        self._reassign = True
 
     @property
     def total_epochs(self):
@@ -92,17 +97,12 @@ class Stages(keras.callbacks.Callback):
                 return index
         return len(self.stages) - 1
 
-    def _targets(self):
-        model = self.model
+    def _stage_schedules(self, model):
         terms = {term.name: term for term in getattr(model, "distillation_losses", [])}
         if not hasattr(model, "student_loss_weight"):
             raise TypeError(
                 f"Stages must be passed to keras_kd.Distiller.fit, got a {type(model).__name__}."
             )
-        return terms
-
-    def on_train_begin(self, logs=None):
-        terms = self._targets()
         for stage in self.stages:
             unknown = [k for k in stage.weights if k != STUDENT_LOSS and k not in terms]
             if unknown:
@@ -111,17 +111,31 @@ class Stages(keras.callbacks.Callback):
                     f"{unknown}, but the distiller's terms are {sorted(terms)} "
                     f"(and '{STUDENT_LOSS}')."
                 )
+        keys = {k for stage in self.stages for k in stage.weights}
+        schedules = {}
+        for key in sorted(keys):
+            current = (model.student_loss_weight if key == STUDENT_LOSS
+                       else terms[key].weight)
+            values = []
+            for stage in self.stages:
+                current = stage.weights.get(key, current)
+                values.append(current)
+            schedules[key] = self._piecewise(values)
+        return schedules
 
-    def on_epoch_begin(self, epoch, logs=None):
-        # Assigned at every epoch, not only at stage starts, so a run resumed
-        # mid-stage (initial_epoch > 0, BackupAndRestore) gets its stage too.
-        terms = self._targets()
-        for key, value in self.stages[self.stage_index(epoch)].weights.items():
-            if key == STUDENT_LOSS:
-                self.model.student_loss_weight = value
-            else:
-                terms[key].weight = value
+    def _piecewise(self, values):
+        def schedule(epoch, step=None):
+            # Every epoch, not only at stage starts, so a run resumed
+            # mid-stage (initial_epoch > 0, BackupAndRestore) gets its stage.
+            return values[self.stage_index(int(epoch))]
+
+        return schedule
+
+    def on_train_begin(self, logs=None):
+        self.schedules = self._stage_schedules(self.model)
+        super().on_train_begin(logs)
 
     def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
         if logs is not None:
             logs["stage"] = float(self.stage_index(epoch))

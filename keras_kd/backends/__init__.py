@@ -1,0 +1,46 @@
+"""The thin per-backend training steps of the `Distiller`.
+
+The objective (teacher outputs, one student pass, the terms, the metrics) is
+written once in `keras_kd/distiller.py` with `keras.ops`. What differs per
+backend is only how a gradient step is taken:
+
+- `tensorflow.py`: `train_step(data)` with `tf.GradientTape`, the
+  optimizer's loss scaling, and `tf.distribute` replica handling;
+- `jax.py`: the stateless `train_step(state, data)` Keras's JAX trainer
+  calls, with `jax.value_and_grad` over the same objective.
+
+`steps_class()` picks the one for `keras.backend.backend()`.
+"""
+
+import keras
+
+SUPPORTED = ("tensorflow", "jax")
+
+
+def steps_class():
+    """The mixin holding `train_step`/`test_step` for the active backend."""
+    backend = keras.backend.backend()
+    # Imported here, not at the top: each module imports its own framework,
+    # which need not be installed when another backend is in use.
+    if backend == "tensorflow":
+        from keras_kd.backends.tensorflow import TensorFlowSteps
+
+        return TensorFlowSteps
+    if backend == "jax":
+        from keras_kd.backends.jax import JaxSteps
+
+        return JaxSteps
+    raise ImportError(
+        f"keras-kd runs on the {' and '.join(SUPPORTED)} backends; Keras is "
+        f"using '{backend}'. Set KERAS_BACKEND=tensorflow or KERAS_BACKEND=jax "
+        "before importing keras."
+    )
+
+
+def backend_module():
+    """The per-backend module (`num_replicas`, `sum_over_replicas`, ...)."""
+    if keras.backend.backend() == "jax":
+        from keras_kd.backends import jax as module
+    else:
+        from keras_kd.backends import tensorflow as module
+    return module
