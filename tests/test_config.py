@@ -69,7 +69,7 @@ def test_unknown_term_type_and_argument():
     data = _base(teacher="digits_teacher", terms=[
         {"type": "KDD"}, {"type": "FitNet", "teacher_layer": "a", "studnet_layer": "b"}])
     problems = _problems(data)
-    assert any(p.startswith("terms[0].type: unknown term type 'KDD' (str); did you mean 'KD'?")
+    assert any(p.startswith("terms[0].type: Unknown term type 'KDD'. Did you mean 'KD'?")
                for p in problems)
     assert any(p.startswith("terms[1].studnet_layer: unknown key; did you mean "
                             "'student_layer'?") for p in problems)

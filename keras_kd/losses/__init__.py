@@ -1,6 +1,7 @@
 """Distillation terms: a pure function on tensors plus a `DistillationLoss`
 class for each method."""
 
+from keras_kd.losses import registry
 from keras_kd.losses.base import DistillationLoss, reduce_per_sample
 from keras_kd.losses.features import FeatureMSE, feature_mse
 from keras_kd.losses.logits import KD, kd_loss, kd_per_sample
@@ -22,6 +23,7 @@ from keras_kd.losses.relational import PKT, RKD, SP, pkt_loss, rkd_loss, sp_loss
 
 __all__ = [
     "DistillationLoss",
+    "registry",
     "FeatureMSE",
     "KD",
     "feature_mse",

@@ -10,6 +10,7 @@ import math
 import keras
 from keras import ops
 
+from keras_kd.losses import registry
 from keras_kd.taps import LOGITS
 
 
@@ -105,6 +106,13 @@ class DistillationLoss(keras.layers.Layer):
     # True asks the Distiller to run the teacher with its BatchNormalization
     # layers on batch statistics (frozen weights, moving averages untouched).
     teacher_batch_statistics = False
+
+    def __init_subclass__(cls, **kwargs):
+        # Terms register themselves by class name (keras_kd.losses.registry),
+        # so run configs and tools can name them.
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_") and not cls.__dict__.get("abstract", False):
+            registry.add(cls)
 
     def __init__(self, weight=1.0, name=None, dtype="float32", **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)

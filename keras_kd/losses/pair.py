@@ -16,6 +16,8 @@ from keras_kd.losses.base import DistillationLoss
 class SinglePairTerm(DistillationLoss):
     """A term comparing one teacher tap with one student tap."""
 
+    abstract = True  # a base for terms, not a term of the registry
+
     def __init__(self, teacher_layer, student_layer, weight=1.0, name=None, **kwargs):
         super().__init__(weight=weight, name=name, **kwargs)
         for what, value in (("teacher_layer", teacher_layer),
@@ -41,6 +43,8 @@ class MultiPairTerm(DistillationLoss):
     Each argument is a layer name or a non-empty list of them, of equal
     lengths. The taps are the distinct names, in order.
     """
+
+    abstract = True  # a base for terms, not a term of the registry
 
     def __init__(self, teacher_layers, student_layers, weight=1.0, name=None, **kwargs):
         super().__init__(weight=weight, name=name, **kwargs)

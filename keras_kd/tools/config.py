@@ -29,7 +29,6 @@ import copy
 import difflib
 import hashlib
 import importlib
-import inspect
 import json
 import math
 import os
@@ -38,16 +37,15 @@ import sys
 
 import yaml
 
-METHODS = ("scratch", "kd", "fitnet", "fsp", "overhaul", "review", "at", "rkd", "pkt", "sp",
-           "dkd", "nkd")  # keras_kd.zoo.recipes.METHODS, without importing TensorFlow
-TERM_TYPES = ("KD", "DKD", "NKD", "FeatureMSE", "FitNet", "FSP", "Overhaul", "ReviewKD",
-              "AttentionTransfer", "RKD", "PKT", "SP")
+from keras_kd.losses import registry
+from keras_kd.zoo import recipes
+
 OPTIMIZERS = ("sgd", "adam", "adamw")
 EXPORT_FORMATS = ("keras", "savedmodel", "tflite")
 AUGMENTS = ("none", "cifar")
 STRATEGIES = ("default", "mirrored")
 
-TOP_KEYS = ("teacher", "student", "dataset", "method", "terms", "student_loss_weight",
+TOP_KEYS = ("imports", "teacher", "student", "dataset", "method", "terms", "student_loss_weight",
             "student_loss_schedule", "optimizer", "epochs", "seed", "strategy",
             "mixed_precision", "jit_compile", "output_dir", "export")
 DATASET_KEYS = ("name", "data_dir", "batch_size", "train_split", "test_split", "augment",
@@ -300,9 +298,7 @@ def import_function(spec, search_path=()):
     next to the config (or in the directory you run from) is found.
     """
     module_name, attr = spec.split(":", 1)
-    for folder in [os.getcwd(), *search_path]:
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
+    _importable(search_path)
     module = importlib.import_module(module_name)
     return getattr(module, attr)
 
@@ -423,18 +419,41 @@ _LAYER = ("teacher_layer", "student_layer")
 _LAYERS = ("teacher_layers", "student_layers")
 
 
-def term_classes():
-    """{type name: class} of the `DistillationLoss` classes a config may name."""
-    from keras_kd import losses
+def term_class(kind):
+    """The `DistillationLoss` class a config's `type:` names, from the
+    registry (`keras_kd.losses.registry`): a registered class name, or
+    `"module:Class"`."""
+    return registry.get(kind)
 
-    return {name: getattr(losses, name) for name in TERM_TYPES}
+
+def method_names():
+    """The ready-made recipes a config's `method:` may name."""
+    return tuple(recipes.METHODS)
 
 
-def term_arguments(cls):
-    """The keyword arguments a term class accepts (from its signature)."""
-    params = inspect.signature(cls.__init__).parameters
-    return [n for n, p in params.items()
-            if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+def _importable(search_path):
+    """The current directory and `search_path` become importable, so a
+    `models.py` next to the config (or where you run) is found."""
+    for folder in [os.getcwd(), *search_path]:
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+
+
+def _check_imports(check, raw, search_path):
+    """Imports the modules listed under `imports:` (their terms register
+    themselves); returns the list."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(m, str) and m for m in raw):
+        check.bad("imports", f"expected a list of module names, got {_show(raw)}")
+        return []
+    _importable(search_path)
+    for i, module in enumerate(raw):
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            check.bad(f"imports[{i}]", f"cannot import '{module}': {error}")
+    return raw
 
 
 def _check_term(check, key, raw):
@@ -443,14 +462,15 @@ def _check_term(check, key, raw):
         return None
     kind = raw.get("type")
     if kind is None:
-        check.bad(f"{key}.type", f"required key is missing (one of {', '.join(TERM_TYPES)})")
+        check.bad(f"{key}.type", "required key is missing (one of "
+                  f"{', '.join(registry.names())}, or 'module:Class')")
         return None
-    if kind not in TERM_TYPES:
-        check.bad(f"{key}.type", f"unknown term type {_show(kind)}" + _suggest(kind, TERM_TYPES)
-                  + f" (known: {', '.join(TERM_TYPES)})")
+    try:
+        cls = term_class(kind)
+    except (TypeError, ValueError, ImportError) as error:
+        check.bad(f"{key}.type", str(error))
         return None
-    cls = term_classes()[kind]
-    arguments = term_arguments(cls)
+    arguments = registry.arguments(cls)
     before = len(check.problems)
     check.keys(key, raw, ["type", "schedule", *arguments])
     for name, value in raw.items():
@@ -577,6 +597,8 @@ def validate(data, check_files=True, source=None, search_path=()):
     if not check.keys("", data, TOP_KEYS, required=("teacher", "student", "dataset", "epochs")):
         raise ConfigError(check.problems, source)
     out = {}
+    # First: the terms of imported modules register themselves.
+    out["imports"] = _check_imports(check, data.get("imports"), search_path)
     out["teacher"] = _check_model(check, "teacher", data.get("teacher"), check_files,
                                   search_path, allow_none=True)
     if "student" in data:  # a missing required key is reported once, above
@@ -589,7 +611,7 @@ def validate(data, check_files=True, source=None, search_path=()):
     if method is not None and terms is not None:
         check.bad("method", "give either 'method' (a ready-made recipe) or 'terms', not both")
     if method is not None:
-        check.choice("method", method, METHODS)
+        check.choice("method", method, method_names())
     if terms is not None:
         if not isinstance(terms, list):
             check.bad("terms", f"expected a list of terms like [{{type: KD, temperature: 4}}], "

@@ -191,7 +191,6 @@ def build_terms(cfg, teacher):
     if cfg["method"] is not None:
         recipe = methods.recipe(cfg["method"], cfg["epochs"])
         return recipe.terms, {}, list(recipe.callbacks), recipe.student_loss_weight
-    classes = config_lib.term_classes()
     terms, scheduled = [], {}
     for i, raw in enumerate(cfg["terms"]):
         kwargs = {k: v for k, v in raw.items() if k not in ("type", "schedule")}
@@ -199,7 +198,7 @@ def build_terms(cfg, teacher):
             kwargs["bn_layers"] = zoo.overhaul_bn_layers(teacher, tuple(kwargs["teacher_layers"]))
         if raw["type"] == "FSP":
             kwargs["pairs"] = [tuple(p) if isinstance(p, list) else p for p in kwargs["pairs"]]
-        term = classes[raw["type"]](**kwargs)
+        term = config_lib.term_class(raw["type"])(**kwargs)
         if raw.get("schedule"):
             scheduled[term.name] = _weight_schedule(raw["schedule"], term.weight)
         terms.append(term)
