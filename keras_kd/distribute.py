@@ -19,6 +19,7 @@ because of two bugs in `keras/src/backend/tensorflow/trainer.py`:
 checks the one-device losses and weights to 1e-5. See docs/scaling.md.
 """
 
+import keras
 import tensorflow as tf
 
 
@@ -34,6 +35,13 @@ def local_batch(strategy, batch):
 def patch_keras_multiworker():
     """Fixes Keras 3.15's reduction of scalar step logs under
     MultiWorkerMirroredStrategy (bug 2 above). Idempotent."""
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(
+            "keras_kd.distribute patches tf.distribute training, which needs the "
+            f"TensorFlow backend (Keras is using '{keras.backend.backend()}'). On JAX, "
+            "scale out with keras.distribution.DataParallel instead: "
+            "keras.distribution.set_distribution(keras.distribution.DataParallel())."
+        )
     from keras.src.backend.tensorflow import trainer
 
     if getattr(trainer.reduce_per_replica, "_keras_kd_patched", False):

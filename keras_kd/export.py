@@ -3,6 +3,8 @@
 import os
 import shutil
 
+import keras
+
 FORMATS = ("tf_saved_model", "keras", "tflite")
 
 
@@ -58,6 +60,13 @@ def export_model(model, path, format=None, overwrite=False, verbose=False, quant
         )
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"Unknown quantize={quantize!r}; use one of {QUANTIZATIONS}.")
+    if format == "tflite" and keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            "TFLite export needs the TensorFlow backend (Keras is using "
+            f"'{keras.backend.backend()}'). Export the student as '.keras' here, "
+            "then convert it in a process started with KERAS_BACKEND=tensorflow: "
+            "keras_kd.export_model(keras.saving.load_model(path), 'student.tflite')."
+        )
     if quantize is not None and format != "tflite":
         raise ValueError(f"quantize={quantize!r} applies to TFLite export only, not {format!r}.")
     _refuse_overwrite(path, overwrite)

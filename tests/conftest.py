@@ -1,10 +1,65 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# The suite runs once per backend: `python -m pytest` (TensorFlow, every
+# test) and `KERAS_BACKEND=jax python -m pytest` (the modules below).
+BACKEND = os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
+
+# Test modules that run on the JAX backend too: every loss's reference
+# values, the Distiller's steps (one pass, metrics, sample weights), taps,
+# teachers, schedules and stages, semi-supervised and self-distillation,
+# save/load and export, and the cross-backend checks. The others test
+# TensorFlow-only features (tf.distribute, the tf.data teacher cache, TFLite)
+# or the tools built on tf.data (run configs, bench, examples).
+BOTH_BACKENDS = {
+    "test_backends",
+    "test_distiller",
+    "test_errors",
+    "test_kd_loss",
+    "test_losses_attention",
+    "test_losses_decoupled",
+    "test_losses_fsp",
+    "test_losses_hints",
+    "test_losses_overhaul",
+    "test_losses_relational",
+    "test_losses_review",
+    "test_registry",
+    "test_saving",
+    "test_schedules",
+    "test_self_distillation",
+    "test_semi_supervised",
+    "test_stages",
+    "test_taps",
+    "test_teachers",
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "tensorflow_only: a test of a TensorFlow-only feature (skipped on JAX)"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if BACKEND == "tensorflow":
+        return
+    keep, drop = [], []
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module in BOTH_BACKENDS and item.get_closest_marker("tensorflow_only") is None:
+            keep.append(item)
+        else:
+            drop.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def pytest_report_header(config):
+    return f"keras backend: {BACKEND}"
 
 
 @pytest.fixture(autouse=True)
