@@ -5,7 +5,7 @@ import os
 import keras
 from keras import ops
 
-from keras_kd.backends import backend_module, steps_class
+from keras_kd.backends import backend_module, check_backend, steps_class
 from keras_kd.batch import batch_size
 from keras_kd.losses.base import (
     DistillationLoss,
@@ -76,6 +76,7 @@ class Distiller(steps_class(), keras.Model):
         name="distiller",
         **kwargs,
     ):
+        check_backend()
         super().__init__(name=name, **kwargs)
         losses = self._check_losses(losses)
         self._check_models(teacher, student, losses)

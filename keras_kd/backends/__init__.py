@@ -17,6 +17,22 @@ import keras
 SUPPORTED = ("tensorflow", "jax")
 
 
+class UnsupportedBackend:
+    """Stands in on other backends (e.g. numpy, for validating run configs):
+    the Distiller refuses to be built there, see `check_backend`."""
+
+
+def check_backend(what="keras_kd.Distiller"):
+    """Raises a clear error on a backend keras-kd cannot train on."""
+    backend = keras.backend.backend()
+    if backend not in SUPPORTED:
+        raise RuntimeError(
+            f"{what} trains on the {' and '.join(SUPPORTED)} backends; Keras is "
+            f"using '{backend}'. Set KERAS_BACKEND=tensorflow or KERAS_BACKEND=jax "
+            "before importing keras."
+        )
+
+
 def steps_class():
     """The mixin holding `train_step`/`test_step` for the active backend."""
     backend = keras.backend.backend()
@@ -30,11 +46,7 @@ def steps_class():
         from keras_kd.backends.jax import JaxSteps
 
         return JaxSteps
-    raise ImportError(
-        f"keras-kd runs on the {' and '.join(SUPPORTED)} backends; Keras is "
-        f"using '{backend}'. Set KERAS_BACKEND=tensorflow or KERAS_BACKEND=jax "
-        "before importing keras."
-    )
+    return UnsupportedBackend
 
 
 def backend_module():

@@ -1,0 +1,57 @@
+"""The import graph: the core imports no tools or zoo; validating a run
+config needs no TensorFlow."""
+
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TIMEOUT = float(os.environ.get("KERAS_KD_TEST_TIMEOUT", "900"))
+
+
+def _python(code, backend="tensorflow"):
+    env = dict(os.environ, PYTHONPATH=ROOT, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    if backend is None:
+        env.pop("KERAS_BACKEND")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_the_core_imports_neither_the_tools_nor_the_zoo():
+    out = _python(
+        "import sys, keras_kd\n"
+        "import keras_kd.distiller, keras_kd.losses, keras_kd.teachers, keras_kd.regimes\n"
+        "import keras_kd.callbacks, keras_kd.export, keras_kd.datasets, keras_kd.taps\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('keras_kd.tools', 'keras_kd.zoo'))))\n"
+        "import keras_kd.zoo\n"
+        "print(sorted(m for m in sys.modules if m.startswith('keras_kd.tools')))\n"
+    )
+    assert out.splitlines() == ["[]", "[]"]
+
+
+def test_validate_only_does_not_import_tensorflow():
+    out = _python(
+        "import sys\n"
+        "sys.argv = ['keras-kd', 'distill', 'recipes/digits_kd.yaml', '--validate-only']\n"
+        "from keras_kd.tools.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "print(code, 'tensorflow' in sys.modules)\n",
+        backend=None,
+    )
+    assert out.splitlines()[-1] == "0 False", out
+
+
+def test_old_module_paths_still_import_with_a_warning():
+    out = _python(
+        "import warnings\n"
+        "warnings.simplefilter('always')\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    import keras_kd.bench, keras_kd.methods\n"
+        "    from keras_kd import schedules\n"
+        "import keras_kd.tools.bench, keras_kd.zoo.recipes\n"
+        "print(keras_kd.bench is keras_kd.tools.bench, keras_kd.methods is keras_kd.zoo.recipes)\n"
+        "print(sum('moved to' in str(w.message) for w in caught))\n"
+    )
+    assert out.splitlines()[-2:] == ["True True", "2"]
