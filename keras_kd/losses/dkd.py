@@ -18,6 +18,7 @@ from keras_kd.losses.base import (
     check_weight,
 )
 from keras_kd.losses.dense import check_ignore_index, dense_mask, mean_over_positions
+from keras_kd.losses.standardization import check_flag, standardize_logits
 from keras_kd.taps import LOGITS
 
 
@@ -29,6 +30,7 @@ def dkd_per_sample(
     beta=8.0,
     temperature=4.0,
     mask=None,
+    logit_standardization=False,
 ):
     """alpha·TCKD + beta·NCKD for each sample, shape `(batch,)`; see `dkd_loss`.
 
@@ -41,6 +43,8 @@ def dkd_per_sample(
     t, s, y, mask, batch = target_rows(
         teacher_logits, student_logits, labels, mask, "dkd_loss"
     )
+    if logit_standardization:
+        t, s = standardize_logits(t), standardize_logits(s)
     t = ops.stop_gradient(t) / temperature
     s = s / temperature
     tckd = kl_rows(binary_log_probs(t, y), binary_log_probs(s, y))
@@ -60,6 +64,7 @@ def dkd_loss(
     beta=8.0,
     temperature=4.0,
     mask=None,
+    logit_standardization=False,
 ):
     """Decoupled Knowledge Distillation (Zhao et al., CVPR 2022).
 
@@ -94,6 +99,11 @@ def dkd_loss(
         temperature: T > 0.
         mask: optional `(batch, H, W)` weights, 1 where a pixel counts and 0
             where it is ignored (its label may then be anything).
+        logit_standardization: if True, both logits are first replaced by
+            `standardize_logits` (Sun et al., CVPR 2024), then divided by T,
+            as in the authors' `dkd_loss`. They run DKD+LS with T = 2 and
+            alpha, beta multiplied by 9 (`--logit-stand --base-temp 2
+            --kd-weight 9`).
 
     Returns:
         A float32 scalar.
@@ -109,7 +119,14 @@ def dkd_loss(
     """
     return ops.mean(
         dkd_per_sample(
-            teacher_logits, student_logits, labels, alpha, beta, temperature, mask
+            teacher_logits,
+            student_logits,
+            labels,
+            alpha,
+            beta,
+            temperature,
+            mask,
+            logit_standardization,
         )
     )
 
@@ -145,6 +162,8 @@ class DKD(DistillationLoss):
             and `term.target_weight = w` changes the target.
         ignore_index: the label of ignored pixels in dense label maps
             (default -1).
+        logit_standardization: z-score both logits per sample before the
+            temperature (default False); see `dkd_loss`.
 
     Example:
 
@@ -168,6 +187,7 @@ class DKD(DistillationLoss):
         warmup_epochs=20,
         weight=1.0,
         ignore_index=-1,
+        logit_standardization=False,
         name="dkd",
         **kwargs,
     ):
@@ -177,6 +197,9 @@ class DKD(DistillationLoss):
         self.temperature = check_temperature(temperature)
         self.warmup_epochs = check_epochs(warmup_epochs, "DKD's warmup_epochs")
         self.ignore_index = check_ignore_index(ignore_index)
+        self.logit_standardization = check_flag(
+            logit_standardization, "logit_standardization"
+        )
         self._target_weight = check_weight(weight, "The weight of DKD")
 
     @property
@@ -209,6 +232,7 @@ class DKD(DistillationLoss):
             self.beta,
             self.temperature,
             dense_mask(student_logits, labels, self.ignore_index),
+            self.logit_standardization,
         )
 
     def get_config(self):
@@ -220,4 +244,5 @@ class DKD(DistillationLoss):
             "temperature": self.temperature,
             "warmup_epochs": self.warmup_epochs,
             "ignore_index": self.ignore_index,
+            "logit_standardization": self.logit_standardization,
         }

@@ -12,6 +12,7 @@ from keras_kd.losses.dense import (
     dense_mask,
     mean_over_positions,
 )
+from keras_kd.losses.standardization import check_flag, standardize_logits
 from keras_kd.taps import LOGITS
 
 
@@ -98,7 +99,13 @@ def _kd_positions(t, s, temperature):
     return ops.where(direct < _STABLE_BELOW, stable, direct * (temperature**2))
 
 
-def kd_per_sample(teacher_logits, student_logits, temperature=4.0, mask=None):
+def kd_per_sample(
+    teacher_logits,
+    student_logits,
+    temperature=4.0,
+    mask=None,
+    logit_standardization=False,
+):
     """T² · KL(softmax(t/T) ‖ softmax(s/T)) for each sample, shape (batch,).
 
     Dense logits `(batch, H, W, classes)` give the average over the
@@ -107,13 +114,21 @@ def kd_per_sample(teacher_logits, student_logits, temperature=4.0, mask=None):
     """
     temperature = check_kd_temperature(temperature)
     t, s = check_logit_pair(teacher_logits, student_logits, "kd_loss")
+    if logit_standardization:
+        t, s = standardize_logits(t), standardize_logits(s)
     values = _kd_positions(t, s, temperature)
     if mask is not None:
         mask = check_mask(mask, values.shape, "kd_loss")
     return mean_over_positions(values, mask)
 
 
-def kd_loss(teacher_logits, student_logits, temperature=4.0, mask=None):
+def kd_loss(
+    teacher_logits,
+    student_logits,
+    temperature=4.0,
+    mask=None,
+    logit_standardization=False,
+):
     """Hinton's soft-target loss, averaged over the batch.
 
     Formula, with p = softmax(t / T) and q = softmax(s / T):
@@ -147,6 +162,11 @@ def kd_loss(teacher_logits, student_logits, temperature=4.0, mask=None):
         temperature: 0 < T <= 1e15.
         mask: optional `(batch, H, W)` (or `(batch,)`) weights, 1 where a
             position counts, 0 where it is ignored. Default: all count.
+        logit_standardization: if True, t and s are first replaced by
+            `standardize_logits(t)` and `standardize_logits(s)` (Sun et al.,
+            CVPR 2024), then divided by T. The authors run it with T = 2
+            and a KD weight of 9 (`--logit-stand --base-temp 2 --kd-weight
+            9`; plain KD there uses T = 4, weight 0.9).
 
     Returns:
         A float32 scalar.
@@ -160,7 +180,9 @@ def kd_loss(teacher_logits, student_logits, temperature=4.0, mask=None):
     0.2895
     """
     return ops.mean(
-        kd_per_sample(teacher_logits, student_logits, temperature, mask)
+        kd_per_sample(
+            teacher_logits, student_logits, temperature, mask, logit_standardization
+        )
     )
 
 
@@ -183,6 +205,8 @@ class KD(DistillationLoss):
         weight: the term's weight (default 1).
         ignore_index: the label of ignored pixels in dense label maps
             (default -1; negative labels are always ignored).
+        logit_standardization: z-score both logits per sample before the
+            temperature (default False); see `kd_loss`.
 
     Example:
 
@@ -197,17 +221,30 @@ class KD(DistillationLoss):
     student_taps = (LOGITS,)
 
     def __init__(
-        self, temperature=4.0, weight=1.0, ignore_index=-1, name="kd", **kwargs
+        self,
+        temperature=4.0,
+        weight=1.0,
+        ignore_index=-1,
+        logit_standardization=False,
+        name="kd",
+        **kwargs,
     ):
         super().__init__(weight=weight, name=name, **kwargs)
         self.temperature = check_kd_temperature(temperature)
         self.ignore_index = check_ignore_index(ignore_index)
+        self.logit_standardization = check_flag(
+            logit_standardization, "logit_standardization"
+        )
 
     def call(self, teacher, student, labels=None, training=None):
         student_logits = student[LOGITS]
         mask = dense_mask(student_logits, labels, self.ignore_index)
         return kd_per_sample(
-            teacher[LOGITS], student_logits, self.temperature, mask
+            teacher[LOGITS],
+            student_logits,
+            self.temperature,
+            mask,
+            self.logit_standardization,
         )
 
     def get_config(self):
@@ -215,4 +252,5 @@ class KD(DistillationLoss):
             **super().get_config(),
             "temperature": self.temperature,
             "ignore_index": self.ignore_index,
+            "logit_standardization": self.logit_standardization,
         }
