@@ -9,6 +9,8 @@ import tensorflow as tf
 import keras_kd
 from keras_kd import losses
 from tests.models import tiny_cnn
+from tests.test_kd_loss import numpy_kd_per_sample
+from tests.test_logit_standardization import numpy_standardize
 
 
 def _softmax(z):
@@ -143,3 +145,22 @@ def test_distiller_ignores_sample_weight_and_matches_numpy(digits_batch):
     assert float(weighted["dist"]) == pytest.approx(float(parts["dist"]), rel=1e-6)
     history = distiller.fit(x, y, batch_size=8, epochs=1, verbose=0).history
     assert history["dist"][0] > 0
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_dist_and_standardized_kd_train_under_mixed_float16(digits_batch, jit_compile):
+    keras.config.set_dtype_policy("mixed_float16")
+    x, y = digits_batch
+    x, y = x[:16], y[:16]
+    teacher = tiny_cnn(8, name="teacher")
+    student = tiny_cnn(4, name="student")
+    terms = [losses.DIST(temperature=4.0), losses.KD(temperature=2.0, logit_standardization=True)]
+    distiller = keras_kd.Distiller(teacher, student, losses=terms, student_loss_weight=1.0)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0), loss="sparse_categorical_crossentropy",
+                      jit_compile=jit_compile)
+    t = np.asarray(teacher.predict(x[:8], verbose=0), np.float32)
+    s = np.asarray(student(x[:8], training=True), np.float32)
+    logs = distiller.train_on_batch(x[:8], y[:8], return_dict=True)
+    np.testing.assert_allclose(logs["dist"], numpy_dist(s, t, 1.0, 1.0, 4.0), rtol=2e-2)
+    expected_kd = numpy_kd_per_sample(numpy_standardize(t), numpy_standardize(s), 2.0).mean()
+    np.testing.assert_allclose(logs["kd"], expected_kd, rtol=2e-2)
