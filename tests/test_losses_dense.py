@@ -176,3 +176,33 @@ def test_ignore_index_round_trips_in_config():
     for term in (losses.KD(ignore_index=255), losses.DKD(ignore_index=255), losses.NKD(ignore_index=255)):
         restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(term))
         assert restored.ignore_index == 255
+
+
+def test_distiller_passes_dense_label_maps_to_the_terms_unclamped():
+    # The Distiller's semi-supervised masking (label -1 = unlabeled sample)
+    # must not clamp a label map's ignored pixels to class 0.
+    import keras
+
+    import keras_kd
+
+    def net(name):
+        inputs = keras.Input((4, 5, 1))
+        return keras.Model(inputs, keras.layers.Conv2D(6, 1, name="head")(inputs), name=name)
+
+    teacher, student = net("teacher"), net("student")
+    terms = [losses.KD(), losses.DKD(warmup_epochs=0), losses.NKD(temperature=2.0), losses.DIST()]
+    distiller = keras_kd.Distiller(teacher, student, losses=terms, student_loss_weight=0.0)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0))
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(3, 4, 5, 1)).astype("float32")
+    y = rng.integers(0, 6, size=(3, 4, 5)).astype("int32")
+    y[:, 0] = -1  # the first row of pixels of every sample is ignored
+    t = np.asarray(teacher.predict(x, verbose=0))
+    s = np.asarray(student.predict(x, verbose=0))
+    parts = distiller.compute_distillation_loss({"logits": t}, {"logits": s}, y)[1]
+    valid = y >= 0
+    for name in ("kd", "dkd", "nkd"):
+        expected = _numpy_values(name, t, s, y, valid).mean()
+        np.testing.assert_allclose(float(parts[name]), expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        float(parts["dist"]), float(losses.dist_loss(t, s, mask=valid.astype("float32"))), rtol=1e-5)
