@@ -59,3 +59,5 @@ from keras_kd.losses.standardization import standardize_logits  # noqa: E402
 __all__ += ["standardize_logits"]  # noqa: E402
 from keras_kd.losses.dist import DIST, dist_loss  # noqa: E402
 __all__ += ["DIST", "dist_loss"]  # noqa: E402
+from keras_kd.losses.cwd import CWD, cwd_loss, cwd_per_sample  # noqa: E402
+__all__ += ["CWD", "cwd_loss", "cwd_per_sample"]  # noqa: E402
