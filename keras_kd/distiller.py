@@ -551,6 +551,10 @@ def _mask_unlabeled(y, sample_weight):
     dtype = keras.backend.standardize_dtype(y.dtype)
     if "int" not in dtype:
         return y, sample_weight, 1.0
+    if len(y.shape) > 2 or (len(y.shape) == 2 and y.shape[-1] != 1):
+        # Dense label maps (batch, H, W): the terms mask ignored pixels
+        # themselves (ignore_index); clamping -1 to 0 would count them.
+        return y, sample_weight, 1.0
     labeled = ops.cast(ops.greater_equal(y, 0), "float32")
     if len(labeled.shape) > 1:  # (batch, 1) sparse labels
         labeled = ops.reshape(labeled, (ops.shape(labeled)[0], -1))[:, 0]

@@ -34,3 +34,19 @@ def numpy_pool_to_common_size(a, b):
     if b.shape[1:3] != (h, w):
         b = numpy_adaptive_pool(b, h, w)
     return a, b
+
+
+def numpy_per_sample(reference, teacher, student):
+    """`reference` applied to each sample alone: one value per sample.
+
+    `teacher` and `student` are arrays (batch, ...) or lists of them (one
+    per tap); for terms whose batch value is the mean of per-sample values,
+    this is the per-sample vector the term must return.
+    """
+    def take(x, i):
+        if isinstance(x, (list, tuple)):
+            return [np.asarray(a)[i:i + 1] for a in x]
+        return np.asarray(x)[i:i + 1]
+
+    batch = len(teacher[0] if isinstance(teacher, (list, tuple)) else teacher)
+    return np.array([reference(take(teacher, i), take(student, i)) for i in range(batch)])

@@ -11,7 +11,7 @@ import keras_kd
 from keras_kd import losses
 from keras_kd.losses import attention
 from tests.feature_nets import assert_config_round_trip, feature_net, fit_two_steps
-from tests.numpy_reference import numpy_pool_to_common_size
+from tests.numpy_reference import numpy_per_sample, numpy_pool_to_common_size
 
 
 def numpy_attention_map(f, p=2):
@@ -66,8 +66,8 @@ def test_attention_transfer_loss_matches_numpy(t_shape, s_shape):
         float(losses.attention_transfer_loss(t, s)), numpy_at_loss(t, s), rtol=1e-5
     )
     np.testing.assert_allclose(
-        np.asarray(attention.attention_transfer_per_sample(t, s)).mean(),
-        numpy_at_loss(t, s), rtol=1e-5,
+        np.asarray(attention.attention_transfer_per_sample(t, s)),
+        numpy_per_sample(numpy_at_loss, t, s), rtol=1e-5,
     )
 
 
@@ -94,9 +94,9 @@ def test_term_sums_pairs():
                {k: (None,) + v.shape[1:] for k, v in student.items()})
     got = np.asarray(term(teacher, student))
     assert got.shape == (2,)
-    expected = numpy_at_loss(teacher["a"], student["c"]) + numpy_at_loss(
-        teacher["b"], student["d"])
-    np.testing.assert_allclose(got.mean(), expected, rtol=1e-5)
+    expected = numpy_per_sample(numpy_at_loss, teacher["a"], student["c"]) + numpy_per_sample(
+        numpy_at_loss, teacher["b"], student["d"])
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])

@@ -116,7 +116,7 @@ def test_fsp_term_value_and_shuffle_against_numpy():
     plain = _built_term()
     per_sample = np.asarray(plain(teacher, student))
     assert per_sample.shape == (2,)
-    np.testing.assert_allclose(per_sample.mean(), ((g_s - g_t) ** 2).mean(), rtol=1e-5)
+    np.testing.assert_allclose(per_sample, ((g_s - g_t) ** 2).mean(axis=(1, 2)), rtol=1e-5)
 
     shuffled = _built_term(shuffle_seed=7)
     rs = np.random.RandomState(7)
@@ -125,8 +125,8 @@ def test_fsp_term_value_and_shuffle_against_numpy():
     np.testing.assert_array_equal(shuffled.permutations["t2"], p2)
     g_t_perm = g_t[:, p1][:, :, p2]  # G'[i, j] = G[p1[i], p2[j]]
     np.testing.assert_allclose(
-        np.asarray(shuffled(teacher, student)).mean(),
-        ((g_s - g_t_perm) ** 2).mean(), rtol=1e-5,
+        np.asarray(shuffled(teacher, student)),
+        ((g_s - g_t_perm) ** 2).mean(axis=(1, 2)), rtol=1e-5,
     )
     (m_t, m_s), = losses.fsp_matrices(shuffled, teacher, student)
     np.testing.assert_allclose(np.asarray(m_t), g_t_perm, rtol=1e-5, atol=1e-7)

@@ -12,6 +12,7 @@ from keras import layers
 import keras_kd
 from keras_kd import losses
 from keras_kd.losses import overhaul
+from tests.numpy_reference import numpy_per_sample
 from tests.feature_nets import (
     assert_config_round_trip,
     feature_net,
@@ -94,7 +95,8 @@ def test_margin_relu_and_partial_l2_match_numpy():
         float(losses.partial_l2_loss(transformed, s)),
         numpy_partial_l2(transformed, s), rtol=1e-5)
     per_sample = np.asarray(overhaul.partial_l2_per_sample(transformed, s))
-    np.testing.assert_allclose(per_sample.mean(), numpy_partial_l2(transformed, s), rtol=1e-5)
+    np.testing.assert_allclose(
+        per_sample, numpy_per_sample(numpy_partial_l2, transformed, s), rtol=1e-5)
     half = losses.partial_l2_loss(transformed.astype("float16"), s.astype("float16"))
     assert keras.backend.standardize_dtype(half.dtype) == "float32"
 
@@ -149,8 +151,9 @@ def test_term_value_matches_numpy():
         gamma, beta, mean, var = weights_of(term.connector_bns[i])
         conv = np.einsum("bhwc,cd->bhwd", s, kernel[0, 0])
         connected = (conv - mean) / np.sqrt(var + 1e-5) * gamma + beta
-        expected += 2.0 ** -(1 - i) * numpy_partial_l2(np.maximum(t, margin), connected)
-    np.testing.assert_allclose(got.mean(), expected, rtol=1e-5)
+        expected += 2.0 ** -(1 - i) * numpy_per_sample(
+            numpy_partial_l2, np.maximum(t, margin), connected)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize("mode", ["graph", "jit_mixed"])

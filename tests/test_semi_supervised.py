@@ -9,6 +9,7 @@ from keras_kd import datasets, losses
 from tests.models import tiny_cnn
 from tests.test_distiller import sparse_ce
 from tests.test_kd_loss import numpy_kd
+from tests.test_losses_decoupled import numpy_dkd, numpy_nkd
 
 
 def test_student_loss_and_metrics_cover_labeled_samples_only(digits_batch):
@@ -71,7 +72,13 @@ def test_label_reading_terms_cover_labeled_samples_only(digits_batch):
     s_logits = student(x, training=True).numpy()
     t_logits = teacher.predict(x, verbose=0)
     logs = distiller.train_on_batch(x, y_mixed, return_dict=True)
-    expected_dkd = float(losses.dkd_loss(t_logits[labeled], s_logits[labeled], y[labeled]))
-    expected_nkd = float(losses.nkd_loss(t_logits[labeled], s_logits[labeled], y[labeled]))
-    assert logs["dkd"] == pytest.approx(expected_dkd, rel=1e-4)
+    # Independent numpy ports of the authors' code, on the labeled samples.
+    expected_dkd = numpy_dkd(t_logits[labeled], s_logits[labeled], y[labeled], 1.0, 8.0, 4.0)
+    expected_nkd = numpy_nkd(t_logits[labeled], s_logits[labeled], y[labeled], 1.0, 1.5)
+    # Absolute tolerance for DKD: T²·KL of two nearly equal untrained models.
+    assert expected_dkd > 1e-3  # large enough for the tolerance to matter
+    assert logs["dkd"] == pytest.approx(expected_dkd, rel=1e-4, abs=2e-5)
     assert logs["nkd"] == pytest.approx(expected_nkd, rel=1e-4)
+    # Unlabeled samples must not count: over all samples the values differ.
+    everything = numpy_nkd(t_logits, s_logits, np.maximum(y_mixed, 0), 1.0, 1.5)
+    assert abs(everything - expected_nkd) > 1e-3
