@@ -38,6 +38,8 @@ import sys
 
 import yaml
 
+from keras_kd.scalars import is_real
+
 METHODS = ("scratch", "kd", "fitnet", "fsp", "overhaul", "review", "at", "rkd", "pkt", "sp",
            "dkd", "nkd")  # keras_kd.methods.METHODS, without importing TensorFlow
 TERM_TYPES = ("KD", "DKD", "NKD", "FeatureMSE", "FitNet", "FSP", "Overhaul", "ReviewKD",
@@ -224,7 +226,7 @@ class _Checker:
         if maximum is not None:
             bound += f"{' and' if bound else ''} <= {maximum:g}"
         expect = f"expected {kind}{bound}, got {_show(value)}"
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not is_real(value):
             self.bad(key, expect)
             return None
         if integer and not float(value).is_integer():

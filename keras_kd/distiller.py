@@ -1,7 +1,5 @@
 """`Distiller`: trains a student from a frozen teacher with pluggable terms."""
 
-import os
-
 import keras
 import tensorflow as tf
 from keras import ops
@@ -539,14 +537,17 @@ class Distiller(keras.Model):
 
         Unlike `keras.Model.save`, an existing file is never replaced unless
         `overwrite=True` (a FileExistsError says so); `ModelCheckpoint` passes
-        `overwrite=True` itself.
+        `overwrite=True` itself. The archive is written beside `filepath` and
+        renamed over it once complete, so a failed save keeps the old file.
         """
-        if not overwrite and os.path.exists(os.fspath(filepath)):
-            raise FileExistsError(
-                f"'{filepath}' already exists and was left untouched. Pass "
-                "overwrite=True to replace it, or choose another path."
-            )
-        return super().save(filepath, overwrite=True, **kwargs)
+        from keras_kd.atomic import refuse_existing, user_path, write_atomically
+
+        filepath = user_path(filepath)
+        refuse_existing(filepath, overwrite)
+        # Written beside, then renamed: a failed save keeps the old file.
+        write_atomically(
+            filepath, lambda target: super(Distiller, self).save(target, overwrite=True, **kwargs)
+        )
 
     def get_config(self):
         return {

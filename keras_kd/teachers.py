@@ -36,6 +36,7 @@ from keras_kd.losses.base import (
     check_temperature,
     check_weight,
 )
+from keras_kd.scalars import is_integer
 from keras_kd.taps import LOGITS, is_functional, output_is_softmax
 from keras_kd.teacher_cache import cache  # noqa: F401  (keras_kd.teachers.cache)
 
@@ -652,7 +653,7 @@ class Merged(_TeacherGroup):
         names, models = _names_and_models([p[0] for p in pairs], "Merged")
         _check_members(names, models, "Merged", same_classes=False)
         if num_classes is not None:
-            if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            if not is_integer(num_classes) or num_classes < 1:
                 raise ValueError(f"num_classes must be a positive int, got {num_classes!r}.")
         widths = [m.outputs[0].shape[-1] for m in models]
         indices = _check_class_indices(

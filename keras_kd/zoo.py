@@ -22,6 +22,8 @@ term can tap `"stage2_relu"` (post-activation) or `"stage2_relu:input"`
 import keras
 from keras import layers
 
+from keras_kd.scalars import is_integer
+
 
 def cnn(
     input_shape=(8, 8, 1),
@@ -158,7 +160,7 @@ def _torch_linear(x, num_classes, zero_bias=False):
 
 
 def _check_int(value, what, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if not is_integer(value) or value < minimum:
         raise ValueError(f"{what} must be an integer >= {minimum}, got {value!r}.")
 
 

@@ -26,6 +26,7 @@ from keras_kd.losses.base import (
     check_temperature,
     check_weight,
 )
+from keras_kd.scalars import is_real
 from keras_kd.taps import LOGITS
 
 
@@ -191,7 +192,7 @@ def dkd_loss(
 
 
 def _check_epochs(value, what):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_real(value):
         raise TypeError(f"{what} must be a number of epochs, got {value!r}.")
     value = float(value)
     if not math.isfinite(value) or value < 0:
