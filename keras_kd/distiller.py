@@ -15,6 +15,8 @@ from keras_kd.taps import (
     output_is_softmax,
     with_batch_statistics,
 )
+from keras_kd.guards import guard_evaluate, guard_fit
+from keras_kd.validation import check_batch, claim_terms, with_label_checks
 
 _FROM_LOGITS_STRINGS = {
     "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
@@ -138,6 +140,7 @@ class Distiller(keras.Model):
         self.term_trackers = [
             keras.metrics.Mean(name=term.metric_name) for term in losses
         ]
+        claim_terms(self, losses)  # a term belongs to one Distiller
         self.built = True
 
     # ------------------------------------------------------------------
@@ -294,8 +297,15 @@ class Distiller(keras.Model):
         x = args[0] if args else kwargs.get("x")
         y = args[1] if len(args) > 1 else kwargs.get("y")
         check_fit_data(self, x, y)  # shapes, dtypes, labels, NaN: before step 1
-        callbacks = with_default_schedules(self, callbacks)
+        args, kwargs = _replace_x(args, kwargs, with_label_checks(self, x))  # XLA drops asserts
+        callbacks = guard_fit(with_default_schedules(self, callbacks), kwargs)  # 0 steps raises
         return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    def evaluate(self, *args, callbacks=None, **kwargs):
+        """`keras.Model.evaluate`; raises when the data yields no batch."""
+        x = args[0] if args else kwargs.get("x")
+        args, kwargs = _replace_x(args, kwargs, with_label_checks(self, x))
+        return super().evaluate(*args, callbacks=guard_evaluate(callbacks), **kwargs)
 
     def compile(
         self,
@@ -443,6 +453,7 @@ class Distiller(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight, cached = _unpack(data)
+        y = check_batch(self, y, training=True)  # labels: present, in range (validation.py)
         if not self.distillation_losses:
             teacher_view = {}  # nothing reads the teacher: do not run it
         elif cached is not None:
@@ -478,6 +489,7 @@ class Distiller(keras.Model):
 
     def test_step(self, data):
         x, y, sample_weight, cached = _unpack(data)
+        y = check_batch(self, y, training=False)  # evaluate(x) without labels raises
         student_view = self.student_view(x, training=False)
         if self._evaluate_distillation:
             if cached is not None:
@@ -571,6 +583,14 @@ class Distiller(keras.Model):
             for term in config.get("losses", [])
         ]
         return cls(**config)
+
+
+def _replace_x(args, kwargs, x):
+    if args:
+        return (x,) + tuple(args[1:]), kwargs
+    if "x" in kwargs:
+        kwargs = dict(kwargs, x=x)
+    return args, kwargs
 
 
 def _num_replicas():

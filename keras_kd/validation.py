@@ -6,6 +6,7 @@ checked for values (NaN/Inf inputs, labels out of range), which costs one
 pass over arrays already in memory.
 """
 
+import keras
 import numpy as np
 
 
@@ -134,3 +135,149 @@ def check_fit_data(distiller, x, y=None):
                 raise ValueError(f"{len(x)} inputs but {len(y)} labels: they must pair one to one.")
             check_labels(student, y.shape, y.dtype.name, loss)
         check_array_values(student, x, y if isinstance(y, np.ndarray) else None, loss)
+
+
+def claim_terms(distiller, terms):
+    """Marks each term as part of `distiller`; refuses a term owned by another.
+
+    A term is a layer holding state that trains with its Distiller (adapters,
+    the weight variable, the built shapes). Shared by a second Distiller it
+    either fails inside its adapter at step 1 (other shapes) or silently
+    starts from, and keeps training, the first one's adapter.
+    """
+    for term in terms:
+        owner = getattr(term, "_keras_kd_owner", None)
+        if owner is not None and owner != id(distiller):
+            name = getattr(term, "_keras_kd_owner_name", "another Distiller")
+            kind = type(term).__name__
+            raise ValueError(
+                f"The term '{term.name}' ({kind}) already belongs to the Distiller "
+                f"'{name}': a term holds state that trains with its Distiller (adapters, "
+                "its weight), so it cannot be shared. Create a new term for this "
+                f"Distiller, e.g. {kind}(...) again or "
+                f"{kind}.from_config(term.get_config()) for an untrained copy."
+            )
+    for term in terms:
+        # object.__setattr__: plain bookkeeping, not a tracked layer attribute.
+        object.__setattr__(term, "_keras_kd_owner", id(distiller))
+        object.__setattr__(term, "_keras_kd_owner_name", distiller.name)
+
+
+def label_classes(distiller):
+    """The number of classes sparse labels index, or None when they do not.
+
+    Sparse labels index the student's logits under
+    SparseCategoricalCrossentropy, and under no compiled loss when a term
+    reads labels (DKD, NKD). Binary or one-hot losses: None.
+    """
+    loss = distiller._student_loss_fn
+    sparse = type(loss).__name__ == "SparseCategoricalCrossentropy"
+    if loss is None:
+        sparse = any(term.requires_labels for term in distiller.distillation_losses)
+    if not sparse:
+        return None
+    try:
+        return int(distiller.student.outputs[0].shape[-1])
+    except (AttributeError, ValueError, IndexError, TypeError):
+        return None
+
+
+def check_batch(distiller, y, training):
+    """The train/test step's one call: raises when labels are missing where
+    they must be; returns `y` checked in-graph (`check_label_values`)."""
+    if y is None:
+        terms = distiller.distillation_losses
+        if training and not terms:
+            raise ValueError(
+                "The training batches hold inputs only (no labels) and the Distiller has no "
+                "distillation terms: there is nothing to learn from. Feed (x, y) batches or "
+                "pass losses=[keras_kd.losses.KD(...)]."
+            )
+        if not training and not (distiller._evaluate_distillation and terms):
+            raise ValueError(
+                "evaluate() got inputs without labels, so there is no loss to report (it "
+                "would be 0.0). Pass evaluate(x, y) or a dataset of (x, y) batches; to "
+                "measure teacher-student agreement on unlabeled data, compile(..., "
+                "evaluate_distillation=True): the loss is then the weighted sum of the "
+                "label-free terms. For the student's outputs use predict(x)."
+            )
+        return y
+    return check_label_values(y, label_classes(distiller))
+
+
+def check_label_values(y, num_classes=None):
+    """Returns `y`, made to depend on in-graph asserts that its values are valid.
+
+    Always: float labels finite; integer labels >= -1 (-1 marks an unlabeled
+    sample, any other negative is an error, not "unlabeled"). With
+    `num_classes` (sparse labels): labels < num_classes, and float sparse
+    labels whole and >= 0. The failure (InvalidArgumentError) names the
+    offending value. A no-op outside TensorFlow.
+
+    `tf.debugging` asserts run in graph mode (tf.function) but XLA drops
+    them; under `jit_compile=True`, `Distiller.fit` checks tf.data labels in
+    the input pipeline instead (`with_label_checks`).
+    """
+    if y is None or keras.backend.backend() != "tensorflow" or isinstance(y, dict):
+        return y
+    import tensorflow as tf
+
+    if not tf.is_tensor(y):
+        y = tf.convert_to_tensor(y)
+    checks = []
+    if y.dtype.is_floating:
+        checks.append(tf.debugging.Assert(
+            tf.reduce_all(tf.math.is_finite(y)),
+            ["keras-kd: the labels contain NaN or Inf; clean them in the pipeline. "
+             "Batch labels:", y], summarize=8))
+        if num_classes is not None:
+            checks.append(tf.debugging.Assert(
+                tf.reduce_all((y == tf.round(y)) & (y >= 0)),
+                ["keras-kd: sparse class labels must be whole numbers >= 0 (pass integer "
+                 "labels, -1 for unlabeled); found", tf.reduce_min(y), "in the batch labels",
+                 y], summarize=8))
+    if y.dtype.is_floating and num_classes is None or not (y.dtype.is_floating or y.dtype.is_integer):
+        return _after(y, checks)
+    low, high = tf.reduce_min(y), tf.reduce_max(y)
+    empty = tf.equal(tf.size(y), 0)
+    if y.dtype.is_integer:
+        checks.append(tf.debugging.Assert(
+            tf.logical_or(empty, low >= -1),
+            ["keras-kd: label", low, "is negative; only -1 marks an unlabeled sample. "
+             "Fix the labels in the pipeline."], summarize=8))
+    if num_classes is not None:
+        checks.append(tf.debugging.Assert(
+            tf.logical_or(empty, tf.cast(high, tf.float64) < num_classes),
+            ["keras-kd: label", high, f"is out of range for the student's {num_classes} "
+             f"classes (valid: 0..{num_classes - 1}, -1 for unlabeled)."], summarize=8))
+    return _after(y, checks)
+
+
+def _after(y, checks):
+    import tensorflow as tf
+
+    checks = [op for op in checks if op is not None]  # eager asserts return None
+    if not checks:
+        return y
+    with tf.control_dependencies(checks):
+        return tf.identity(y)
+
+
+def with_label_checks(distiller, data):
+    """`data` with `check_label_values` mapped over it when the steps are
+    XLA-compiled (where in-graph asserts are dropped); otherwise `data`."""
+    if not distiller.jit_compile or keras.backend.backend() != "tensorflow":
+        return data
+    import tensorflow as tf
+
+    if not isinstance(data, tf.data.Dataset):
+        return data
+    spec = data.element_spec
+    if not isinstance(spec, tuple) or len(spec) < 2 or isinstance(spec[1], dict):
+        return data
+    classes = label_classes(distiller)
+
+    def checked(*batch):
+        return (batch[0], check_label_values(batch[1], classes)) + batch[2:]
+
+    return data.map(checked)
