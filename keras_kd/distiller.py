@@ -15,8 +15,9 @@ from keras_kd.taps import (
     output_is_softmax,
     with_batch_statistics,
 )
+from keras_kd.compile_checks import check_metrics, check_student_loss
 from keras_kd.guards import guard_evaluate, guard_fit
-from keras_kd.validation import check_batch, claim_terms, with_label_checks
+from keras_kd.validation import check_batch, check_terms, with_label_checks
 
 _FROM_LOGITS_STRINGS = {
     "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
@@ -140,7 +141,7 @@ class Distiller(keras.Model):
         self.term_trackers = [
             keras.metrics.Mean(name=term.metric_name) for term in losses
         ]
-        claim_terms(self, losses)  # a term belongs to one Distiller
+        check_terms(self, losses)  # one Distiller per term; no softmax over 1 logit
         self.built = True
 
     # ------------------------------------------------------------------
@@ -296,7 +297,7 @@ class Distiller(keras.Model):
 
         x = args[0] if args else kwargs.get("x")
         y = args[1] if len(args) > 1 else kwargs.get("y")
-        check_fit_data(self, x, y)  # shapes, dtypes, labels, NaN: before step 1
+        check_fit_data(self, x, y, kwargs.get("sample_weight"), kwargs.get("validation_data"))
         args, kwargs = _replace_x(args, kwargs, with_label_checks(self, x))  # XLA drops asserts
         callbacks = guard_fit(with_default_schedules(self, callbacks), kwargs)  # 0 steps raises
         return super().fit(*args, callbacks=callbacks, **kwargs)
@@ -337,6 +338,7 @@ class Distiller(keras.Model):
             The distiller, so `distiller.compile(...).fit(...)` works.
         """
         self._student_loss_fn = self._resolve_student_loss(loss)
+        metrics = check_metrics(self._student_loss_fn, metrics)  # see compile_checks.py
         self._evaluate_distillation = bool(evaluate_distillation)
         # Every compiled metric is weighted like the losses: by sample_weight
         # and by the labeled mask, so unlabeled (-1) samples of a
@@ -371,6 +373,7 @@ class Distiller(keras.Model):
             raise ValueError(f"Unknown loss {loss!r} for the student.")
         if not isinstance(loss, keras.losses.Loss):
             loss = keras.losses.LossFunctionWrapper(loss)
+        check_student_loss(self.student, loss)  # from_logits=False on logits: refused
         return loss
 
     # ------------------------------------------------------------------
@@ -453,7 +456,7 @@ class Distiller(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight, cached = _unpack(data)
-        y = check_batch(self, y, training=True)  # labels: present, in range (validation.py)
+        x, y, sample_weight = check_batch(self, x, y, sample_weight, training=True)
         if not self.distillation_losses:
             teacher_view = {}  # nothing reads the teacher: do not run it
         elif cached is not None:
@@ -489,7 +492,7 @@ class Distiller(keras.Model):
 
     def test_step(self, data):
         x, y, sample_weight, cached = _unpack(data)
-        y = check_batch(self, y, training=False)  # evaluate(x) without labels raises
+        x, y, sample_weight = check_batch(self, x, y, sample_weight, training=False)
         student_view = self.student_view(x, training=False)
         if self._evaluate_distillation:
             if cached is not None:
@@ -555,6 +558,12 @@ class Distiller(keras.Model):
         from keras_kd.atomic import refuse_existing, user_path, write_atomically
 
         filepath = user_path(filepath)
+        if not filepath.endswith(".keras"):
+            raise ValueError(
+                f"Distiller.save writes a '.keras' archive, got '{filepath}' (Keras's legacy "
+                ".h5 cannot hold a Distiller). Use a path ending in '.keras'; "
+                "save_weights('x.weights.h5') saves the weights alone."
+            )
         refuse_existing(filepath, overwrite)
         # Written beside, then renamed: a failed save keeps the old file.
         write_atomically(
