@@ -17,7 +17,12 @@ from keras_kd.taps import (
 )
 from keras_kd.compile_checks import check_metrics, check_student_loss
 from keras_kd.guards import guard_evaluate, guard_fit
-from keras_kd.validation import check_batch, check_terms, with_label_checks
+from keras_kd.validation import (
+    check_batch,
+    check_predict_data,
+    check_terms,
+    with_label_checks,
+)
 
 _FROM_LOGITS_STRINGS = {
     "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
@@ -301,6 +306,11 @@ class Distiller(keras.Model):
         args, kwargs = _replace_x(args, kwargs, with_label_checks(self, x))  # XLA drops asserts
         callbacks = guard_fit(with_default_schedules(self, callbacks), kwargs)  # 0 steps raises
         return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        """`keras.Model.predict` of the student; refuses unbatched inputs."""
+        check_predict_data(self.student, x)
+        return super().predict(x, *args, **kwargs)
 
     def evaluate(self, *args, callbacks=None, **kwargs):
         """`keras.Model.evaluate`; raises when the data yields no batch."""

@@ -38,6 +38,12 @@ def check_inputs(student, x_shape, x_dtype):
             "numbers. Decode images/strings to numeric tensors in the pipeline "
             "(e.g. tf.io.decode_image, then tf.cast(image, tf.float32) / 255)."
         )
+    if x_shape is not None and _compatible(expected[1:], tuple(x_shape)):
+        raise ValueError(
+            f"The inputs have shape {tuple(x_shape)}, one sample without a batch axis, but the "
+            f"student '{student.name}' takes batches {expected}. Batch the dataset "
+            "(dataset.batch(32)) or add a batch axis to a single sample (x[None])."
+        )
     if x_shape is not None and not _compatible(expected[1:], tuple(x_shape)[1:]):
         raise ValueError(
             f"The inputs have shape {tuple(x_shape)} but the student '{student.name}' takes "
@@ -372,17 +378,19 @@ def check_label_values(y, num_classes=None):
                  y], summarize=8))
     if y.dtype.is_floating and num_classes is None or not (y.dtype.is_floating or y.dtype.is_integer):
         return _after(y, checks)
-    low, high = tf.reduce_min(y), tf.reduce_max(y)
+    # Compared as float64: uint8 labels (TFDS, MNIST) cannot hold -1.
+    low = tf.cast(tf.reduce_min(y), tf.float64)
+    high = tf.cast(tf.reduce_max(y), tf.float64)
     empty = tf.equal(tf.size(y), 0)
     if y.dtype.is_integer:
         checks.append(tf.debugging.Assert(
-            tf.logical_or(empty, low >= -1),
-            ["keras-kd: label", low, "is negative; only -1 marks an unlabeled sample. "
+            tf.logical_or(empty, low >= -1.0),
+            ["keras-kd: label", tf.cast(low, tf.int64), "is negative; only -1 marks an unlabeled sample. "
              "Fix the labels in the pipeline."], summarize=8))
     if num_classes is not None:
         checks.append(tf.debugging.Assert(
-            tf.logical_or(empty, tf.cast(high, tf.float64) < num_classes),
-            ["keras-kd: label", high, f"is out of range for the student's {num_classes} "
+            tf.logical_or(empty, high < float(num_classes)),
+            ["keras-kd: label", tf.cast(high, tf.int64) if y.dtype.is_integer else high, f"is out of range for the student's {num_classes} "
              f"classes (valid: 0..{num_classes - 1}, -1 for unlabeled)."], summarize=8))
     return _after(y, checks)
 
@@ -443,3 +451,14 @@ def check_terms(distiller, terms):
     """The Distiller's checks of its terms, after it built them."""
     check_single_logit(distiller, terms)
     claim_terms(distiller, terms)
+
+
+def check_predict_data(student, x):
+    """`predict` on unbatched data: Keras reads a (8, 8, 1) sample as a batch
+    of 8 and returns one row per image row, without an error."""
+    import tensorflow as tf
+
+    if isinstance(x, tf.data.Dataset) and isinstance(x.element_spec, tf.TensorSpec):
+        check_inputs(student, x.element_spec.shape, x.element_spec.dtype.name)
+    elif isinstance(x, np.ndarray):
+        check_inputs(student, x.shape, x.dtype.name)
