@@ -125,6 +125,8 @@ def check_dict_inputs(student, spec):
     keys = list(spec)
     try:
         names = [t.name for t in student.inputs]
+        names += [layer.name for layer in student.layers
+                  if isinstance(layer, keras.layers.InputLayer) and layer.name not in names]
     except (AttributeError, ValueError, TypeError):
         names = []
     labels = [k for k in keys if str(k).lower() in _LABEL_KEYS]
