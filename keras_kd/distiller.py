@@ -4,6 +4,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from keras_kd.compile_checks import check_metrics, check_student_loss
+from keras_kd.guards import guard_evaluate, guard_fit
 from keras_kd.losses.base import (
     DistillationLoss,
     check_weight,
@@ -15,8 +17,6 @@ from keras_kd.taps import (
     output_is_softmax,
     with_batch_statistics,
 )
-from keras_kd.compile_checks import check_metrics, check_student_loss
-from keras_kd.guards import guard_evaluate, guard_fit
 from keras_kd.validation import (
     check_batch,
     check_predict_data,
