@@ -1,12 +1,12 @@
 """`Distiller`: trains a student from a frozen teacher with pluggable terms."""
 
-import os
-
 import keras
 from keras import ops
 
 from keras_kd.backends import backend_module, check_backend, steps_class
 from keras_kd.batch import batch_size
+from keras_kd.compile_checks import check_metrics, check_student_loss
+from keras_kd.guards import guard_evaluate, guard_fit
 from keras_kd.losses.base import (
     DistillationLoss,
     check_weight,
@@ -17,6 +17,11 @@ from keras_kd.taps import (
     ModelView,
     output_is_softmax,
     with_batch_statistics,
+)
+from keras_kd.validation import (
+    check_predict_data,
+    check_terms,
+    with_label_checks,
 )
 
 _FROM_LOGITS_STRINGS = {
@@ -115,6 +120,7 @@ class Distiller(steps_class(), keras.Model):
         self.term_trackers = [
             keras.metrics.Mean(name=term.metric_name) for term in losses
         ]
+        check_terms(self, losses)  # one Distiller per term; no softmax over 1 logit
         self.built = True
 
     # ------------------------------------------------------------------
@@ -255,9 +261,21 @@ class Distiller(steps_class(), keras.Model):
 
         x = args[0] if args else kwargs.get("x")
         y = args[1] if len(args) > 1 else kwargs.get("y")
-        check_fit_data(self, x, y)  # shapes, dtypes, labels, NaN: before step 1
-        callbacks = with_default_schedules(self, callbacks)
+        check_fit_data(self, x, y, kwargs.get("sample_weight"), kwargs.get("validation_data"))
+        args, kwargs = _replace_x(args, kwargs, with_label_checks(self, x))  # XLA drops asserts
+        callbacks = guard_fit(with_default_schedules(self, callbacks), kwargs)  # 0 steps raises
         return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        """`keras.Model.predict` of the student; refuses unbatched inputs."""
+        check_predict_data(self.student, x)
+        return super().predict(x, *args, **kwargs)
+
+    def evaluate(self, *args, callbacks=None, **kwargs):
+        """`keras.Model.evaluate`; raises when the data yields no batch."""
+        x = args[0] if args else kwargs.get("x")
+        args, kwargs = _replace_x(args, kwargs, with_label_checks(self, x))
+        return super().evaluate(*args, callbacks=guard_evaluate(callbacks), **kwargs)
 
     def compile(
         self,
@@ -289,6 +307,7 @@ class Distiller(steps_class(), keras.Model):
             The distiller, so `distiller.compile(...).fit(...)` works.
         """
         self._student_loss_fn = self._resolve_student_loss(loss)
+        metrics = check_metrics(self._student_loss_fn, metrics)  # see compile_checks.py
         self._evaluate_distillation = bool(evaluate_distillation)
         # Every compiled metric is weighted like the losses: by sample_weight
         # and by the labeled mask, so unlabeled (-1) samples of a
@@ -323,6 +342,7 @@ class Distiller(steps_class(), keras.Model):
             raise ValueError(f"Unknown loss {loss!r} for the student.")
         if not isinstance(loss, keras.losses.Loss):
             loss = keras.losses.LossFunctionWrapper(loss)
+        check_student_loss(self.student, loss)  # from_logits=False on logits: refused
         return loss
 
     # ------------------------------------------------------------------
@@ -494,14 +514,23 @@ class Distiller(steps_class(), keras.Model):
 
         Unlike `keras.Model.save`, an existing file is never replaced unless
         `overwrite=True` (a FileExistsError says so); `ModelCheckpoint` passes
-        `overwrite=True` itself.
+        `overwrite=True` itself. The archive is written beside `filepath` and
+        renamed over it once complete, so a failed save keeps the old file.
         """
-        if not overwrite and os.path.exists(os.fspath(filepath)):
-            raise FileExistsError(
-                f"'{filepath}' already exists and was left untouched. Pass "
-                "overwrite=True to replace it, or choose another path."
+        from keras_kd.atomic import refuse_existing, user_path, write_atomically
+
+        filepath = user_path(filepath)
+        if not filepath.endswith(".keras"):
+            raise ValueError(
+                f"Distiller.save writes a '.keras' archive, got '{filepath}' (Keras's legacy "
+                ".h5 cannot hold a Distiller). Use a path ending in '.keras'; "
+                "save_weights('x.weights.h5') saves the weights alone."
             )
-        return super().save(filepath, overwrite=True, **kwargs)
+        refuse_existing(filepath, overwrite)
+        # Written beside, then renamed: a failed save keeps the old file.
+        write_atomically(
+            filepath, lambda target: super(Distiller, self).save(target, overwrite=True, **kwargs)
+        )
 
     def get_config(self):
         return {
@@ -525,6 +554,14 @@ class Distiller(steps_class(), keras.Model):
             for term in config.get("losses", [])
         ]
         return cls(**config)
+
+
+def _replace_x(args, kwargs, x):
+    if args:
+        return (x,) + tuple(args[1:]), kwargs
+    if "x" in kwargs:
+        kwargs = dict(kwargs, x=x)
+    return args, kwargs
 
 
 def _num_replicas():

@@ -1,7 +1,8 @@
 """Export of a trained student for serving: SavedModel, `.keras`, TFLite."""
 
 import os
-import shutil
+
+from keras_kd.atomic import refuse_existing, user_path, write_atomically
 
 import keras
 
@@ -18,19 +19,16 @@ def infer_format(path):
     return "tf_saved_model"
 
 
-def _refuse_overwrite(path, overwrite):
-    if not os.path.exists(path):
-        return
-    if not overwrite:
-        raise FileExistsError(
-            f"'{path}' already exists and was left untouched. Pass "
-            "overwrite=True to replace it, or choose another path."
-        )
-    if os.path.isdir(path):
-        shutil.rmtree(path)
-    else:
-        os.remove(path)
-
+# Extensions a user may reach for that would otherwise silently become the
+# name of a SavedModel directory.
+_OTHER_FILE_TYPES = {
+    ".h5": "Keras 3 writes the legacy HDF5 format only through model.save",
+    ".hdf5": "Keras 3 writes the legacy HDF5 format only through model.save",
+    ".onnx": "convert a SavedModel with tf2onnx",
+    ".pb": "a SavedModel is a folder holding saved_model.pb",
+    ".json": "an architecture alone is model.to_json()",
+    ".zip": "a .keras archive is already a zip",
+}
 
 QUANTIZATIONS = (None, "float16", "dynamic_int8")
 
@@ -44,13 +42,22 @@ def export_model(model, path, format=None, overwrite=False, verbose=False, quant
         format: `"tf_saved_model"` (a `serving_default` signature, load with
             `tf.saved_model.load` or serve with TF Serving), `"keras"` or
             `"tflite"`; inferred from the path when None.
-        overwrite: replace an existing file or directory.
+        overwrite: replace an existing file or directory. The new export is
+            written beside it first and renamed over it only once complete,
+            so a failed export leaves the old one untouched.
         verbose: print Keras's export summary.
         quantize: TFLite only: None (float32), `"float16"` (weights stored in
             float16, ~half the size) or `"dynamic_int8"` (dynamic-range int8
             weights, ~a quarter of the size; activations stay float).
     """
-    path = os.fspath(path)
+    path = user_path(path)
+    extension = os.path.splitext(path)[1].lower()
+    if format is None and extension in _OTHER_FILE_TYPES:
+        raise ValueError(
+            f"'{path}' ends in '{extension}', which export_student does not write "
+            f"({_OTHER_FILE_TYPES[extension]}). Use a '.keras' or '.tflite' path, or a "
+            "folder name for a SavedModel (or pass format= explicitly)."
+        )
     format = format or infer_format(path)
     if format not in FORMATS:
         raise ValueError(f"Unknown export format {format!r}; use one of {FORMATS}.")
@@ -69,21 +76,28 @@ def export_model(model, path, format=None, overwrite=False, verbose=False, quant
         )
     if quantize is not None and format != "tflite":
         raise ValueError(f"quantize={quantize!r} applies to TFLite export only, not {format!r}.")
-    _refuse_overwrite(path, overwrite)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
+    refuse_existing(path, overwrite)
     if format == "keras":
-        model.save(path)
+        write = model.save
     elif format == "tf_saved_model":
-        model.export(path, format="tf_saved_model", verbose=verbose)
+        def write(target):
+            model.export(target, format="tf_saved_model", verbose=verbose)
     else:
-        import tensorflow as tf
+        flatbuffer = _tflite_flatbuffer(model, quantize)  # may fail: nothing written yet
 
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        if quantize is not None:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if quantize == "float16":
-            converter.target_spec.supported_types = [tf.float16]
-        with open(path, "wb") as handle:
-            handle.write(converter.convert())
+        def write(target):
+            with open(target, "wb") as handle:
+                handle.write(flatbuffer)
+    write_atomically(path, write)
     return path
+
+
+def _tflite_flatbuffer(model, quantize):
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantize is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    return converter.convert()

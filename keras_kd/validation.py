@@ -6,6 +6,7 @@ checked for values (NaN/Inf inputs, labels out of range), which costs one
 pass over arrays already in memory.
 """
 
+import keras
 import numpy as np
 
 
@@ -36,6 +37,12 @@ def check_inputs(student, x_shape, x_dtype):
             f"The inputs have dtype {x_dtype}, but the student '{student.name}' takes "
             "numbers. Decode images/strings to numeric tensors in the pipeline "
             "(e.g. tf.io.decode_image, then tf.cast(image, tf.float32) / 255)."
+        )
+    if x_shape is not None and _compatible(expected[1:], tuple(x_shape)):
+        raise ValueError(
+            f"The inputs have shape {tuple(x_shape)}, one sample without a batch axis, but the "
+            f"student '{student.name}' takes batches {expected}. Batch the dataset "
+            "(dataset.batch(32)) or add a batch axis to a single sample (x[None])."
         )
     if x_shape is not None and not _compatible(expected[1:], tuple(x_shape)[1:]):
         raise ValueError(
@@ -109,28 +116,351 @@ def check_array_values(student, x, y, loss):
                 )
 
 
-def check_fit_data(distiller, x, y=None):
+_LABEL_KEYS = ("label", "labels", "y", "target", "targets", "class", "label_id")
+
+
+def check_dict_inputs(student, spec):
+    """A TFDS-style dict element ({"image": ..., "label": ...}) is all inputs to
+    Keras: the label would be fed to the model. Name the map that fixes it."""
+    keys = list(spec)
+    try:
+        names = [t.name for t in student.inputs]
+        names += [layer.name for layer in student.layers
+                  if isinstance(layer, keras.layers.InputLayer) and layer.name not in names]
+    except (AttributeError, ValueError, TypeError):
+        names = []
+    labels = [k for k in keys if str(k).lower() in _LABEL_KEYS]
+    if labels or not set(names) >= set(keys):
+        features = [k for k in keys if k not in labels] or ["image"]
+        label = labels[0] if labels else "label"
+        raise ValueError(
+            f"The dataset yields dicts with keys {keys}, which Keras feeds whole to the "
+            f"student '{student.name}' (its inputs are named {names}), labels included. "
+            f"Split each element into (inputs, labels): dataset.map(lambda d: "
+            f"(d[{features[0]!r}], d[{label!r}])), or load TFDS with as_supervised=True."
+        )
+
+
+def check_sample_weight(sample_weight, count=None):
+    """numpy sample weights: one finite, non-negative number per sample."""
+    if sample_weight is None:
+        return
+    weights = np.asarray(sample_weight)
+    if weights.ndim == 0 or weights.ndim > 2 or (weights.ndim == 2 and weights.shape[1] != 1):
+        raise ValueError(
+            f"sample_weight has shape {weights.shape}; it needs one weight per sample, "
+            f"shape ({count if count is not None else 'batch'},) or (n, 1)."
+        )
+    if np.issubdtype(weights.dtype, np.number) and weights.size:
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValueError(
+                "sample_weight holds negative, NaN or Inf values (min "
+                f"{np.nanmin(weights) if not np.all(np.isnan(weights)) else 'nan'}); a negative "
+                "weight makes training maximize that sample's loss. Use weights >= 0 (0 drops "
+                "a sample)."
+            )
+
+
+def check_label_container(y):
+    """Labels as a Python list of numbers: Keras reads them as a structure of
+    scalars and fails with 'tuple index out of range'."""
+    if isinstance(y, (list, tuple)) and y and all(
+            isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in y):
+        raise TypeError(
+            f"The labels are a Python {type(y).__name__} of {len(y)} numbers; Keras reads a "
+            "list as one input per element. Pass a NumPy array: np.asarray(labels)."
+        )
+
+
+def check_label_dtype(dtype_name):
+    if dtype_name is not None and ("string" in dtype_name or dtype_name in ("object", "str")):
+        raise TypeError(
+            f"The labels have dtype {dtype_name}; the student's loss needs numbers. Map "
+            "class names to indices in the pipeline (keras.layers.StringLookup(vocabulary="
+            "names, num_oov_indices=0) or a lookup table)."
+        )
+
+
+def check_fit_data(distiller, x, y=None, sample_weight=None, validation_data=None):
     """Runs the checks that apply to what was passed to `fit`."""
     import tensorflow as tf
 
     student, loss = distiller.student, distiller._student_loss_fn
+    check_label_container(y)
+    if isinstance(validation_data, (tuple, list)) and validation_data and isinstance(
+            validation_data[0], np.ndarray):
+        check_fit_data(distiller, *validation_data[:3])
     if isinstance(x, tf.data.Dataset):
         if int(x.cardinality()) == 0:
             raise ValueError("The training dataset is empty (cardinality 0): nothing to train on.")
         spec = x.element_spec
         parts = spec if isinstance(spec, tuple) else (spec,)
         x_spec = parts[0]
+        if isinstance(x_spec, dict):
+            check_dict_inputs(student, x_spec)
+        if isinstance(x_spec, tf.RaggedTensorSpec):
+            raise TypeError(
+                f"The inputs are ragged ({x_spec}); the student '{student.name}' takes dense "
+                "tensors. Pad or resize in the pipeline: dataset.map(lambda x, *rest: "
+                "(x.to_tensor(), *rest)), or batch with padded_batch instead of ragged_batch."
+            )
         if isinstance(x_spec, tf.TensorSpec):
             check_inputs(student, x_spec.shape, x_spec.dtype.name)
-        if len(parts) > 1 and isinstance(parts[1], tf.TensorSpec) and loss is not None:
-            check_labels(student, parts[1].shape, parts[1].dtype.name, loss)
+        if len(parts) > 1 and isinstance(parts[1], tf.TensorSpec):
+            check_label_dtype(parts[1].dtype.name)
+            if loss is not None:
+                check_labels(student, parts[1].shape, parts[1].dtype.name, loss)
+        if len(parts) > 2 and isinstance(parts[2], tf.TensorSpec):
+            shape = tuple(parts[2].shape)
+            if len(shape) > 2 or (len(shape) == 2 and shape[1] not in (None, 1)):
+                raise ValueError(
+                    f"The dataset's sample weights have shape {shape}; they need one weight "
+                    "per sample, shape (batch,) or (batch, 1)."
+                )
         return
     if isinstance(x, np.ndarray):
         if len(x) == 0:
             raise ValueError("The training inputs are empty (0 samples): nothing to train on.")
         check_inputs(student, x.shape, x.dtype.name)
+        if isinstance(y, np.ndarray):
+            check_label_dtype(y.dtype.name if y.dtype.kind not in "OSU" else "string")
         if isinstance(y, np.ndarray) and loss is not None:
             if len(y) != len(x):
                 raise ValueError(f"{len(x)} inputs but {len(y)} labels: they must pair one to one.")
             check_labels(student, y.shape, y.dtype.name, loss)
+        check_sample_weight(sample_weight, len(x))
         check_array_values(student, x, y if isinstance(y, np.ndarray) else None, loss)
+
+
+def claim_terms(distiller, terms):
+    """Marks each term as part of `distiller`; refuses a term owned by another.
+
+    A term is a layer holding state that trains with its Distiller (adapters,
+    the weight variable, the built shapes). Shared by a second Distiller it
+    either fails inside its adapter at step 1 (other shapes) or silently
+    starts from, and keeps training, the first one's adapter.
+    """
+    for term in terms:
+        owner = getattr(term, "_keras_kd_owner", None)
+        if owner is not None and owner != id(distiller):
+            name = getattr(term, "_keras_kd_owner_name", "another Distiller")
+            kind = type(term).__name__
+            raise ValueError(
+                f"The term '{term.name}' ({kind}) already belongs to the Distiller "
+                f"'{name}': a term holds state that trains with its Distiller (adapters, "
+                "its weight), so it cannot be shared. Create a new term for this "
+                f"Distiller, e.g. {kind}(...) again or "
+                f"{kind}.from_config(term.get_config()) for an untrained copy."
+            )
+    for term in terms:
+        # object.__setattr__: plain bookkeeping, not a tracked layer attribute.
+        object.__setattr__(term, "_keras_kd_owner", id(distiller))
+        object.__setattr__(term, "_keras_kd_owner_name", distiller.name)
+
+
+def label_classes(distiller):
+    """The number of classes sparse labels index, or None when they do not.
+
+    Sparse labels index the student's logits under
+    SparseCategoricalCrossentropy, and under no compiled loss when a term
+    reads labels (DKD, NKD). Binary or one-hot losses: None.
+    """
+    loss = distiller._student_loss_fn
+    sparse = type(loss).__name__ == "SparseCategoricalCrossentropy"
+    if loss is None:
+        sparse = any(term.requires_labels for term in distiller.distillation_losses)
+    if not sparse:
+        return None
+    try:
+        return int(distiller.student.outputs[0].shape[-1])
+    except (AttributeError, ValueError, IndexError, TypeError):
+        return None
+
+
+def check_batch(distiller, x, y, sample_weight, training):
+    """The train/test step's one call; returns `(x, y, sample_weight)`.
+
+    Raises (at trace time) when labels are missing where they must be; the
+    returned tensors depend on in-graph asserts of the label values
+    (`check_label_values`), of the input shape where the data's static shape
+    left it unknown (a generator of (None, None, None, 1) images) and of the
+    sample weights (finite, >= 0).
+    """
+    if y is None:
+        terms = distiller.distillation_losses
+        if training and not terms:
+            raise ValueError(
+                "The training batches hold inputs only (no labels) and the Distiller has no "
+                "distillation terms: there is nothing to learn from. Feed (x, y) batches or "
+                "pass losses=[keras_kd.losses.KD(...)]."
+            )
+        if not training and not (distiller._evaluate_distillation and terms):
+            raise ValueError(
+                "evaluate() got inputs without labels, so there is no loss to report (it "
+                "would be 0.0). Pass evaluate(x, y) or a dataset of (x, y) batches; to "
+                "measure teacher-student agreement on unlabeled data, compile(..., "
+                "evaluate_distillation=True): the loss is then the weighted sum of the "
+                "label-free terms. For the student's outputs use predict(x)."
+            )
+    else:
+        y = check_label_values(y, label_classes(distiller))
+    return check_input_shape(distiller.student, x), y, check_sample_weight_values(sample_weight)
+
+
+def check_input_shape(student, x):
+    """`x` after an in-graph check of the dims its static shape leaves unknown."""
+    if keras.backend.backend() != "tensorflow" or isinstance(x, (dict, list, tuple)):
+        return x
+    import tensorflow as tf
+
+    try:
+        expected = tuple(student.inputs[0].shape)
+    except (AttributeError, ValueError, IndexError, TypeError):
+        return x
+    if not tf.is_tensor(x) or x.shape.rank != len(expected):
+        return x
+    unknown = [i for i, (got, want) in enumerate(zip(x.shape, expected))
+               if i > 0 and got is None and want is not None]
+    if not unknown:
+        return x
+    shape = tf.shape(x)
+    want = tf.constant([expected[i] for i in unknown], dtype=shape.dtype)
+    check = tf.debugging.Assert(
+        tf.reduce_all(tf.gather(shape, unknown) == want),
+        ["keras-kd: the batch has input shape", shape, f"but the student '{student.name}' "
+         f"takes {expected} (batch first). Resize or reshape in the pipeline."], summarize=8)
+    return _after(x, [check])
+
+
+def check_sample_weight_values(sample_weight):
+    """`sample_weight` after in-graph asserts that it is finite and >= 0."""
+    if sample_weight is None or keras.backend.backend() != "tensorflow":
+        return sample_weight
+    import tensorflow as tf
+
+    if not tf.is_tensor(sample_weight) or not sample_weight.dtype.is_floating:
+        return sample_weight
+    check = tf.debugging.Assert(
+        tf.reduce_all(tf.math.is_finite(sample_weight) & (sample_weight >= 0)),
+        ["keras-kd: sample weights must be finite and >= 0 (a negative weight maximizes "
+         "that sample's loss); found min", tf.reduce_min(sample_weight)], summarize=8)
+    return _after(sample_weight, [check])
+
+
+def check_label_values(y, num_classes=None):
+    """Returns `y`, made to depend on in-graph asserts that its values are valid.
+
+    Always: float labels finite; integer labels >= -1 (-1 marks an unlabeled
+    sample, any other negative is an error, not "unlabeled"). With
+    `num_classes` (sparse labels): labels < num_classes, and float sparse
+    labels whole and >= 0. The failure (InvalidArgumentError) names the
+    offending value. A no-op outside TensorFlow.
+
+    `tf.debugging` asserts run in graph mode (tf.function) but XLA drops
+    them; under `jit_compile=True`, `Distiller.fit` checks tf.data labels in
+    the input pipeline instead (`with_label_checks`).
+    """
+    if y is None or keras.backend.backend() != "tensorflow" or isinstance(y, dict):
+        return y
+    import tensorflow as tf
+
+    if not tf.is_tensor(y):
+        y = tf.convert_to_tensor(y)
+    checks = []
+    if y.dtype.is_floating:
+        checks.append(tf.debugging.Assert(
+            tf.reduce_all(tf.math.is_finite(y)),
+            ["keras-kd: the labels contain NaN or Inf; clean them in the pipeline. "
+             "Batch labels:", y], summarize=8))
+        if num_classes is not None:
+            checks.append(tf.debugging.Assert(
+                tf.reduce_all((y == tf.round(y)) & (y >= 0)),
+                ["keras-kd: sparse class labels must be whole numbers >= 0 (pass integer "
+                 "labels, -1 for unlabeled); found", tf.reduce_min(y), "in the batch labels",
+                 y], summarize=8))
+    if y.dtype.is_floating and num_classes is None or not (y.dtype.is_floating or y.dtype.is_integer):
+        return _after(y, checks)
+    # Compared as float64: uint8 labels (TFDS, MNIST) cannot hold -1.
+    low = tf.cast(tf.reduce_min(y), tf.float64)
+    high = tf.cast(tf.reduce_max(y), tf.float64)
+    empty = tf.equal(tf.size(y), 0)
+    if y.dtype.is_integer:
+        checks.append(tf.debugging.Assert(
+            tf.logical_or(empty, low >= -1.0),
+            ["keras-kd: label", tf.cast(low, tf.int64), "is negative; only -1 marks an unlabeled sample. "
+             "Fix the labels in the pipeline."], summarize=8))
+    if num_classes is not None:
+        checks.append(tf.debugging.Assert(
+            tf.logical_or(empty, high < float(num_classes)),
+            ["keras-kd: label", tf.cast(high, tf.int64) if y.dtype.is_integer else high, f"is out of range for the student's {num_classes} "
+             f"classes (valid: 0..{num_classes - 1}, -1 for unlabeled)."], summarize=8))
+    return _after(y, checks)
+
+
+def _after(y, checks):
+    import tensorflow as tf
+
+    checks = [op for op in checks if op is not None]  # eager asserts return None
+    if not checks:
+        return y
+    with tf.control_dependencies(checks):
+        return tf.identity(y)
+
+
+def with_label_checks(distiller, data):
+    """`data` with `check_label_values` mapped over it when the steps are
+    XLA-compiled (where in-graph asserts are dropped); otherwise `data`."""
+    if not distiller.jit_compile or keras.backend.backend() != "tensorflow":
+        return data
+    import tensorflow as tf
+
+    if not isinstance(data, tf.data.Dataset):
+        return data
+    spec = data.element_spec
+    if not isinstance(spec, tuple) or len(spec) < 2 or isinstance(spec[1], dict):
+        return data
+    classes = label_classes(distiller)
+
+    def checked(*batch):
+        return (batch[0], check_label_values(batch[1], classes)) + batch[2:]
+
+    return data.map(checked)
+
+
+# Terms that take a softmax over the class axis: over one logit it is 1, and
+# the term is 0 whatever the models do.
+_SOFTMAX_TERMS = ("KD", "DKD", "NKD", "DIST", "MergedKD")
+
+
+def check_single_logit(distiller, terms):
+    """Refuses softmax-based logit terms on a one-logit (binary) head."""
+    for view, role in ((distiller.teacher_view, "teacher"), (distiller.student_view, "student")):
+        shape = view.shapes.get("logits")
+        if not shape or shape[-1] != 1:
+            continue
+        names = [t.name for t in terms if type(t).__name__ in _SOFTMAX_TERMS and t.reads_logits]
+        if names:
+            raise ValueError(
+                f"The {role} outputs one logit (shape {tuple(shape)}), a binary head; the terms "
+                f"{names} take a softmax over classes, which is 1 for a single logit, so they "
+                "would be 0 and teach nothing. Give both models a 2-logit head (softmax over "
+                "[negative, positive]) or distil the one logit with a feature term such as "
+                "FeatureMSE('logits', 'logits')."
+            )
+
+
+def check_terms(distiller, terms):
+    """The Distiller's checks of its terms, after it built them."""
+    check_single_logit(distiller, terms)
+    claim_terms(distiller, terms)
+
+
+def check_predict_data(student, x):
+    """`predict` on unbatched data: Keras reads a (8, 8, 1) sample as a batch
+    of 8 and returns one row per image row, without an error."""
+    import tensorflow as tf
+
+    if isinstance(x, tf.data.Dataset) and isinstance(x.element_spec, tf.TensorSpec):
+        check_inputs(student, x.element_spec.shape, x.element_spec.dtype.name)
+    elif isinstance(x, np.ndarray):
+        check_inputs(student, x.shape, x.dtype.name)

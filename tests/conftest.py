@@ -62,6 +62,13 @@ def pytest_report_header(config):
     return f"keras backend: {BACKEND}"
 
 
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                       "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+# .ci/run sets this: there the data must be present, and its absence fails.
+REQUIRE_REAL_DATA = "KERAS_KD_REQUIRE_REAL_DATA"
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_policy():
     """Fixed seeds for every test; the dtype policy restored after it."""
@@ -78,3 +85,21 @@ def digits_batch():
 
     x, y = datasets.load("digits", "train", as_numpy=True)
     return x[:32], y[:32]
+
+
+@pytest.fixture
+def fashion_mnist():
+    """The real Fashion-MNIST files of the Debian package; skips without them
+    (fails instead when KERAS_KD_REQUIRE_REAL_DATA=1, as in CI)."""
+    missing = [f for f in FASHION_MNIST_FILES
+               if not os.path.isfile(os.path.join(FASHION_MNIST_DIR, f))]
+    if missing:
+        message = (
+            f"Real-data test: {FASHION_MNIST_DIR} lacks {', '.join(missing)}. Get the data "
+            "with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu; .ci/run does "
+            f"this), or set {REQUIRE_REAL_DATA}=1 to make its absence a failure."
+        )
+        if os.environ.get(REQUIRE_REAL_DATA) == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return FASHION_MNIST_DIR

@@ -143,7 +143,7 @@ def test_cli_bench_runs_and_reports_bad_input_cleanly(tmp_path, capsys):
         cli.main(["bench", "--pair", "nope"])
 
 
-def test_shipped_fashion_mnist_teacher_on_the_real_test_set():
+def test_shipped_fashion_mnist_teacher_on_the_real_test_set(fashion_mnist):
     """The bench's fmnist-cnn teacher, on the real Fashion-MNIST test split
     (installed in CI by .ci/run): it is the file `keras-kd bench --pair
     fmnist-cnn` finds, with the accuracy its report states (93.03%)."""

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 import keras_kd
 from keras_kd import losses
+from tests.litert import Interpreter
 from tests.models import tiny_cnn
 
 
@@ -91,7 +92,7 @@ def test_unknown_export_format(trained, tmp_path):
 def test_tflite_matches_the_keras_student(trained, tmp_path, quantize, atol):
     distiller, x = trained
     path = distiller.export_student(str(tmp_path / "student.tflite"), quantize=quantize)
-    interpreter = tf.lite.Interpreter(model_path=path)
+    interpreter = Interpreter(model_path=path)
     interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], x.shape)
     interpreter.allocate_tensors()
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)

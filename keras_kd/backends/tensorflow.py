@@ -8,6 +8,7 @@ gradient step and handles replicas.
 import tensorflow as tf
 
 from keras_kd.batch import unpack_batch
+from keras_kd.validation import check_batch
 
 
 def num_replicas():
@@ -32,6 +33,7 @@ class TensorFlowSteps:
 
     def train_step(self, data):
         x, y, sample_weight, cached = unpack_batch(data)
+        x, y, sample_weight = check_batch(self, x, y, sample_weight, training=True)
         # The frozen teacher runs outside the tape: nothing of it is recorded.
         teacher_view = self._teacher_outputs(x, cached)
         trainable = self.trainable_weights
@@ -50,6 +52,7 @@ class TensorFlowSteps:
 
     def test_step(self, data):
         x, y, sample_weight, cached = unpack_batch(data)
+        x, y, sample_weight = check_batch(self, x, y, sample_weight, training=False)
         teacher_view = None
         if self._evaluate_distillation:
             teacher_view = self._teacher_outputs(x, cached)

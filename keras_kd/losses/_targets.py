@@ -10,6 +10,8 @@ import math
 
 from keras import ops
 
+from keras_kd.scalars import is_real
+
 from keras_kd.losses.dense import check_logit_pair, check_mask, position_labels
 
 
@@ -99,13 +101,8 @@ def kl_rows(log_p, log_q):
 
 def check_epochs(value, what):
     """A number of epochs >= 0 (int when whole), or a clear error."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"{what} must be a number of epochs, got {value!r}."
-            ) from None
+    if not is_real(value):  # NumPy scalars count; bools and strings do not
+        raise TypeError(f"{what} must be a number of epochs, got {value!r}.")
     value = float(value)
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{what} must be a finite number >= 0, got {value}.")

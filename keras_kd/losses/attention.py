@@ -12,12 +12,13 @@ from keras_kd.losses._ops import (
     to_float32,
 )
 from keras_kd.losses.pair import MultiPairTerm, check_feature_map, sum_over_pairs
+from keras_kd.scalars import as_python, is_real
 
 
 def _check_p(p):
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or p <= 0:
+    if not is_real(p) or p <= 0:
         raise ValueError(f"p must be a number > 0, got {p!r} (the paper uses 2).")
-    return p
+    return as_python(p)
 
 
 def attention_map(features, p=2):

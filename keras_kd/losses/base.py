@@ -12,18 +12,20 @@ from keras import ops
 
 from keras_kd.losses import registry
 from keras_kd.taps import LOGITS
+from keras_kd.scalars import is_real
 
 
 def check_weight(value, what):
-    """Returns `value` as a float, or raises if it is negative or non-finite."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"{what} must be a number, got {value!r} "
-                f"({type(value).__name__})."
-            ) from None
+    """Returns `value` as a float, or raises if it is negative or non-finite.
+
+    Python and NumPy numbers are accepted (`np.float32(0.5)`); booleans and
+    strings are refused.
+    """
+    if not is_real(value):
+        raise TypeError(
+            f"{what} must be a number, got {value!r} "
+            f"({type(value).__name__})."
+        )
     value = float(value)
     if not math.isfinite(value) or value < 0:
         raise ValueError(
@@ -35,8 +37,11 @@ def check_weight(value, what):
 
 def check_temperature(value, what="temperature"):
     """Returns `value` as a float, or raises unless it is finite and > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what} must be a number, got {value!r}.")
+    if not is_real(value):
+        raise TypeError(
+            f"{what} must be a number (Python or NumPy), got {value!r} "
+            f"({type(value).__name__})."
+        )
     value = float(value)
     if not math.isfinite(value) or value <= 0:
         raise ValueError(

@@ -8,6 +8,7 @@ from keras import ops
 from keras_kd.losses._ops import describe_shape, pool_to_common_size, to_float32
 from keras_kd.losses.base import DistillationLoss, check_weight
 from keras_kd.losses.pair import check_feature_map, sum_over_pairs
+from keras_kd.scalars import is_integer
 
 
 def fsp_matrix(first, second):
@@ -177,8 +178,9 @@ class FSP(DistillationLoss):
             self.pair_weights
         )
         if shuffle_seed is not None:
-            if isinstance(shuffle_seed, bool) or not isinstance(shuffle_seed, int):
+            if not is_integer(shuffle_seed):
                 raise TypeError(f"shuffle_seed must be None or an int, got {shuffle_seed!r}.")
+            shuffle_seed = int(shuffle_seed)
         self.shuffle_seed = shuffle_seed
         self.permutations = {}
         self.teacher_taps = tuple(

@@ -12,6 +12,7 @@ from keras_kd.losses._ops import (
     to_float32,
 )
 from keras_kd.losses.pair import MultiPairTerm, check_feature_map, sum_over_pairs
+from keras_kd.scalars import is_integer
 
 _LEVELS = (4, 2, 1)
 
@@ -252,7 +253,7 @@ class ReviewKD(MultiPairTerm):
     ):
         super().__init__(teacher_layers, student_layers, weight, name, **kwargs)
         if mid_channels is not None:
-            if isinstance(mid_channels, bool) or not isinstance(mid_channels, int) or mid_channels < 1:
+            if not is_integer(mid_channels) or mid_channels < 1:
                 raise ValueError(f"mid_channels must be None or an int >= 1, got {mid_channels!r}.")
         self.mid_channels = mid_channels
         self.abfs = []

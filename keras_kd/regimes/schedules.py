@@ -41,12 +41,13 @@ import math
 import keras
 
 from keras_kd.losses.base import DistillationLoss, check_weight
+from keras_kd.scalars import is_real
 
 STUDENT_LOSS = "student_loss"
 
 
 def _check_number(value, what, minimum=0.0, strict=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_real(value):
         raise TypeError(f"{what} must be a number, got {value!r}.")
     value = float(value)
     bad = value <= minimum if strict else value < minimum
@@ -215,7 +216,7 @@ def get(schedule, what="schedule"):
     serialized schedule config."""
     if isinstance(schedule, bool):
         raise TypeError(f"{what} must be a schedule or a number, got {schedule!r}.")
-    if isinstance(schedule, (int, float)):
+    if is_real(schedule):
         return Constant(check_weight(schedule, what))
     if isinstance(schedule, dict):
         return keras.saving.deserialize_keras_object(schedule)

@@ -14,6 +14,7 @@ import keras
 
 from keras_kd.distiller import Distiller
 from keras_kd.losses import KD
+from keras_kd.scalars import is_integer
 
 
 def snapshot(model, name=None):
@@ -57,7 +58,7 @@ class SelfDistillation(keras.callbacks.Callback):
 
     def __init__(self, start_epoch):
         super().__init__()
-        if isinstance(start_epoch, bool) or not isinstance(start_epoch, int) or start_epoch < 1:
+        if not is_integer(start_epoch) or start_epoch < 1:
             raise ValueError(
                 f"start_epoch must be an int >= 1 (epochs of plain training before "
                 f"the snapshot), got {start_epoch!r}."

@@ -2,6 +2,7 @@
 
 from keras_kd.losses.base import check_weight
 from keras_kd.regimes.schedules import STUDENT_LOSS, LossWeightScheduler
+from keras_kd.scalars import is_integer
 
 
 class Stage:
@@ -15,8 +16,9 @@ class Stage:
     """
 
     def __init__(self, epochs, weights, name=None):
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        if not is_integer(epochs) or epochs < 1:
             raise ValueError(f"A stage lasts at least 1 epoch, got epochs={epochs!r}.")
+        epochs = int(epochs)
         if not isinstance(weights, dict) or not weights:
             raise TypeError(
                 "A stage needs weights={'term name' or 'student_loss': value, ...}, "

@@ -8,6 +8,7 @@ Comprehensive Classification", AAAI). Needs no labels.
 import keras
 
 from keras_kd.losses.merged import check_class_indices
+from keras_kd.scalars import is_integer
 from keras_kd.teachers.group import TeacherGroup, check_members, names_and_models
 
 
@@ -63,7 +64,7 @@ class Merged(TeacherGroup):
         names, models = names_and_models([p[0] for p in pairs], "Merged")
         check_members(names, models, "Merged", same_classes=False)
         if num_classes is not None:
-            if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            if not is_integer(num_classes) or num_classes < 1:
                 raise ValueError(f"num_classes must be a positive int, got {num_classes!r}.")
         widths = [m.outputs[0].shape[-1] for m in models]
         indices = check_class_indices(

@@ -40,6 +40,7 @@ import yaml
 from keras_kd.losses import registry
 from keras_kd.zoo import recipes
 
+from keras_kd.scalars import is_real
 OPTIMIZERS = ("sgd", "adam", "adamw")
 EXPORT_FORMATS = ("keras", "savedmodel", "tflite")
 AUGMENTS = ("none", "cifar")
@@ -82,6 +83,47 @@ _Loader.add_implicit_resolver(
 )
 
 
+def _mapping_without_duplicates(loader, node, deep=False):
+    """A YAML mapping; a key given twice is an error, not "the last one wins"."""
+    seen = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # `<<: *anchor` keys are meant to be overridden
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            continue  # let PyYAML report unhashable keys its own way
+        if key in seen:
+            raise ConfigError([
+                f"key '{key}' is given twice (lines {seen[key] + 1} and "
+                f"{key_node.start_mark.line + 1}); the first value would be silently "
+                "dropped. Keep one of them."
+            ], source=getattr(loader, "name", None) or key_node.start_mark.name)
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
+def _toml_duplicate(path, error):
+    """TOML refuses a repeated key as "Cannot overwrite a value (at line N...)";
+    name the key too."""
+    match = re.search(r"line (\d+)", str(error))
+    if not ("overwrite" in str(error) or "twice" in str(error)) or not match:
+        return None
+    line_number = int(match.group(1))
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
+    text = lines[line_number - 1].strip() if 0 < line_number <= len(lines) else ""
+    key = text.split("=", 1)[0].strip() if "=" in text else text.strip("[] ")
+    return ConfigError([
+        f"key '{key}' is given twice (again at line {line_number}); TOML allows each "
+        "key once. Keep one of them."
+    ], source=path)
+
+
 def parse_value(text):
     """A `--set` value as YAML: `0.5` -> 0.5, `5e-4` -> 0.0005, `null` -> None,
     `[150, 180]` -> a list, anything else a string."""
@@ -111,6 +153,10 @@ def read(path):
     except ConfigError:
         raise
     except Exception as error:  # yaml.YAMLError, tomllib.TOMLDecodeError
+        if ext == ".toml":
+            duplicate = _toml_duplicate(path, error)
+            if duplicate is not None:
+                raise duplicate from None
         raise ConfigError([f"cannot parse: {error}"], source=path) from None
     if data is None:
         data = {}
@@ -222,7 +268,7 @@ class _Checker:
         if maximum is not None:
             bound += f"{' and' if bound else ''} <= {maximum:g}"
         expect = f"expected {kind}{bound}, got {_show(value)}"
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not is_real(value):
             self.bad(key, expect)
             return None
         if integer and not float(value).is_integer():

@@ -7,6 +7,8 @@ names the teacher BNs to pass to `losses.Overhaul(..., bn_layers=...)`."""
 import keras
 from keras import layers
 
+from keras_kd.scalars import is_integer
+
 # ---------------------------------------------------------------------------
 # CIFAR models of RepDistiller (Tian et al. 2020, "Contrastive Representation
 # Distillation", github.com/HobbitLong/RepDistiller, models/resnet.py and
@@ -60,7 +62,7 @@ def _torch_linear(x, num_classes, zero_bias=False):
 
 
 def _check_int(value, what, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if not is_integer(value) or value < minimum:
         raise ValueError(f"{what} must be an integer >= {minimum}, got {value!r}.")
 
 

@@ -1,0 +1,84 @@
+"""Replacing a file or directory without ever losing the old one.
+
+Everything keras-kd writes for the user (exports, saved distillers) is first
+written beside its destination, under a hidden temporary name in the same
+directory (so the final rename stays on one filesystem), and only renamed
+over the destination once the write succeeded. A failed save leaves the old
+file or directory byte-identical and removes the partial one.
+"""
+
+import os
+import shutil
+import uuid
+
+
+def user_path(path):
+    """`path` as a string with `~` expanded (Keras would create a '~' folder)."""
+    return os.path.expanduser(os.fspath(path))
+
+
+def refuse_existing(path, overwrite):
+    """Raises FileExistsError when `path` exists and `overwrite` is False."""
+    if os.path.lexists(path) and not overwrite:
+        raise FileExistsError(
+            f"'{path}' already exists and was left untouched. Pass "
+            "overwrite=True to replace it, or choose another path."
+        )
+
+
+def _temporary_sibling(path):
+    folder, name = os.path.split(os.path.abspath(path))
+    stem, ext = os.path.splitext(name)
+    # Keras picks the format from the extension, so the temporary name keeps it.
+    return os.path.join(folder, f".{stem}.partial-{uuid.uuid4().hex[:8]}{ext}")
+
+
+def _remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+def write_atomically(path, write):
+    """Calls `write(temporary_path)`, then moves the result onto `path`.
+
+    `write` creates a file or a directory at the path it is given. When it
+    raises, the temporary result is removed and `path` is untouched. A file
+    replaces a file with one atomic `os.replace`; a directory (a SavedModel)
+    is swapped in with two renames, the old one restored if the second fails.
+    """
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    if not os.access(parent, os.W_OK):
+        raise PermissionError(
+            f"Cannot write '{path}': the folder '{parent}' is not writable. "
+            "Choose a writable folder or change its permissions."
+        )
+    temporary = _temporary_sibling(path)
+    try:
+        write(temporary)
+    except BaseException:
+        _remove(temporary)
+        raise
+    if not os.path.lexists(temporary):
+        raise RuntimeError(f"Saving to '{path}' wrote nothing; the old file was kept.")
+    new_is_dir = os.path.isdir(temporary)
+    old_is_dir = os.path.isdir(path) and not os.path.islink(path)
+    if not new_is_dir and not old_is_dir:
+        os.replace(temporary, path)
+        return path
+    if not os.path.lexists(path):
+        os.rename(temporary, path)
+        return path
+    backup = _temporary_sibling(path) + ".old"
+    os.rename(path, backup)
+    try:
+        os.rename(temporary, path)
+    except BaseException:
+        os.rename(backup, path)
+        _remove(temporary)
+        raise
+    _remove(backup)
+    return path
