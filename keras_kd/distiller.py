@@ -6,15 +6,18 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from keras_kd import outputs as model_outputs
+from keras_kd.labels import mask_unlabeled as _mask_unlabeled
+from keras_kd.labels import term_labels
 from keras_kd.losses.base import (
     DistillationLoss,
     check_weight,
     reduce_per_sample,
 )
 from keras_kd.taps import (
-    LOGITS,
     ModelView,
     output_is_softmax,
+    softmax_output_layer,
     with_batch_statistics,
 )
 
@@ -206,23 +209,18 @@ class Distiller(keras.Model):
                 )
         if not any(term.reads_logits for term in losses):
             return
-        for role, model in (("teacher", teacher), ("student", student)):
-            if _is_graph_model(model) and output_is_softmax(model):
-                raise ValueError(
-                    f"The {role} '{model.name}' ends in a softmax "
-                    f"(layer '{model.layers[-1].name}'), but logit "
-                    "distillation needs logits. Remove the final softmax "
-                    "activation (train with from_logits=True) or build "
-                    "keras.Model(model.input, model.layers[-1].input) "
-                    "when the softmax is a separate layer."
-                )
-        t_out = _output_shape(teacher)
-        s_out = _output_shape(student)
+        merged = getattr(teacher, "class_indices", None)
+        # Each output a term reads: named, logits (no softmax, also inside a
+        # nested model), the same classes on both sides.
+        model_outputs.check_read_outputs(
+            teacher, student,
+            [t for t in losses if merged is None or not getattr(t, "checks_class_count", True)],
+            softmax_output_layer,
+        )
         readers = [
             t.name for t in losses
             if t.reads_logits and getattr(t, "checks_class_count", True)
         ]
-        merged = getattr(teacher, "class_indices", None)
         if readers and merged is not None:
             raise ValueError(
                 f"The teacher '{teacher.name}' is a Merged teacher whose logits "
@@ -230,16 +228,6 @@ class Distiller(keras.Model):
                 f"student's classes; the terms {readers} would compare them "
                 "column by column. Use keras_kd.teachers.MergedKD, which "
                 "matches each teacher against its own student classes."
-            )
-        if readers and t_out is not None and s_out is not None and t_out[-1] != s_out[-1]:
-            raise ValueError(
-                f"The teacher '{teacher.name}' outputs logits of shape {t_out} "
-                f"and the student '{student.name}' of shape {s_out}: logit "
-                f"distillation (terms {readers}) needs the same classes in "
-                "the same order. Give the student the teacher's head size, "
-                "merge label spaces with keras_kd.teachers.Merged, or use "
-                "feature-only terms (a teacher trained on another task may "
-                "still teach through features)."
             )
 
     def _build_term(self, term):
@@ -355,6 +343,11 @@ class Distiller(keras.Model):
     def _resolve_student_loss(self, loss):
         if loss is None:
             return None
+        if isinstance(loss, dict):  # one loss per output, keyed by name
+            return model_outputs.OutputLosses(
+                loss, self.student_view.output_names or [model_outputs.LOGITS],
+                self._resolve_student_loss,
+            )
         if isinstance(loss, str) and loss in _FROM_LOGITS_STRINGS:
             if not (_is_graph_model(self.student) and output_is_softmax(self.student)):
                 return _FROM_LOGITS_STRINGS[loss](from_logits=True)
@@ -375,7 +368,7 @@ class Distiller(keras.Model):
         distillation term still sees them. With all samples labeled this is
         exactly the compiled loss.
         """
-        y, weight, scale = _mask_unlabeled(y, sample_weight)
+        y, weight, scale = _mask_unlabeled(y, sample_weight, logits)
         value = ops.cast(self._student_loss_fn(y, logits, sample_weight=weight), "float32")
         # Keras losses pre-divide by the number of replicas in a replica
         # context; undo it so every part is a per-replica mean and the one
@@ -392,7 +385,7 @@ class Distiller(keras.Model):
         """
         parts = {}
         total = ops.zeros((), "float32")
-        logits = student_view[LOGITS]
+        logits = self.student_view.predictions(student_view)
         if y is not None and self._student_loss_fn is not None:
             student_loss = self.student_loss(y, logits, sample_weight)
             parts["student_loss"] = student_loss
@@ -407,7 +400,7 @@ class Distiller(keras.Model):
             if term.requires_labels:
                 # Label-reading terms (DKD, NKD) cover the labeled samples
                 # only: unlabeled ones (label -1) carry no target class.
-                labels, weight, scale = _mask_unlabeled(y, sample_weight)
+                labels, weight, scale = term_labels(y, sample_weight, logits)
             else:
                 labels, weight, scale = y, sample_weight, 1.0
             value = term(
@@ -466,7 +459,9 @@ class Distiller(keras.Model):
         self.optimizer.apply(gradients, trainable)
         batch = _batch_size(x)
         self._update_trackers(total, parts, batch)
-        return self._step_logs(x, y, student_view[LOGITS], sample_weight, parts)
+        return self._step_logs(
+            x, y, self.student_view.predictions(student_view), sample_weight, parts
+        )
 
     def _check_cached(self, cached):
         missing = [tap for tap in self.teacher_view.taps if tap not in cached]
@@ -493,18 +488,20 @@ class Distiller(keras.Model):
             total, parts = ops.zeros((), "float32"), {}
             if y is not None and self._student_loss_fn is not None:
                 parts["student_loss"] = self.student_loss(
-                    y, student_view[LOGITS], sample_weight
+                    y, self.student_view.predictions(student_view), sample_weight
                 )
                 total = parts["student_loss"]
             for extra in self.student.losses:
                 total = total + ops.cast(ops.sum(extra), "float32")
         self._update_trackers(total, parts, _batch_size(x))
-        return self._step_logs(x, y, student_view[LOGITS], sample_weight, parts)
+        return self._step_logs(
+            x, y, self.student_view.predictions(student_view), sample_weight, parts
+        )
 
     def _step_logs(self, x, y, logits, sample_weight, parts):
         logs = {"loss": self._loss_tracker.result()}
         if y is not None and self._compile_metrics is not None:
-            y, sample_weight, _ = _mask_unlabeled(y, sample_weight)
+            y, sample_weight, _ = _mask_unlabeled(y, sample_weight, logits)
             self._compile_metrics.update_state(y, logits, sample_weight)
             logs.update(self._compile_metrics.result())
         if "student_loss" in parts:
@@ -583,37 +580,6 @@ def _as_list(value):
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _mask_unlabeled(y, sample_weight):
-    """For integer labels, zero the weight of samples labeled < 0.
-
-    Returns `(labels with negatives replaced by 0, weight, scale)` where
-    `scale = batch / labeled` turns Keras's "sum over batch size" reduction
-    into a mean over the labeled samples (1 when every sample is labeled).
-    Under a tf.distribute strategy both counts are global (summed over the
-    replicas), so N replicas average over the same labeled samples as one
-    device, however the labels fall across replicas.
-    """
-    dtype = keras.backend.standardize_dtype(y.dtype)
-    if "int" not in dtype:
-        return y, sample_weight, 1.0
-    labeled = ops.cast(ops.greater_equal(y, 0), "float32")
-    if len(labeled.shape) > 1:  # (batch, 1) sparse labels
-        labeled = ops.reshape(labeled, (ops.shape(labeled)[0], -1))[:, 0]
-    weight = labeled
-    if sample_weight is not None:
-        weight = weight * ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
-    count = ops.sum(labeled)
-    batch = ops.cast(ops.shape(labeled)[0], "float32")
-    replicas = _num_replicas()
-    if replicas > 1:
-        context = tf.distribute.get_replica_context()
-        if context is not None:
-            count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
-            batch = batch * float(replicas)
-    scale = batch / ops.maximum(count, 1.0)
-    return ops.maximum(y, ops.zeros_like(y)), weight, scale
-
-
 def _is_graph_model(model):
     try:
         return bool(model.inputs) and bool(model.outputs)
@@ -625,12 +591,6 @@ def _input_shapes(model):
     if not _is_graph_model(model):
         return None
     return [tuple(t.shape)[1:] for t in model.inputs]
-
-
-def _output_shape(model):
-    if not _is_graph_model(model):
-        return None
-    return tuple(model.outputs[0].shape)
 
 
 def _shapes_compatible(a, b):
