@@ -28,14 +28,16 @@ _FROM_LOGITS_STRINGS = {
 }
 
 
-def _unpack(data):
+def _unpack(data, output_names=None):
     """Splits a batch into (x, y, sample_weight, cached_teacher_outputs).
 
     Accepted: `x`, `(x,)`, `(x, y)`, `(x, y, sample_weight)`,
     `(x, teacher_outputs)`, `(x, y, teacher_outputs)` and
     `(x, y, sample_weight, teacher_outputs)`, where `teacher_outputs` is a
     dict of precomputed teacher taps (`keras_kd.teachers.cache`); a dict in
-    last place is always taken as teacher outputs.
+    last place is taken as teacher outputs, except in `(x, labels)` when the
+    student has several outputs (`output_names`) and the dict is keyed by
+    them: labels per output.
     """
     if not isinstance(data, (tuple, list)):
         return data, None, None, None
@@ -43,7 +45,8 @@ def _unpack(data):
     if len(data) == 4:
         return data
     if len(data) == 2 and isinstance(data[1], dict):
-        return data[0], None, None, data[1]
+        if not model_outputs.is_label_dict(data[1], output_names):
+            return data[0], None, None, data[1]
     if len(data) == 3 and isinstance(data[2], dict):
         return data[0], data[1], None, data[2]
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -437,7 +440,7 @@ class Distiller(keras.Model):
                 )
 
     def train_step(self, data):
-        x, y, sample_weight, cached = _unpack(data)
+        x, y, sample_weight, cached = _unpack(data, self.student_view.output_names)
         if not self.distillation_losses:
             teacher_view = {}  # nothing reads the teacher: do not run it
         elif cached is not None:
@@ -474,7 +477,7 @@ class Distiller(keras.Model):
         return cached
 
     def test_step(self, data):
-        x, y, sample_weight, cached = _unpack(data)
+        x, y, sample_weight, cached = _unpack(data, self.student_view.output_names)
         student_view = self.student_view(x, training=False)
         if self._evaluate_distillation:
             if cached is not None:

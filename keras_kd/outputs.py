@@ -78,6 +78,18 @@ def output_index(names, tap, role, model_name):
     )
 
 
+def is_label_dict(value, names):
+    """True when `value` is a dict of labels keyed by some of the outputs
+    `names` of a model with several outputs (not a dict of teacher taps)."""
+    return (
+        isinstance(value, dict)
+        and names is not None
+        and len(names) > 1
+        and bool(value)
+        and set(value) <= set(names)
+    )
+
+
 def predictions(results, names):
     """What the student loss and compiled metrics read from a view's results:
     the logits of a one-output model, else a dict output name -> tensor."""
