@@ -14,7 +14,7 @@ networks need context beyond the pixel.
 
 - teacher: a small U-Net (3 poolings, 8-16-32-64 channels),
   trained once (--teacher-seed) and saved to / reloaded from --teacher-path;
-- student: a smaller U-Net (2 poolings, 6-12-24 channels);
+- student: a smaller U-Net (3 poolings, 6-12-24-32 channels);
 - scratch: per-pixel cross-entropy over the labelled pixels only
   (-1 pixels masked by the Distiller);
 - KD: the same + per-pixel `KD(T)` (T²·KL per pixel, averaged over each
@@ -36,6 +36,7 @@ run; an interrupted sweep resumes.
 import argparse
 import json
 import os
+import resource
 import time
 
 import keras
@@ -113,7 +114,7 @@ def unet(widths, name, seed=0):
 
 
 TEACHER_WIDTHS = (8, 16, 32, 64)
-STUDENT_WIDTHS = (6, 12, 24)
+STUDENT_WIDTHS = (6, 12, 24, 32)
 
 
 def _optimizer(steps, learning_rate):
@@ -245,7 +246,7 @@ def main(argv=None):
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--train-mosaics", type=int, default=1500)
     parser.add_argument("--test-mosaics", type=int, default=1000)
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--teacher-epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
@@ -295,9 +296,11 @@ def main(argv=None):
             _save(args.out, payload)
             print(f"seed {seed} {method}: {scores}", flush=True)
     payload["seconds"] = round(time.time() - started, 1)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    payload["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 1)
     _save(args.out, payload)
     print(summarize(payload["results"], methods))
-    print(f"total {payload['seconds']:.0f}s")
+    print(f"total {payload['seconds']:.0f}s wall, {payload['cpu_seconds']:.0f}s CPU")
     return payload
 
 
