@@ -12,9 +12,9 @@ items, left out of the losses and the metrics as the "void" border of
 Pascal VOC is. Naming a pixel's class takes the item's whole shape, so the
 networks need context beyond the pixel.
 
-- teacher: a small U-Net (3 poolings, 8-16-32-64 channels),
+- teacher: a small U-Net (stride-2 stem, 2 poolings, 16-32-64 channels),
   trained once (--teacher-seed) and saved to / reloaded from --teacher-path;
-- student: a smaller U-Net (3 poolings, 6-12-24-32 channels);
+- student: a smaller U-Net (stride-2 stem, 2 poolings, 8-16-32 channels);
 - scratch: per-pixel cross-entropy over the labelled pixels only
   (-1 pixels masked by the Distiller);
 - KD: the same + per-pixel `KD(T)` (T²·KL per pixel, averaged over each
@@ -94,11 +94,16 @@ def _conv(x, filters, name):
 
 
 def unet(widths, name, seed=0):
-    """A U-Net: len(widths) - 1 poolings, one 3x3 conv block per level each
-    way, skip connections, a 1x1 conv to the CLASSES logits per pixel."""
+    """A U-Net at half resolution: a stride-2 3x3 conv stem (56 -> 28), then
+    len(widths) - 1 poolings with one 3x3 conv block per level each way and
+    skip connections, a 1x1 conv to the CLASSES logits, and a bilinear 2x
+    upsampling of the logits back to 56x56 (segmentation networks commonly
+    predict at a reduced stride and upsample the logits)."""
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((SIZE, SIZE, 1), name="image")
-    x = inputs
+    x = keras.layers.Conv2D(widths[0], 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
+    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = keras.layers.ReLU(name="stem_relu")(x)
     skips = []
     for level, filters in enumerate(widths[:-1]):
         x = _conv(x, filters, f"down{level}")
@@ -109,12 +114,13 @@ def unet(widths, name, seed=0):
         x = keras.layers.UpSampling2D(name=f"up{level}")(x)
         x = keras.layers.Concatenate(name=f"skip{level}")([x, skips[level]])
         x = _conv(x, widths[level], f"dec{level}")
-    logits = keras.layers.Conv2D(CLASSES, 1, name="logits")(x)
+    x = keras.layers.Conv2D(CLASSES, 1, name="logits_half")(x)
+    logits = keras.layers.UpSampling2D(interpolation="bilinear", name="logits")(x)
     return keras.Model(inputs, logits, name=name)
 
 
-TEACHER_WIDTHS = (8, 16, 32, 64)
-STUDENT_WIDTHS = (6, 12, 24, 32)
+TEACHER_WIDTHS = (16, 32, 64)
+STUDENT_WIDTHS = (8, 16, 32)
 
 
 def _optimizer(steps, learning_rate):
@@ -148,24 +154,25 @@ def segmentation_scores(model, x, y, batch_size=256):
     }
 
 
-def train_teacher(train, epochs, batch_size, seed, learning_rate=3e-3):
+def train_teacher(train, epochs, batch_size, seed, learning_rate=3e-3, jit_compile="auto"):
     x, y = train
     teacher = unet(TEACHER_WIDTHS, "seg_teacher", seed)
     steps = epochs * (len(y) // batch_size)
     teacher.compile(
         optimizer=_optimizer(steps, learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE),
+        jit_compile=jit_compile,
     )
     teacher.fit(_batches(x, y, batch_size, seed), epochs=epochs, verbose=0)
     return teacher
 
 
-def get_teacher(path, train, epochs, batch_size, seed):
+def get_teacher(path, train, epochs, batch_size, seed, jit_compile="auto"):
     """Loads the teacher from `path`, or trains it and saves it there (never
     over an existing file)."""
     if path and os.path.exists(path):
         return keras.saving.load_model(path), False
-    teacher = train_teacher(train, epochs, batch_size, seed)
+    teacher = train_teacher(train, epochs, batch_size, seed, jit_compile=jit_compile)
     if path:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         teacher.save(path)
@@ -194,6 +201,7 @@ def train_student(method, teacher, train, test, args, seed, teacher_logits=None)
     distiller.compile(
         optimizer=_optimizer(steps, args.learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=False if args.no_xla else "auto",
     )
     batches = _batches(x, y, args.batch_size, seed, teacher_logits)
     distiller.fit(batches, epochs=args.epochs, verbose=0)
@@ -246,9 +254,9 @@ def main(argv=None):
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--train-mosaics", type=int, default=1500)
     parser.add_argument("--test-mosaics", type=int, default=1000)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--teacher-epochs", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--kd-temperature", type=float, default=1.0)
     parser.add_argument("--kd-weight", type=float, default=1.0)
@@ -256,6 +264,7 @@ def main(argv=None):
     parser.add_argument("--cwd-weight", type=float, default=3.0)
     parser.add_argument("--teacher-seed", type=int, default=1000)
     parser.add_argument("--teacher-path", default="saved_models/fashion_seg_teacher.keras")
+    parser.add_argument("--no-xla", action="store_true", help="jit_compile=False (faster to start)")
     parser.add_argument("--out", default="results/segmentation/fashion_mosaics.json")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes, 1 epoch, no teacher file (a smoke run)")
@@ -265,12 +274,14 @@ def main(argv=None):
         args.epochs = args.teacher_epochs = 1
         args.batch_size = 32
         args.teacher_path = None
+        args.no_xla = True
     seeds = [s.strip() for s in args.seeds.split(",") if s.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     started = time.time()
     train, test = load_task(args.train_mosaics, args.test_mosaics)
     teacher, trained = get_teacher(
-        args.teacher_path, train, args.teacher_epochs, args.batch_size, args.teacher_seed
+        args.teacher_path, train, args.teacher_epochs, args.batch_size, args.teacher_seed,
+        jit_compile=False if args.no_xla else "auto",
     )
     payload = {"config": vars(args), "results": {}}
     if args.out and os.path.exists(args.out):
