@@ -368,7 +368,9 @@ class Distiller(keras.Model):
 
         Integer labels < 0 (e.g. -1) mark unlabeled samples (semi-supervised
         batches): they get no student loss and no compiled metrics, but every
-        distillation term still sees them. With all samples labeled this is
+        distillation term still sees them. Dense labels (batch, H, W) beside
+        logits (batch, H, W, classes): labels < 0 mark ignored pixels, and the
+        loss averages over the labeled pixels (`keras_kd.labels`). With all samples labeled this is
         exactly the compiled loss.
         """
         y, weight, scale = _mask_unlabeled(y, sample_weight, logits)
