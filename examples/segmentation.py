@@ -1,13 +1,13 @@
 """Dense distillation on a real-image segmentation task built from Fashion-MNIST.
 
-    nice -n 10 python examples/segmentation.py --seeds 0,1,2 \\
+    nice -n 10 python examples/segmentation.py --seeds 0,1,2 --no-xla \\
         --out results/segmentation/fashion_mosaics.json
     python examples/segmentation.py --quick --out /tmp/seg_quick.json
 
 The task: each image is a 2x2 mosaic (56x56) of four Fashion-MNIST items; each
 pixel is labelled with its item's class (0-9) where the item's pixel is
-brighter than --threshold (0.25), background (class 10) where it is darker
-than --background (0.05), and ignored (-1) in between: the faint rims of the
+brighter than 0.25, background (class 10) where it is darker than 0.05
+(`mosaics(threshold=..., background=...)`), and ignored (-1) in between: the faint rims of the
 items, left out of the losses and the metrics as the "void" border of
 Pascal VOC is. Naming a pixel's class takes the item's whole shape, so the
 networks need context beyond the pixel.
@@ -30,7 +30,8 @@ networks need context beyond the pixel.
 Reports pixel accuracy and mIoU (over the 11 classes, labelled pixels only)
 on mosaics of the test split, mean ± std over the seeds, and the per-seed
 paired differences vs scratch. Results are saved to --out (JSON) after each
-run; an interrupted sweep resumes.
+run; an interrupted sweep resumes. The run of docs/models.md is kept in
+docs/segmentation/fashion_mosaics.json.
 """
 
 import argparse
