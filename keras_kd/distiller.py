@@ -3,19 +3,22 @@
 import keras
 from keras import ops
 
+from keras_kd import outputs as model_outputs
 from keras_kd.backends import backend_module, check_backend, steps_class
 from keras_kd.batch import batch_size
 from keras_kd.compile_checks import check_metrics, check_student_loss
 from keras_kd.guards import guard_evaluate, guard_fit
+from keras_kd.labels import mask_unlabeled as _mask_unlabeled
+from keras_kd.labels import term_labels
 from keras_kd.losses.base import (
     DistillationLoss,
     check_weight,
     reduce_per_sample,
 )
 from keras_kd.taps import (
-    LOGITS,
     ModelView,
     output_is_softmax,
+    softmax_output_layer,
     with_batch_statistics,
 )
 from keras_kd.validation import (
@@ -187,23 +190,18 @@ class Distiller(steps_class(), keras.Model):
                 )
         if not any(term.reads_logits for term in losses):
             return
-        for role, model in (("teacher", teacher), ("student", student)):
-            if _is_graph_model(model) and output_is_softmax(model):
-                raise ValueError(
-                    f"The {role} '{model.name}' ends in a softmax "
-                    f"(layer '{model.layers[-1].name}'), but logit "
-                    "distillation needs logits. Remove the final softmax "
-                    "activation (train with from_logits=True) or build "
-                    "keras.Model(model.input, model.layers[-1].input) "
-                    "when the softmax is a separate layer."
-                )
-        t_out = _output_shape(teacher)
-        s_out = _output_shape(student)
+        merged = getattr(teacher, "class_indices", None)
+        # Each output a term reads: named, logits (no softmax, also inside a
+        # nested model), the same classes on both sides.
+        model_outputs.check_read_outputs(
+            teacher, student,
+            [t for t in losses if merged is None or not getattr(t, "checks_class_count", True)],
+            softmax_output_layer,
+        )
         readers = [
             t.name for t in losses
             if t.reads_logits and getattr(t, "checks_class_count", True)
         ]
-        merged = getattr(teacher, "class_indices", None)
         if readers and merged is not None:
             raise ValueError(
                 f"The teacher '{teacher.name}' is a Merged teacher whose logits "
@@ -211,16 +209,6 @@ class Distiller(steps_class(), keras.Model):
                 f"student's classes; the terms {readers} would compare them "
                 "column by column. Use keras_kd.teachers.MergedKD, which "
                 "matches each teacher against its own student classes."
-            )
-        if readers and t_out is not None and s_out is not None and t_out[-1] != s_out[-1]:
-            raise ValueError(
-                f"The teacher '{teacher.name}' outputs logits of shape {t_out} "
-                f"and the student '{student.name}' of shape {s_out}: logit "
-                f"distillation (terms {readers}) needs the same classes in "
-                "the same order. Give the student the teacher's head size, "
-                "merge label spaces with keras_kd.teachers.Merged, or use "
-                "feature-only terms (a teacher trained on another task may "
-                "still teach through features)."
             )
 
     def _build_term(self, term):
@@ -334,6 +322,11 @@ class Distiller(steps_class(), keras.Model):
     def _resolve_student_loss(self, loss):
         if loss is None:
             return None
+        if isinstance(loss, dict):  # one loss per output, keyed by name
+            return model_outputs.OutputLosses(
+                loss, self.student_view.output_names or [model_outputs.LOGITS],
+                self._resolve_student_loss,
+            )
         if isinstance(loss, str) and loss in _FROM_LOGITS_STRINGS:
             if not (_is_graph_model(self.student) and output_is_softmax(self.student)):
                 return _FROM_LOGITS_STRINGS[loss](from_logits=True)
@@ -352,10 +345,12 @@ class Distiller(steps_class(), keras.Model):
 
         Integer labels < 0 (e.g. -1) mark unlabeled samples (semi-supervised
         batches): they get no student loss and no compiled metrics, but every
-        distillation term still sees them. With all samples labeled this is
+        distillation term still sees them. Dense labels (batch, H, W) beside
+        logits (batch, H, W, classes): labels < 0 mark ignored pixels, and the
+        loss averages over the labeled pixels (`keras_kd.labels`). With all samples labeled this is
         exactly the compiled loss.
         """
-        y, weight, scale = _mask_unlabeled(y, sample_weight)
+        y, weight, scale = _mask_unlabeled(y, sample_weight, logits)
         value = ops.cast(self._student_loss_fn(y, logits, sample_weight=weight), "float32")
         # Keras losses pre-divide by the number of replicas in a replica
         # context; undo it so every part is a per-replica mean and the one
@@ -384,7 +379,7 @@ class Distiller(steps_class(), keras.Model):
             student_loss_weight = self._student_loss_weight
         parts = {}
         total = ops.zeros((), "float32")
-        logits = student_view[LOGITS]
+        logits = self.student_view.predictions(student_view)
         if y is not None and self._student_loss_fn is not None:
             student_loss = self.student_loss(y, logits, sample_weight)
             parts["student_loss"] = student_loss
@@ -410,7 +405,8 @@ class Distiller(steps_class(), keras.Model):
         if term.requires_labels:
             # Label-reading terms (DKD, NKD) cover the labeled samples
             # only: unlabeled ones (label -1) carry no target class.
-            labels, weight, scale = _mask_unlabeled(y, sample_weight)
+            labels, weight, scale = term_labels(
+                y, sample_weight, self.student_view.predictions(student_view))
         else:
             labels, weight, scale = y, sample_weight, 1.0
         value = term(
@@ -454,7 +450,7 @@ class Distiller(steps_class(), keras.Model):
             total, parts = self.compute_distillation_loss(
                 teacher_view, student_view, y, sample_weight, training=training
             )
-        return total, parts, student_view[LOGITS]
+        return total, parts, self.student_view.predictions(student_view)
 
     def _check_cached(self, cached):
         missing = [tap for tap in self.teacher_view.taps if tap not in cached]
@@ -479,7 +475,7 @@ class Distiller(steps_class(), keras.Model):
                 tracker.update_state(parts[term.metric_name], sample_weight=count)
         logs = {"loss": self._loss_tracker.result()}
         if y is not None and self._compile_metrics is not None:
-            labels, weight, _ = _mask_unlabeled(y, sample_weight)
+            labels, weight, _ = _mask_unlabeled(y, sample_weight, logits)
             self._compile_metrics.update_state(labels, logits, weight)
             logs.update(self._compile_metrics.result())
         if "student_loss" in parts:
@@ -575,37 +571,6 @@ def _as_list(value):
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _mask_unlabeled(y, sample_weight):
-    """For integer labels, zero the weight of samples labeled < 0.
-
-    Returns `(labels with negatives replaced by 0, weight, scale)` where
-    `scale = batch / labeled` turns Keras's "sum over batch size" reduction
-    into a mean over the labeled samples (1 when every sample is labeled).
-    Under a tf.distribute strategy both counts are global (summed over the
-    replicas), so N replicas average over the same labeled samples as one
-    device, however the labels fall across replicas.
-    """
-    dtype = keras.backend.standardize_dtype(y.dtype)
-    if "int" not in dtype:
-        return y, sample_weight, 1.0
-    if len(y.shape) > 2 or (len(y.shape) == 2 and y.shape[-1] != 1):
-        # Dense label maps (batch, H, W): the terms mask ignored pixels
-        # themselves (ignore_index); clamping -1 to 0 would count them.
-        return y, sample_weight, 1.0
-    labeled = ops.cast(ops.greater_equal(y, 0), "float32")
-    if len(labeled.shape) > 1:  # (batch, 1) sparse labels
-        labeled = ops.reshape(labeled, (ops.shape(labeled)[0], -1))[:, 0]
-    weight = labeled
-    if sample_weight is not None:
-        weight = weight * ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
-    count = ops.sum(labeled)
-    batch = ops.cast(ops.shape(labeled)[0], "float32")
-    count, replicas = backend_module().sum_over_replicas(count)
-    batch = batch * float(replicas)
-    scale = batch / ops.maximum(count, 1.0)
-    return ops.maximum(y, ops.zeros_like(y)), weight, scale
-
-
 def _is_graph_model(model):
     try:
         return bool(model.inputs) and bool(model.outputs)
@@ -617,12 +582,6 @@ def _input_shapes(model):
     if not _is_graph_model(model):
         return None
     return [tuple(t.shape)[1:] for t in model.inputs]
-
-
-def _output_shape(model):
-    if not _is_graph_model(model):
-        return None
-    return tuple(model.outputs[0].shape)
 
 
 def _shapes_compatible(a, b):

@@ -7,15 +7,26 @@ distiller with any number of feature terms runs the student once per step
 (`keras.distillation` runs it twice as soon as a feature loss is used).
 
 Tap names:
-- `"logits"`: the model's output.
+- `"logits"`: the model's output (for a model with several outputs, the
+  output named "logits"; see `keras_kd.outputs`).
+- `"output:<name>"`: the output named `<name>` (the output layer's name, or
+  the key of a dict of outputs).
 - `"layer_name"`: that layer's output.
 - `"layer_name:input"`: that layer's input, e.g. the pre-activation feature
   in front of a ReLU layer (Heo et al. 2019 distil before the ReLU).
+- `"nested_model/layer_name"` (and `":input"`): a layer inside a nested
+  Functional or Sequential model, e.g. `"resnet50/conv4_block6_out"` for a
+  `keras.applications.ResNet50` used as a layer of a classifier; paths may go
+  several models deep. The view then re-runs the model's graph with the
+  nested models opened up (`keras_kd.nested`), sharing every layer and
+  weight, so the model still runs once per step.
 """
 
 import keras
 
-LOGITS = "logits"
+from keras_kd import nested
+from keras_kd import outputs as model_outputs
+from keras_kd.outputs import LOGITS
 _INPUT_SUFFIX = ":input"
 _SOFTMAX_NAMES = ("softmax",)
 
@@ -65,11 +76,16 @@ def _tap_tensor(model, tap, role):
     try:
         layer = model.get_layer(name)
     except ValueError:
+        inner = nested.nested_model_names(model)
+        hint = (
+            f" Nested models (tap inside one as 'model/layer'): {inner}."
+            if inner else ""
+        )
         raise ValueError(
             f"Unknown tap '{tap}' on the {role} '{model.name}': it has no "
-            f"layer named '{name}'. Layers that exist: {layer_names(model)}. "
-            "Use 'logits' for the model output and 'layer:input' for a "
-            "layer's input."
+            f"layer named '{name}'. Layers that exist: {layer_names(model)}."
+            f"{hint} Use 'logits' for the model output and 'layer:input' for "
+            "a layer's input."
         ) from None
     try:
         return layer.input if which == "input" else layer.output
@@ -81,16 +97,31 @@ def _tap_tensor(model, tap, role):
         ) from None
 
 
-def output_is_softmax(model):
-    """True when the model's last layer turns logits into probabilities."""
-    last = model.layers[-1] if getattr(model, "layers", None) else None
-    if last is None:
-        return False
-    if isinstance(last, keras.layers.Softmax):
+def is_softmax_layer(layer):
+    """True for a Softmax layer or a layer whose activation is softmax."""
+    if isinstance(layer, keras.layers.Softmax):
         return True
-    activation = getattr(last, "activation", None)
+    activation = getattr(layer, "activation", None)
     name = getattr(activation, "__name__", str(activation))
     return name in _SOFTMAX_NAMES
+
+
+def softmax_output_layer(model, output_index=0):
+    """The path ("layer" or "nested/layer") of the softmax layer that makes
+    the model's output `output_index`, looking through nested models; None
+    when that output is not a softmax (or the model has no graph)."""
+    if is_functional(model):
+        return nested.find_output_layer(model, output_index, is_softmax_layer)
+    last = model.layers[-1] if getattr(model, "layers", None) else None
+    if last is not None and is_softmax_layer(last):
+        return last.name
+    return None
+
+
+def output_is_softmax(model):
+    """True when the model's (first) output is probabilities: its last layer
+    is a softmax, also when that layer sits inside a nested model."""
+    return softmax_output_layer(model) is not None
 
 
 class ModelView:
@@ -99,18 +130,24 @@ class ModelView:
     Args:
         model: a Functional or built Sequential `keras.Model`. A subclassed
             model works when only `"logits"` is tapped.
-        taps: tap names (see the module docstring). `"logits"` is always
-            included.
+        taps: tap names (see the module docstring). The model's outputs are
+            always included: `"logits"` for a one-output model; for several
+            outputs, `"output:<name>"` for each (and `"logits"` when an
+            output is named so).
         role: `"teacher"` or `"student"`, used in error messages.
+
+    Attributes:
+        output_names: the model's output names (None for a subclassed model).
+        shapes: tap -> static shape.
     """
 
     def __init__(self, model, taps=(), role="model"):
         _check_model(model, role)
         self.model = model
         self.role = role
-        self.taps = tuple(dict.fromkeys((LOGITS,) + tuple(taps)))
-        features = [tap for tap in self.taps if tap != LOGITS]
+        requested = tuple(dict.fromkeys(taps))
         if not is_functional(model):
+            features = [tap for tap in requested if tap != LOGITS]
             if features:
                 raise TypeError(
                     f"Feature taps {features} need a Functional or Sequential "
@@ -120,19 +157,43 @@ class ModelView:
                     "(keras.Model(inputs, outputs)) or use logits-only terms "
                     "such as keras_kd.losses.KD."
                 )
+            self.taps = (LOGITS,)
+            self.output_names = None
             self._graph = None
             self.shapes = {LOGITS: None}
             return
-        if len(model.outputs) != 1:
-            raise ValueError(
-                f"The {role} '{model.name}' has {len(model.outputs)} outputs; "
-                "keras-kd reads one logits output. Build a view of the model "
-                "that returns the logits alone: keras.Model(model.inputs, "
-                "model.outputs[i])."
-            )
-        outputs = {LOGITS: model.outputs[0]}
+        self.output_names = model_outputs.output_names(model)
+        self.taps = tuple(
+            dict.fromkeys(model_outputs.default_taps(self.output_names) + requested)
+        )
+        features = [tap for tap in self.taps if not model_outputs.is_output_tap(tap)]
+        prefixes = []
         for tap in features:
-            outputs[tap] = _tap_tensor(model, tap, role)
+            name, _ = split_tap(tap)
+            if nested.is_nested_path(model, name):
+                prefixes += nested.resolve(model, name, tap, role)
+        if prefixes:
+            # Re-run the graph with those nested models opened, so that their
+            # layers' tensors are reachable; every tap then comes from it.
+            model_tensors, calls = nested.open_graph(model, prefixes)
+        else:
+            model_tensors, calls = list(model.outputs), None
+        outputs = {}
+        for tap in self.taps:
+            if model_outputs.is_output_tap(tap):
+                index = model_outputs.output_index(
+                    self.output_names, tap, role, model.name
+                )
+                outputs[tap] = model_tensors[index]
+            elif calls is not None:
+                name, which = split_tap(tap)
+                if not nested.is_nested_path(model, name):
+                    _tap_tensor(model, tap, role)  # unknown names fail here
+                outputs[tap] = nested.tap_from_calls(
+                    calls, name, which, tap, role, model.name
+                )
+            else:
+                outputs[tap] = _tap_tensor(model, tap, role)
         inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
         self._graph = keras.Model(
             inputs=inputs, outputs=outputs, name=f"{model.name}_view"
@@ -145,6 +206,12 @@ class ModelView:
         if self._graph is None:
             return None
         return [tuple(t.shape) for t in self.model.inputs]
+
+    def predictions(self, results):
+        """What the hard-label loss and the compiled metrics read from this
+        view's `results`: the logits, or for several outputs a dict output
+        name -> tensor (keyed like the labels)."""
+        return model_outputs.predictions(results, self.output_names)
 
     def __call__(self, x, training=False):
         if self._graph is None:

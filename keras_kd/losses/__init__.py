@@ -63,3 +63,7 @@ from keras_kd.losses.dist import DIST, dist_loss  # noqa: E402
 __all__ += ["DIST", "dist_loss"]  # noqa: E402
 from keras_kd.losses.cwd import CWD, cwd_loss, cwd_per_sample  # noqa: E402
 __all__ += ["CWD", "cwd_loss", "cwd_per_sample"]  # noqa: E402
+from keras_kd.losses.on_output import OnOutput, on_output  # noqa: E402
+__all__ += ["OnOutput", "on_output"]  # noqa: E402
+from keras_kd.losses.from_keras import from_keras  # noqa: E402
+__all__ += ["from_keras"]  # noqa: E402
