@@ -51,7 +51,7 @@ class JaxSteps:
 
     def train_step(self, state, data):
         trainable, non_trainable, optimizer_values, metrics_values = state
-        x, y, sample_weight, cached = unpack_batch(data)
+        x, y, sample_weight, cached = unpack_batch(data, self.student_view.output_names)
         x, y, sample_weight = check_batch(self, x, y, sample_weight, training=True)
         with keras.StatelessScope(state_mapping=self._mapping(trainable, non_trainable)):
             teacher_view = self._teacher_outputs(x, cached)
@@ -85,7 +85,7 @@ class JaxSteps:
 
     def test_step(self, state, data):
         trainable, non_trainable, metrics_values = state
-        x, y, sample_weight, cached = unpack_batch(data)
+        x, y, sample_weight, cached = unpack_batch(data, self.student_view.output_names)
         x, y, sample_weight = check_batch(self, x, y, sample_weight, training=False)
         mapping = self._mapping(trainable, non_trainable)
         with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:

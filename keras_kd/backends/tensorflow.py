@@ -32,7 +32,7 @@ class TensorFlowSteps:
     """`train_step(data)` / `test_step(data)` for Keras's TensorFlow trainer."""
 
     def train_step(self, data):
-        x, y, sample_weight, cached = unpack_batch(data)
+        x, y, sample_weight, cached = unpack_batch(data, self.student_view.output_names)
         x, y, sample_weight = check_batch(self, x, y, sample_weight, training=True)
         # The frozen teacher runs outside the tape: nothing of it is recorded.
         teacher_view = self._teacher_outputs(x, cached)
@@ -51,7 +51,7 @@ class TensorFlowSteps:
         return self._record(total, parts, x, y, logits, sample_weight)
 
     def test_step(self, data):
-        x, y, sample_weight, cached = unpack_batch(data)
+        x, y, sample_weight, cached = unpack_batch(data, self.student_view.output_names)
         x, y, sample_weight = check_batch(self, x, y, sample_weight, training=False)
         teacher_view = None
         if self._evaluate_distillation:
