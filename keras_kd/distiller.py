@@ -17,6 +17,7 @@ from keras_kd.taps import (
     output_is_softmax,
     with_batch_statistics,
 )
+from keras_kd.teacher_cache import check_cached_outputs
 
 _FROM_LOGITS_STRINGS = {
     "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
@@ -411,7 +412,9 @@ class Distiller(keras.Model):
             else:
                 labels, weight, scale = y, sample_weight, 1.0
             value = term(
-                {tap: teacher_view[tap] for tap in term.teacher_taps},
+                # A cache may hold derived forms of a tap ("logits@topk_values").
+                {tap: v for tap, v in teacher_view.items()
+                 if tap.split("@")[0] in term.teacher_taps},
                 {tap: student_view[tap] for tap in term.student_taps},
                 labels=labels,
                 training=training,
@@ -469,14 +472,7 @@ class Distiller(keras.Model):
         return self._step_logs(x, y, student_view[LOGITS], sample_weight, parts)
 
     def _check_cached(self, cached):
-        missing = [tap for tap in self.teacher_view.taps if tap not in cached]
-        if missing:
-            raise ValueError(
-                f"The cached teacher outputs hold {sorted(cached)} but the terms "
-                f"need the teacher taps {missing}. Rebuild the cache with "
-                f"keras_kd.teachers.cache(teacher, dataset, taps={list(self.teacher_view.taps)})."
-            )
-        return cached
+        return check_cached_outputs(cached, self.teacher_view.taps, self.distillation_losses)
 
     def test_step(self, data):
         x, y, sample_weight, cached = _unpack(data)
