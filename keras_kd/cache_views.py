@@ -125,3 +125,17 @@ def first_mismatch(stored, current):
     stored, current = np.asarray(stored), np.asarray(current)
     differ = np.flatnonzero(stored != current)
     return (int(differ[0]), int(differ.size)) if differ.size else (None, 0)
+
+
+def crop_flip(x, seed, pad=4):
+    """The CIFAR augmentation, stateless: zero-pad `pad` pixels, take a random
+    crop of the original size, flip left-right with probability ½.
+
+    The same as `run_config.cifar_augment` (RepDistiller/CRD), but a pure
+    function of `seed` (shape (2,), int), so a teacher cache can replay it.
+    """
+    seed = tf.cast(seed, tf.int64)
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    padded = tf.pad(x, [[pad, pad], [pad, pad], [0, 0]])
+    x = tf.image.stateless_random_crop(padded, tf.shape(x), crop_seed)
+    return tf.image.stateless_random_flip_left_right(x, flip_seed)

@@ -24,6 +24,7 @@ from keras_kd.losses.topk import TOPK_INDICES, TOPK_VALUES, cached_temperatures,
 from keras_kd.taps import LOGITS, ModelView
 
 _CHECK_BATCHES = 2
+crop_flip = views_lib.crop_flip  # the CIFAR crop + flip, stateless
 _OUT = "out:"
 DEFAULT_TEMPERATURES = (1.0, 2.0, 4.0, 8.0)
 
@@ -350,7 +351,7 @@ def cache(teacher, dataset, taps=(LOGITS,), path=None, *, augment=None, views=1,
             processes may share it (a lock file beside it).
         augment: `fn(x, seed) -> x` for ONE sample, built from stateless
             random ops (`tf.image.stateless_random_crop`, ...); stateful
-            ones are refused. `keras_kd.teachers.cifar_augment` is the CIFAR
+            ones are refused. `keras_kd.teacher_cache.crop_flip` is the CIFAR
             crop + flip.
         views: K augmented views per sample (seed `[seed, index·K + v]`);
             each epoch replays one per sample, chosen by a seeded draw.
