@@ -67,12 +67,19 @@ def _refuse_unreproducible(dataset):
             "(cache(..., shuffle=True)).")
 
 
-def _teacher_digests(teacher):
+def _layer_signature(layer):
     try:
-        arch = json.dumps(teacher.get_config(), sort_keys=True, default=str)
-    except Exception:  # a subclassed model without get_config
-        arch = type(teacher).__qualname__
-    arch += json.dumps([[w.path, list(w.shape), str(w.dtype)] for w in teacher.weights])
+        config = {k: v for k, v in layer.get_config().items() if k != "name"}
+    except Exception:  # a layer without get_config: its class and weights say enough
+        config = {}
+    return [type(layer).__name__, json.dumps(config, sort_keys=True, default=str),
+            [list(w.shape) for w in layer.weights]]
+
+
+def _teacher_digests(teacher):
+    """(architecture, weights) digests; layer names are left out (Keras numbers them)."""
+    layers = [_layer_signature(layer) for layer in teacher._flatten_layers(include_self=False)]
+    arch = json.dumps([type(teacher).__name__, layers], default=str)
     weights = hashlib.sha256()
     for w in teacher.weights:
         weights.update(np.ascontiguousarray(keras.ops.convert_to_numpy(w)).tobytes())
@@ -98,8 +105,7 @@ def _refuse_other_settings(path, stored, wanted):
             "Use another path, or overwrite=True, to compute a new cache.")
     what = {"teacher_architecture": "the teacher's architecture",
             "teacher_weights": "the teacher's weights", "augment": "the augment function",
-            "views": "views", "top_k": "top_k", "seed": "seed", "temperatures": "temperatures",
-            "part_size": "part_size"}
+            "views": "views", "top_k": "top_k", "seed": "seed", "temperatures": "temperatures"}
     differ = [f"{label} ({stored.get(key)!r} cached, {wanted[key]!r} now)" for key, label in
               what.items() if stored.get(key) != wanted[key]]
     if differ:
@@ -290,7 +296,9 @@ def _write(path, computer, settings, part_size, batch_size):
     """Writes (or resumes) the parts of the cache at `path`; caller holds the lock."""
     manifest = os.path.join(path, store.MANIFEST)
     if os.path.exists(manifest):  # an interrupted pass: resume after its whole parts
-        _refuse_other_settings(path, store.read_json(manifest), settings)
+        stored = store.read_json(manifest)
+        _refuse_other_settings(path, stored, settings)
+        part_size = int(stored["part_size"])
     else:
         if os.path.exists(path) and os.listdir(path):
             raise ValueError(f"'{path}' exists and is not a teacher cache (no {store.MANIFEST}); "
@@ -333,7 +341,7 @@ def _refuse_other_data(path, dataset, stored):
 
 def cache(teacher, dataset, taps=(LOGITS,), path=None, *, augment=None, views=1, top_k=None,
           temperatures=DEFAULT_TEMPERATURES, batch_size=None, shuffle=False, seed=0,
-          overwrite=False):
+          overwrite=False, part_size=8192):
     """Computes the teacher's outputs once; returns `(x, y, teacher_outputs)` batches.
 
     Args:
@@ -364,6 +372,7 @@ def cache(teacher, dataset, taps=(LOGITS,), path=None, *, augment=None, views=1,
         seed: the views' seeds, the shuffle and the view draws.
         overwrite: replace an existing cache at `path` (built beside it,
             swapped in only when complete).
+        part_size: samples per on-disk shard (the unit of resumption).
 
     Returns:
         A `tf.data.Dataset` of `(x, y, teacher_outputs)` batches (or
@@ -381,7 +390,7 @@ def cache(teacher, dataset, taps=(LOGITS,), path=None, *, augment=None, views=1,
     ```
     """
     built = build(teacher, dataset, taps, path, augment=augment, views=views, top_k=top_k,
-                  temperatures=temperatures, seed=seed, overwrite=overwrite)
+                  temperatures=temperatures, seed=seed, overwrite=overwrite, part_size=part_size)
     if batch_size is None:
         batch_size = int(tf.nest.flatten(views_lib.features(next(iter(dataset))))[0].shape[0])
     return built.dataset(batch_size, shuffle=shuffle, seed=seed)
