@@ -211,33 +211,41 @@ class TeacherCache:
         data = data.apply(tf.data.experimental.assert_cardinality(count))
         if shuffle:
             data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-        if self.views > 1:
-            draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-            data = tf.data.Dataset.zip((data, draws)).map(
-                lambda pair, draw: (*pair, tf.math.floormod(draw, self.views)))
-        else:
-            data = data.map(lambda element, record: (element, record, tf.constant(0, tf.int64)))
-        augment = self.augment
+        augment, views = self.augment, self.views
+        if augment is not None:
+            # One draw per pass (epoch) picks every sample's view: a per-element
+            # zip would cost a second per-sample map (slow in tf.data).
+            def one_pass(draw):
+                def augment_view(element, record):
+                    parts = tuple(element) if isinstance(element, (tuple, list)) else (element,)
+                    view = tf.random.stateless_uniform(
+                        [], seed=tf.stack([draw, record["index"]]), maxval=views, dtype=tf.int64)
+                    x = augment(parts[0], record["view_seeds"][view])
+                    return (x, *parts[1:]), {**record, "view": view}
 
-        def replay(element, record, view):
+                return data.map(augment_view, num_parallel_calls=tf.data.AUTOTUNE)
+
+            draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+            data = draws.flat_map(one_pass).apply(tf.data.experimental.assert_cardinality(count))
+
+        def select_and_check(element, record):
+            # Per batch (vectorized): each sample's view, its outputs, its fingerprint.
             parts = tuple(element) if isinstance(element, (tuple, list)) else (element,)
-            x = parts[0]
-            if augment is not None:
-                x = augment(x, record["view_seeds"][view])
-            outputs = {k[len(_OUT):]: v[view] for k, v in record.items() if k.startswith(_OUT)}
-            return (x, *parts[1:], outputs), record["view_hash"][view]
-
-        def check(batch, expected):
+            view = record.get("view")
+            if view is None:
+                pick = lambda v: v[:, 0]  # noqa: E731
+            else:
+                pick = lambda v: tf.gather(v, view, batch_dims=1)  # noqa: E731
             tf.debugging.assert_equal(
-                views_lib.fingerprint_batch(batch[0]), expected,
+                views_lib.fingerprint_batch(parts[0]), pick(record["view_hash"]),
                 message=("keras_kd teacher cache: a sample differs from the one cached (the "
                          "dataset changed, was reordered or augmented differently after "
                          "caching); rebuild the cache"))
-            return batch
+            outputs = {k[len(_OUT):]: pick(v) for k, v in record.items() if k.startswith(_OUT)}
+            return (*parts, outputs)
 
-        data = data.map(replay, num_parallel_calls=tf.data.AUTOTUNE)
         data = data.batch(batch_size, drop_remainder=drop_remainder)
-        return data.map(check).prefetch(tf.data.AUTOTUNE)
+        return data.map(select_and_check, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def build(teacher, dataset, taps=(LOGITS,), path=None, augment=None, views=1, top_k=None,
