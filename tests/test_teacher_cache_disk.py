@@ -161,3 +161,17 @@ def test_two_processes_sharing_one_cache_path_neither_corrupts_the_other(tmp_pat
     assert cache_store.done_parts(path) == 3
     assert sorted(os.listdir(path)) == ["complete.json", "manifest.json", "part-00000",
                                         "part-00001", "part-00002"]
+
+
+@pytest.mark.slow
+def test_cached_views_train_the_same_under_mirrored_strategy(tmp_path):
+    script = os.path.join(os.path.dirname(SCRIPT), "cache_mirrored_check.py")
+    result = subprocess.run([sys.executable, script, str(tmp_path / "cache")], capture_output=True,
+                            text=True, timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2
+    for key in ("total_loss", "kd", "dkd", "nkd", "hint"):
+        assert report["two"][key] == pytest.approx(report["one"][key], rel=1e-5, abs=1e-6), key
+        assert report["live"][key] == pytest.approx(report["one"][key], rel=1e-5, abs=1e-6), key
+    assert report["max_weight_diff"] < 1e-5 and report["live_max_weight_diff"] < 1e-5
