@@ -103,7 +103,7 @@ def main():
     means = {n: np.mean([r[n] for r in rows]) for n in names}
     d1 = [r[names[0]] - r[names[1]] for r in rows]
     d2 = [r[names[0]] - r[names[2]] for r in rows]
-    print(f"| mean | " + " | ".join(f"{means[n] * 100:.2f}" for n in names) +
+    print("| mean | " + " | ".join(f"{means[n] * 100:.2f}" for n in names) +
           f" | {np.mean(d1) * 100:+.2f} (sd {np.std(d1, ddof=1) * 100:.2f}) | "
           f"{np.mean(d2) * 100:+.2f} (sd {np.std(d2, ddof=1) * 100:.2f}) |")
     print("\nEpoch seconds, median over seeds: " + ", ".join(

@@ -27,6 +27,13 @@ def _normalizer(ds):
     return lambda x: (x - mean) / std
 
 
+def _normalized_crop_flip(normalize):
+    def crop_flip_normalize(x, seed):  # pad with zeros in pixel space, as RepDistiller
+        return normalize(crop_flip(x, seed))
+
+    return crop_flip_normalize
+
+
 def _is_batched(dataset):
     spec = dataset.element_spec
     first = spec[0] if isinstance(spec, tuple) else spec
@@ -40,7 +47,6 @@ def cached_train_data(cfg, train_data, teacher, terms):
     if source is None:
         source = datasets.load(ds["name"], ds["train_split"], data_dir=ds["data_dir"])
     normalize = _normalizer(ds)
-    augment = None
     if isinstance(source, (tuple, list)):
         source = tf.data.Dataset.from_tensor_slices(
             (tf.cast(source[0], tf.float32), tf.cast(source[1], tf.int32)))
@@ -48,14 +54,11 @@ def cached_train_data(cfg, train_data, teacher, terms):
         if settings["views"] > 1:
             raise ValueError("teacher_cache.views > 1 needs the configured dataset (its "
                              "augmentation is replayed per view), not a ready batched pipeline.")
-        data = source  # a ready pipeline: cached as is
+        data, augment = source, None  # a ready pipeline: cached as is
     elif ds["augment"] == "cifar":
-        def augment(x, seed):
-            return normalize(crop_flip(x, seed))
-
-        data = source.batch(ds["batch_size"])
+        data, augment = source.batch(ds["batch_size"]), _normalized_crop_flip(normalize)
     else:
-        data = source.map(lambda x, y: (normalize(x), y)).batch(ds["batch_size"])
+        data, augment = source.map(lambda x, y: (normalize(x), y)).batch(ds["batch_size"]), None
     taps = [tap for term in terms for tap in term.teacher_taps if tap != LOGITS]
     temperatures = sorted({t.temperature for t in terms if isinstance(t, TopKKD)}) or DEFAULT_TEMPERATURES
     path = settings["path"] or os.path.join(cfg["output_dir"], "teacher_cache")
