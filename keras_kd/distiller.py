@@ -26,6 +26,7 @@ from keras_kd.validation import (
     check_terms,
     with_label_checks,
 )
+from keras_kd.teachers.caching import check_cached_outputs
 
 _FROM_LOGITS_STRINGS = {
     "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
@@ -410,7 +411,9 @@ class Distiller(steps_class(), keras.Model):
         else:
             labels, weight, scale = y, sample_weight, 1.0
         value = term(
-            {tap: teacher_view[tap] for tap in term.teacher_taps},
+            # A cache may hold derived forms of a tap ("logits@topk_values").
+            {tap: v for tap, v in teacher_view.items()
+             if tap.split("@")[0] in term.teacher_taps},
             {tap: student_view[tap] for tap in term.student_taps},
             labels=labels,
             training=training,
@@ -453,14 +456,7 @@ class Distiller(steps_class(), keras.Model):
         return total, parts, self.student_view.predictions(student_view)
 
     def _check_cached(self, cached):
-        missing = [tap for tap in self.teacher_view.taps if tap not in cached]
-        if missing:
-            raise ValueError(
-                f"The cached teacher outputs hold {sorted(cached)} but the terms "
-                f"need the teacher taps {missing}. Rebuild the cache with "
-                f"keras_kd.teachers.cache(teacher, dataset, taps={list(self.teacher_view.taps)})."
-            )
-        return cached
+        return check_cached_outputs(cached, self.teacher_view.taps, self.distillation_losses)
 
     def _record(self, total, parts, x, y, logits, sample_weight):
         """Updates the loss trackers and compiled metrics; returns the logs."""

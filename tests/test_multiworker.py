@@ -42,6 +42,20 @@ def _free_ports(count):
 
 @pytest.mark.slow
 def test_multiworker_mirrored_strategy_matches_one_device(tmp_path):
+    _check_against_one_device(tmp_path)
+
+
+@pytest.mark.slow
+def test_multiworker_from_one_shared_teacher_cache_matches_one_device(tmp_path, monkeypatch):
+    # All three processes build (or load) one on-disk cache of crop+flip views.
+    # One view per sample: with K > 1 each worker draws its own view per
+    # sample and pass (still the cached view's outputs, fingerprint-checked),
+    # so the run is not bit-equal to one device (docs/cache.md).
+    monkeypatch.setenv("KERAS_KD_CACHE_DIR", str(tmp_path / "teacher_cache"))
+    _check_against_one_device(tmp_path)
+
+
+def _check_against_one_device(tmp_path):
     ports = ",".join(str(p) for p in _free_ports(2))
     out = str(tmp_path)
     results = run_together([

@@ -77,3 +77,5 @@ def test_recipe_validates_and_trains_two_steps(path, teachers, random_data, tmp_
     for name, value in losses.items():
         assert math.isfinite(value), (name, value)
     assert 0.0 <= results["test_accuracy"] <= 1.0
+    if cfg["teacher_cache"]:  # the logit recipes train from cached crop+flip views
+        assert os.path.isfile(os.path.join(tmp_path, "teacher_cache", "complete.json"))

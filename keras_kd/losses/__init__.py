@@ -67,3 +67,5 @@ from keras_kd.losses.on_output import OnOutput, on_output  # noqa: E402
 __all__ += ["OnOutput", "on_output"]  # noqa: E402
 from keras_kd.losses.from_keras import from_keras  # noqa: E402
 __all__ += ["from_keras"]  # noqa: E402
+from keras_kd.losses.topk import TopKKD, topk_kd_loss, topk_kd_per_sample  # noqa: E402
+__all__ += ["TopKKD", "topk_kd_loss", "topk_kd_per_sample"]  # noqa: E402

@@ -1,184 +1,427 @@
-"""A cache of teacher outputs, computed once and zipped into the pipeline.
+"""A cache of teacher outputs per sample and augmented view, replayed in training.
 
-With a frozen teacher and a deterministic pipeline, the teacher's logits
-(and tapped features) are the same every epoch; computing them once turns
-each later epoch into the cost of the student alone.
+With a frozen teacher, its outputs on a given input never change; computing
+them once turns each later epoch into the cost of the student alone. The
+cache is keyed by sample index, so the cached pipeline can be shuffled per
+sample, re-batched and subset; with `augment(x, seed)` (stateless random
+ops) it stores K views per sample, each with its seed, and replays exactly
+those pixels (Beyer et al. 2022, "a good teacher is patient and
+consistent"; FKD, Shen & Xing 2022). Every replayed view is checked against
+the fingerprint of the view the teacher saw. See docs/cache.md.
 """
 
+import hashlib
 import json
 import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from keras_kd.teachers import cache_store as store
+from keras_kd.teachers import cache_views as views_lib
+from keras_kd.losses.topk import TOPK_INDICES, TOPK_VALUES, cached_temperatures, rest_key, topk_summary
 from keras_kd.taps import LOGITS, ModelView
 
 _CHECK_BATCHES = 2
+crop_flip = views_lib.crop_flip  # the CIFAR crop + flip, stateless
+_OUT = "out:"
+DEFAULT_TEMPERATURES = (1.0, 2.0, 4.0, 8.0)
 
 
-def _features(batch):
-    return batch[0] if isinstance(batch, (tuple, list)) else batch
+def _check_dataset(dataset):
+    if not isinstance(dataset, tf.data.Dataset):
+        raise TypeError(
+            f"cache needs a batched tf.data.Dataset, got {type(dataset).__name__}; "
+            "wrap arrays with tf.data.Dataset.from_tensor_slices((x, y)).batch(n).")
+    if int(dataset.cardinality()) == tf.data.INFINITE_CARDINALITY:
+        raise ValueError(
+            "The dataset to cache is infinite (it ends in .repeat() or similar), so the "
+            "caching pass would never end. Cache the finite dataset (one epoch, no .repeat()) "
+            "and repeat the cached pipeline instead: cache(teacher, ds).repeat().")
+    first = views_lib.features(dataset.element_spec)
+    for leaf in tf.nest.flatten(first):
+        if leaf.shape.rank == 0:
+            raise ValueError(
+                f"cache needs a batched dataset, but its inputs are scalars ({leaf}); "
+                "add .batch(n).")
 
 
-def _checksum(x):
-    import tensorflow as tf
-
-    flat = tf.nest.flatten(x)
-    return tf.add_n([tf.reduce_sum(tf.cast(t, tf.float64)) for t in flat])
-
-
-def _first_checksums(dataset, count):
-    return [float(_checksum(_features(b))) for b in dataset.take(count)]
+def _first_hashes(dataset):
+    return [views_lib.fingerprint_batch(views_lib.features(b)).numpy()
+            for b in dataset.take(_CHECK_BATCHES)]
 
 
 def _refuse_unreproducible(dataset):
-    first = _first_checksums(dataset, _CHECK_BATCHES)
-    again = _first_checksums(dataset, _CHECK_BATCHES)
+    first, again = _first_hashes(dataset), _first_hashes(dataset)
     if not first:
         raise ValueError("The dataset to cache is empty.")
-    if not np.allclose(first, again, rtol=1e-9, atol=0.0):
+    if len(first) != len(again) or any(
+            a.shape != b.shape or (a != b).any() for a, b in zip(first, again)):
         raise ValueError(
-            "The dataset gives different batches on two passes (shuffled or "
-            "randomly augmented before caching), so cached teacher outputs "
-            "would not match the inputs. Cache a deterministic pipeline "
-            "(no shuffle / random augmentation), then shuffle the cached "
-            "pipeline's batches: cached.shuffle(number_of_batches)."
-        )
+            "The dataset gives different batches on two passes (shuffled or randomly "
+            "augmented before caching), so cached teacher outputs would not match the "
+            "inputs. Cache a deterministic pipeline (no shuffle, no random augmentation): "
+            "pass the augmentation as cache(..., augment=fn, views=K) with fn(x, seed) "
+            "built from stateless ops, and shuffle the cached pipeline "
+            "(cache(..., shuffle=True)).")
 
 
-def _compute(teacher, dataset, taps):
-    import tensorflow as tf
+def _layer_signature(layer):
+    try:
+        config = {k: v for k, v in layer.get_config().items() if k != "name"}
+    except Exception:  # a layer without get_config: its class and weights say enough
+        config = {}
+    return [type(layer).__name__, json.dumps(config, sort_keys=True, default=str),
+            [list(w.shape) for w in layer.weights]]
 
-    view = ModelView(teacher, taps, role="teacher")
-    forward = tf.function(lambda x: view(x, training=False))
-    outputs = {tap: [] for tap in view.taps}
-    checksums, sizes = [], []
-    cardinality = int(dataset.cardinality())
-    bar = keras.utils.Progbar(cardinality if cardinality > 0 else None, unit_name="batch")
-    for step, batch in enumerate(dataset):
-        x = _features(batch)
-        result = forward(x)
-        for tap in view.taps:
-            outputs[tap].append(keras.ops.convert_to_numpy(result[tap]))
-        checksums.append(float(_checksum(x)))
-        sizes.append(int(tf.nest.flatten(x)[0].shape[0]))
-        bar.update(step + 1)
-    if not sizes:
+
+def _teacher_digests(teacher):
+    """(architecture, weights) digests; layer names are left out (Keras numbers them)."""
+    layers = [_layer_signature(layer) for layer in teacher._flatten_layers(include_self=False)]
+    arch = json.dumps([type(teacher).__name__, layers], default=str)
+    weights = hashlib.sha256()
+    for w in teacher.weights:
+        weights.update(np.ascontiguousarray(keras.ops.convert_to_numpy(w)).tobytes())
+    return hashlib.sha256(arch.encode()).hexdigest()[:16], weights.hexdigest()[:16]
+
+
+def _settings(teacher, taps, augment, views, top_k, temperatures, seed, part_size):
+    arch, weights = _teacher_digests(teacher)
+    return {"format": store.FORMAT_VERSION, "teacher_architecture": arch,
+            "teacher_weights": weights, "taps": list(taps), "augment": views_lib.augment_identity(augment),
+            "views": views, "top_k": top_k, "seed": seed, "part_size": part_size,
+            "temperatures": [float(t) for t in temperatures] if top_k else None}
+
+
+def _refuse_other_settings(path, stored, wanted):
+    if store.FORMAT_VERSION != stored.get("format"):
+        raise ValueError(f"The cache at '{path}' has format {stored.get('format')}, this "
+                         f"version writes {store.FORMAT_VERSION}; pass overwrite=True to recompute it.")
+    missing = [t for t in wanted["taps"] if t not in stored.get("taps", [])]
+    if missing:
+        raise ValueError(
+            f"The cache at '{path}' lacks the taps {missing} (it has {stored.get('taps')}). "
+            "Use another path, or overwrite=True, to compute a new cache.")
+    what = {"teacher_architecture": "the teacher's architecture",
+            "teacher_weights": "the teacher's weights", "augment": "the augment function",
+            "views": "views", "top_k": "top_k", "seed": "seed", "temperatures": "temperatures"}
+    differ = [f"{label} ({stored.get(key)!r} cached, {wanted[key]!r} now)" for key, label in
+              what.items() if stored.get(key) != wanted[key]]
+    if differ:
+        raise ValueError(
+            f"The cache at '{path}' was computed with another teacher or settings: "
+            f"{'; '.join(differ)}. Its outputs would not belong to this teacher; the cache is "
+            "left untouched. Use a new path, or pass overwrite=True to replace it.")
+
+
+class _Computer:
+    """One pass of the teacher over every view of every sample, part by part."""
+
+    def __init__(self, teacher, dataset, taps, augment, views, top_k, temperatures, seed):
+        self.view = ModelView(teacher, taps, role="teacher")
+        self.dataset, self.augment, self.views, self.seed = dataset, augment, views, seed
+        self.top_k, self.temperatures = top_k, temperatures
+        self.forward = tf.function(self._forward)
+
+    def _forward(self, x):
+        flat = tf.nest.map_structure(lambda t: tf.reshape(t, [-1, *t.shape[2:]]), x)
+        result = self.view(flat, training=False)
+        per_view = lambda t: tf.reshape(t, [-1, self.views, *t.shape[1:]])  # noqa: E731
+        outputs = {tap: per_view(value) for tap, value in result.items()}
+        if self.top_k:
+            logits = outputs.pop(LOGITS)
+            values, indices, rest = topk_summary(result[LOGITS], self.top_k, self.temperatures)
+            small = tf.int16 if logits.shape[-1] <= np.iinfo(np.int16).max else tf.int32
+            outputs[TOPK_VALUES] = per_view(values)
+            outputs[TOPK_INDICES] = per_view(tf.cast(indices, small))
+            for temperature, value in rest.items():
+                outputs[rest_key(temperature)] = per_view(value)
+        return outputs
+
+    def parts(self, start, part_size, batch_size):
+        """Yields dicts of numpy arrays, `part_size` samples each, from sample `start`."""
+        def prepare(index, element):
+            x = views_lib.features(element)
+            stacked, seeds, hashes = views_lib.make_views(x, index, self.views, self.seed, self.augment)
+            return index, stacked, seeds, hashes, views_lib.fingerprint_sample(x)
+
+        pipe = (self.dataset.unbatch().enumerate().skip(start)
+                .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+                .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+        pending, count = [], 0
+        for index, stacked, seeds, hashes, sample_hash in pipe:
+            outputs = self.forward(stacked)
+            chunk = {"index": index.numpy(), "sample_hash": sample_hash.numpy(),
+                     "view_seeds": seeds.numpy(), "view_hash": hashes.numpy()}
+            chunk.update({_OUT + k: v.numpy() for k, v in outputs.items()})
+            pending.append(chunk)
+            count += len(chunk["index"])
+            while count >= part_size:
+                merged = {k: np.concatenate([c[k] for c in pending]) for k in pending[0]}
+                yield {k: v[:part_size] for k, v in merged.items()}
+                rest = {k: v[part_size:] for k, v in merged.items()}
+                count -= part_size
+                pending = [rest] if count else []
+        if count:
+            yield {k: np.concatenate([c[k] for c in pending]) for k in pending[0]}
+
+
+class TeacherCache:
+    """Teacher outputs per sample and view, zipped with their dataset on demand.
+
+    Made by `build`; `dataset(...)` gives the training pipeline. Attributes:
+    `num_samples`, `views`, `top_k`, `path` (None in memory), `nbytes` (the
+    outputs' bytes; on disk, the compressed part files).
+    """
+
+    def __init__(self, source, records, num_samples, views, augment, top_k, path, nbytes):
+        self._source, self._records = source, records
+        self.num_samples, self.views, self.augment = num_samples, views, augment
+        self.top_k, self.path, self.nbytes = top_k, path, nbytes
+
+    def dataset(self, batch_size, shuffle=False, seed=0, indices=None, drop_remainder=False):
+        """`(x, y[, w], teacher_outputs)` batches: each sample's cached view and outputs.
+
+        Args:
+            batch_size: any batch size (the cache is per sample).
+            shuffle: reshuffle the samples every pass (epoch), seeded by `seed`.
+            seed: seeds the shuffle and, with K > 1 views, the view replayed for
+                each sample on each pass (uniform over its K views).
+            indices: train on these sample indices only (a subset, e.g. a split).
+            drop_remainder: drop the last, smaller batch.
+
+        Every batch is checked against the fingerprints of the views the
+        teacher saw; a sample that changed since caching (another order,
+        another pixel) stops training with `InvalidArgumentError`.
+        """
+        data = tf.data.Dataset.zip((self._source.unbatch(), self._records))
+        count = self.num_samples
+        if indices is not None:
+            indices = np.unique(np.asarray(indices, dtype=np.int64))
+            if indices.size == 0 or indices.min() < 0 or indices.max() >= count:
+                raise ValueError(f"indices must be sample indices in [0, {count}), got "
+                                 f"{indices.size} of them in [{indices.min() if indices.size else '-'}, "
+                                 f"{indices.max() if indices.size else '-'}].")
+            mask = np.zeros(count, bool)
+            mask[indices] = True
+            mask = tf.constant(mask)
+            data = data.filter(lambda element, record: tf.gather(mask, record["index"]))
+            count = int(indices.size)
+        data = data.apply(tf.data.experimental.assert_cardinality(count))
+        if shuffle:
+            data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+        augment, views = self.augment, self.views
+        if augment is not None:
+            # One draw per pass (epoch) picks every sample's view: a per-element
+            # zip would cost a second per-sample map (slow in tf.data).
+            def one_pass(draw):
+                def augment_view(element, record):
+                    parts = tuple(element) if isinstance(element, (tuple, list)) else (element,)
+                    view = tf.random.stateless_uniform(
+                        [], seed=tf.stack([draw, record["index"]]), maxval=views, dtype=tf.int64)
+                    x = augment(parts[0], record["view_seeds"][view])
+                    return (x, *parts[1:]), {**record, "view": view}
+
+                return data.map(augment_view, num_parallel_calls=tf.data.AUTOTUNE)
+
+            draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+            data = draws.flat_map(one_pass).apply(tf.data.experimental.assert_cardinality(count))
+
+        def select_and_check(element, record):
+            # Per batch (vectorized): each sample's view, its outputs, its fingerprint.
+            parts = tuple(element) if isinstance(element, (tuple, list)) else (element,)
+            view = record.get("view")
+            if view is None:
+                pick = lambda v: v[:, 0]  # noqa: E731
+            else:
+                pick = lambda v: tf.gather(v, view, batch_dims=1)  # noqa: E731
+            tf.debugging.assert_equal(
+                views_lib.fingerprint_batch(parts[0]), pick(record["view_hash"]),
+                message=("keras_kd teacher cache: a sample differs from the one cached (the "
+                         "dataset changed, was reordered or augmented differently after "
+                         "caching); rebuild the cache"))
+            outputs = {k[len(_OUT):]: pick(v) for k, v in record.items() if k.startswith(_OUT)}
+            return (*parts, outputs)
+
+        data = data.batch(batch_size, drop_remainder=drop_remainder)
+        return data.map(select_and_check, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def build(teacher, dataset, taps=(LOGITS,), path=None, augment=None, views=1, top_k=None,
+          temperatures=DEFAULT_TEMPERATURES, seed=0, overwrite=False, part_size=8192,
+          in_memory=None):
+    """Computes (or loads and checks) the teacher cache; returns a `TeacherCache`.
+
+    The arguments are those of `cache`, plus `part_size` (samples per on-disk
+    shard: the unit of resumption) and `in_memory` (None: keep the outputs
+    in memory when under 2 GiB, else stream them from disk every epoch).
+    """
+    _check_dataset(dataset)
+    taps = tuple(dict.fromkeys((LOGITS,) + ((taps,) if isinstance(taps, str) else tuple(taps))))
+    if isinstance(views, bool) or not isinstance(views, (int, np.integer)) or views < 1:
+        raise ValueError(f"views must be an integer >= 1, got {views!r}.")
+    views = int(views)
+    if views > 1 and augment is None:
+        raise ValueError(f"views={views} needs an augment(x, seed) function: without "
+                         "augmentation every view is the same image. Pass augment=... or views=1.")
+    if top_k is not None and (isinstance(top_k, bool) or int(top_k) != top_k or top_k < 1):
+        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}.")
+    _refuse_unreproducible(dataset)
+    first = next(iter(dataset.unbatch().take(1)))
+    if augment is not None:
+        views_lib.check_stateless(augment, views_lib.features(first))
+    batch_size = int(tf.nest.flatten(views_lib.features(next(iter(dataset))))[0].shape[0])
+    settings = _settings(teacher, taps, augment, views, top_k, temperatures, seed, part_size)
+    computer = _Computer(teacher, dataset, taps, augment, views, top_k, temperatures, seed)
+    if path is None:
+        parts = list(computer.parts(0, part_size, batch_size))
+        arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        nbytes = sum(v.nbytes for k, v in arrays.items() if k.startswith(_OUT))
+        records = tf.data.Dataset.from_tensor_slices(arrays)
+        return TeacherCache(dataset, records, len(arrays["index"]), views, augment, top_k, None, nbytes)
+    path = os.fspath(path)
+    with store.locked(path, f"Waiting for another process writing the teacher cache '{path}'."):
+        if overwrite and os.path.exists(path):
+            fresh = store._tmp_name(path)
+            _write(fresh, computer, settings, part_size, batch_size)
+            store.replace_dir(fresh, path)
+        elif os.path.exists(os.path.join(path, store.COMPLETE)):
+            _refuse_other_settings(path, store.read_json(os.path.join(path, store.MANIFEST)), settings)
+        else:
+            _write(path, computer, settings, part_size, batch_size)
+        complete = store.read_json(os.path.join(path, store.COMPLETE))
+        num_parts, count = int(complete["num_parts"]), int(complete["num_samples"])
+        stored = store.read_parts(path, num_parts, keys=None if in_memory is not False else {"sample_hash"})
+    _refuse_other_data(path, dataset, stored["sample_hash"])
+    nbytes = store.disk_bytes(path)
+    stream = in_memory is False or (in_memory is None and nbytes > 2**31)
+    records = store.stream_parts(path, num_parts) if stream else tf.data.Dataset.from_tensor_slices(stored)
+    return TeacherCache(dataset, records, count, views, augment, top_k, path, nbytes)
+
+
+def _write(path, computer, settings, part_size, batch_size):
+    """Writes (or resumes) the parts of the cache at `path`; caller holds the lock."""
+    manifest = os.path.join(path, store.MANIFEST)
+    if os.path.exists(manifest):  # an interrupted pass: resume after its whole parts
+        stored = store.read_json(manifest)
+        _refuse_other_settings(path, stored, settings)
+        part_size = int(stored["part_size"])
+    else:
+        if os.path.exists(path) and os.listdir(path):
+            raise ValueError(f"'{path}' exists and is not a teacher cache (no {store.MANIFEST}); "
+                             "give a new or empty directory.")
+        os.makedirs(path, exist_ok=True)
+        store.write_json(manifest, settings)
+    done = store.done_parts(path)
+    cardinality = int(computer.dataset.cardinality())
+    bar = keras.utils.Progbar(None if cardinality < 0 else cardinality * batch_size,
+                              unit_name="sample")
+    index = done
+    for index, arrays in enumerate(computer.parts(done * part_size, part_size, batch_size), done):
+        store.save_part(path, index, arrays)
+        bar.add(len(arrays["index"]))
+    num_parts = store.done_parts(path)
+    if num_parts == 0:
         raise ValueError("The dataset to cache is empty.")
-    arrays = {tap: np.concatenate(parts) for tap, parts in outputs.items()}
-    return arrays, np.array(checksums), np.array(sizes)
+    hashes = store.read_parts(path, num_parts, keys={"sample_hash"})["sample_hash"]
+    store.write_json(os.path.join(path, store.COMPLETE), {
+        "num_parts": num_parts, "num_samples": int(hashes.size),
+        "data_digest": hashlib.sha256(hashes.tobytes()).hexdigest()[:16]})
 
 
-def _save(path, arrays, checksums, sizes):
-    os.makedirs(path, exist_ok=False)
-    np.savez(os.path.join(path, "outputs.npz"), **{f"tap{i}": a for i, a in enumerate(arrays.values())})
-    np.save(os.path.join(path, "checksums.npy"), checksums)
-    np.save(os.path.join(path, "sizes.npy"), sizes)
-    with open(os.path.join(path, "taps.json"), "w") as handle:
-        json.dump(list(arrays), handle)
+def _refuse_other_data(path, dataset, stored):
+    current = np.concatenate([views_lib.fingerprint_batch(views_lib.features(b)).numpy()
+                              for b in dataset])
+    if current.size != stored.size:
+        raise ValueError(
+            f"The cache at '{path}' was computed on a different dataset: {stored.size} samples "
+            f"cached, {current.size} now. The cache is left untouched; use a new path or "
+            "overwrite=True.")
+    first, count = views_lib.first_mismatch(stored, current)
+    if count:
+        raise ValueError(
+            f"The cache at '{path}' was computed on a different dataset: {count} of "
+            f"{stored.size} samples differ or moved, the first at index {first} (fingerprints "
+            "are per sample and order-sensitive). The cache is left untouched; use a new path "
+            "or overwrite=True.")
 
 
-def _load(path):
-    with open(os.path.join(path, "taps.json")) as handle:
-        taps = json.load(handle)
-    stored = np.load(os.path.join(path, "outputs.npz"))
-    arrays = {tap: stored[f"tap{i}"] for i, tap in enumerate(taps)}
-    return arrays, np.load(os.path.join(path, "checksums.npy")), np.load(os.path.join(path, "sizes.npy"))
-
-
-def cache(teacher, dataset, taps=(LOGITS,), path=None):
+def cache(teacher, dataset, taps=(LOGITS,), path=None, *, augment=None, views=1, top_k=None,
+          temperatures=DEFAULT_TEMPERATURES, batch_size=None, shuffle=False, seed=0,
+          overwrite=False, part_size=8192):
     """Computes the teacher's outputs once; returns `(x, y, teacher_outputs)` batches.
 
     Args:
         teacher: the teacher `keras.Model` (run with `training=False`).
-        dataset: a batched, deterministic `tf.data.Dataset` of `(x, y)` or
-            `(x, y, sample_weight)`. It is read twice up front to check that
-            it gives the same batches (shuffling or random augmentation
-            before caching is refused).
-        taps: the teacher taps to store (`"logits"` always included); use
-            the same names the distiller's terms ask for.
-        path: a directory to store the cache on disk. When it exists, the
-            cache is loaded from it and checked against the dataset (number
-            and size of batches, a checksum per batch); it is never
-            overwritten.
+        dataset: a finite, batched, deterministic `tf.data.Dataset` of `x`,
+            `(x, y)` or `(x, y, sample_weight)`, read in the same order every
+            pass (no shuffle, no random augmentation: pass those below).
+        taps: teacher taps to store (`"logits"` always included).
+        path: a directory to keep the cache on disk (`tf.data.Dataset.save`,
+            GZIP, in shards of 8192 samples). An existing cache there is
+            loaded when it was made by the same teacher (architecture and
+            weights), settings and data (one fingerprint per sample), and
+            refused otherwise; it is never overwritten unless
+            `overwrite=True`. An interrupted caching pass resumes. Two
+            processes may share it (a lock file beside it).
+        augment: `fn(x, seed) -> x` for ONE sample, built from stateless
+            random ops (`tf.image.stateless_random_crop`, ...); stateful
+            ones are refused. `keras_kd.teachers.caching.crop_flip` is the CIFAR
+            crop + flip.
+        views: K augmented views per sample (seed `[seed, index·K + v]`);
+            each epoch replays one per sample, chosen by a seeded draw.
+        top_k: store only the k largest logits, their classes and the rest
+            mass at each of `temperatures`; train with
+            `keras_kd.losses.TopKKD` (terms needing full logits refuse it).
+        batch_size: the batch size of the returned pipeline (default: the
+            dataset's).
+        shuffle: reshuffle the samples every epoch (seeded by `seed`).
+        seed: the views' seeds, the shuffle and the view draws.
+        overwrite: replace an existing cache at `path` (built beside it,
+            swapped in only when complete).
+        part_size: samples per on-disk shard (the unit of resumption).
 
     Returns:
-        A `tf.data.Dataset` yielding `(x, y, teacher_outputs)` (or
-        `(x, y, sample_weight, teacher_outputs)`, or `(x, teacher_outputs)`
-        for a dataset of inputs only), where `teacher_outputs`
-        is a dict tap -> tensor. A `Distiller` fed this pipeline skips the
-        teacher. Each batch's checksum is verified as it is read, so a
-        dataset that changed since caching fails loudly instead of training
-        on mismatched targets. To shuffle, shuffle this pipeline's batches.
+        A `tf.data.Dataset` of `(x, y, teacher_outputs)` batches (or
+        `(x, y, sample_weight, teacher_outputs)`, or `(x, teacher_outputs)`),
+        `teacher_outputs` a dict tap -> tensor. A `Distiller` fed it skips the
+        teacher. Each batch is checked against the fingerprints of the views
+        the teacher saw. For subsets or other batch sizes use `build(...)`.
 
     Example:
 
     ```python
     train = keras_kd.datasets.load("digits", "train", batch_size=64)
-    cached = keras_kd.teachers.cache(teacher, train)
-    distiller.fit(cached.shuffle(64).repeat(), epochs=30, steps_per_epoch=23)
+    cached = keras_kd.teachers.cache(teacher, train, shuffle=True)
+    distiller.fit(cached, epochs=30)
     ```
     """
-    import tensorflow as tf
+    built = build(teacher, dataset, taps, path, augment=augment, views=views, top_k=top_k,
+                  temperatures=temperatures, seed=seed, overwrite=overwrite, part_size=part_size)
+    if batch_size is None:
+        batch_size = int(tf.nest.flatten(views_lib.features(next(iter(dataset))))[0].shape[0])
+    return built.dataset(batch_size, shuffle=shuffle, seed=seed)
 
-    if not isinstance(dataset, tf.data.Dataset):
-        raise TypeError(
-            f"cache needs a batched tf.data.Dataset, got {type(dataset).__name__}; "
-            "wrap arrays with tf.data.Dataset.from_tensor_slices((x, y)).batch(n)."
-        )
-    if isinstance(taps, str):
-        taps = (taps,)
-    _refuse_unreproducible(dataset)
-    if path is not None and os.path.exists(path):
-        arrays, checksums, sizes = _load(path)
-        missing = [t for t in dict.fromkeys((LOGITS,) + tuple(taps)) if t not in arrays]
-        if missing:
+
+def check_cached_outputs(cached, taps, terms):
+    """The cached teacher outputs, after checking they cover every term's taps.
+
+    A top-k cache has no full logits: only terms with `accepts_topk`
+    (`keras_kd.losses.TopKKD`) may read its logits; the others are refused.
+    """
+    topk = TOPK_VALUES in cached
+    for term in terms:
+        if topk and LOGITS in term.teacher_taps and not getattr(term, "accepts_topk", False):
             raise ValueError(
-                f"The cache at '{path}' lacks the taps {missing} (it has "
-                f"{list(arrays)}). Use another path to compute a new cache."
-            )
-        current = _first_checksums(dataset, len(checksums) + 1)
-        if len(current) != len(checksums) or not np.allclose(current, checksums, rtol=1e-9):
-            raise ValueError(
-                f"The cache at '{path}' was computed on a different dataset: "
-                f"{len(checksums)} batches cached, {len(current)} now, or their "
-                "contents / order differ. Use a new path (the old cache is "
-                "left untouched)."
-            )
-    else:
-        arrays, checksums, sizes = _compute(teacher, dataset, taps)
-        if path is not None:
-            _save(path, arrays, checksums, sizes)
-    return _zip(dataset, arrays, checksums, sizes)
-
-
-def _zip(dataset, arrays, checksums, sizes):
-    import tensorflow as tf
-
-    if len(set(sizes[:-1].tolist())) > 1:
+                f"The teacher cache stores only the top-{cached[TOPK_VALUES].shape[-1]} teacher "
+                f"logits (and the rest mass at T in {cached_temperatures(cached)}), but term "
+                f"'{term.name}' ({type(term).__name__}) needs the teacher's full logits. Use "
+                "keras_kd.losses.TopKKD for KD on the top-k, or rebuild the cache with top_k=None.")
+    missing = [tap for tap in taps if tap not in cached and not (topk and tap == LOGITS)]
+    if missing:
         raise ValueError(
-            f"cache needs batches of one size (the last may be smaller), got sizes {sorted(set(sizes.tolist()))}."
-        )
-    batch = int(sizes[0])
-    known = int(dataset.cardinality())
-    if known >= 0 and known != len(checksums):
-        raise ValueError(
-            f"The dataset has {known} batches but the cache holds {len(checksums)}; "
-            "rebuild the cache for this dataset."
-        )
-    outputs = tf.data.Dataset.from_tensor_slices(arrays).batch(batch)
-    expected = tf.data.Dataset.from_tensor_slices(checksums)
-    count = len(checksums)
-
-    def attach(batch_data, teacher_outputs, checksum):
-        parts = tuple(batch_data) if isinstance(batch_data, (tuple, list)) else (batch_data,)
-        tf.debugging.assert_near(
-            _checksum(parts[0]), checksum, rtol=1e-6,
-            message=(f"keras_kd teacher cache: a batch differs from the one cached "
-                     f"({count} batches were cached). The dataset changed, was "
-                     "shuffled or augmented after caching; rebuild the cache."),
-        )
-        return (*parts, teacher_outputs)
-
-    zipped = tf.data.Dataset.zip((dataset, outputs, expected))
-    return zipped.map(lambda b, t, c: attach(b, t, c)).prefetch(tf.data.AUTOTUNE)
+            f"The cached teacher outputs hold {sorted(cached)} but the terms need the teacher "
+            f"taps {missing}. Rebuild the cache with "
+            f"keras_kd.teachers.cache(teacher, dataset, taps={list(taps)}).")
+    return cached

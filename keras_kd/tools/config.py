@@ -48,12 +48,16 @@ STRATEGIES = ("default", "mirrored")
 
 TOP_KEYS = ("imports", "teacher", "student", "dataset", "method", "terms", "student_loss_weight",
             "student_loss_schedule", "optimizer", "epochs", "seed", "strategy",
-            "mixed_precision", "jit_compile", "output_dir", "export")
+            "mixed_precision", "jit_compile", "output_dir", "export", "teacher_cache")
 DATASET_KEYS = ("name", "data_dir", "batch_size", "train_split", "test_split", "augment",
                 "shuffle_buffer", "normalize", "input_shape", "num_classes")
 OPTIMIZER_KEYS = ("name", "learning_rate", "momentum", "nesterov", "weight_decay",
                   "weight_decay_mode", "schedule")
 EXPORT_KEYS = ("formats", "path")
+TEACHER_CACHE_KEYS = ("views", "top_k", "path", "seed")
+# Terms (and methods) that read the teacher's full logits: a top-k cache cannot feed them.
+FULL_LOGIT_TERMS = ("KD", "DKD", "NKD", "DIST")
+FULL_LOGIT_METHODS = ("kd", "dkd", "nkd")
 WEIGHT_SCHEDULES = ("constant", "linear_warmup", "piecewise")
 LR_SCHEDULES = ("constant", "piecewise", "cosine")
 
@@ -627,6 +631,38 @@ def _check_export(check, raw, output_dir):
     return out
 
 
+def _check_teacher_cache(check, raw, data):
+    """`teacher_cache: {views, top_k, path, seed}` (docs/cache.md); None: no cache."""
+    if raw is None:
+        return None
+    out = {"views": 1, "top_k": None, "path": None, "seed": 0}
+    if not check.keys("teacher_cache", raw, TEACHER_CACHE_KEYS):
+        return out
+    out.update(raw)
+    out["views"] = check.number("teacher_cache.views", out["views"], 1, integer=True)
+    if out["top_k"] is not None:
+        out["top_k"] = check.number("teacher_cache.top_k", out["top_k"], 1, integer=True)
+    out["path"] = check.string("teacher_cache.path", out["path"], allow_none=True)
+    out["seed"] = check.number("teacher_cache.seed", out["seed"], 0, integer=True)
+    if data.get("teacher") is None:
+        check.bad("teacher_cache", "needs a teacher (teacher is null); remove teacher_cache")
+    dataset = data.get("dataset") if isinstance(data.get("dataset"), dict) else {}
+    if out["views"] and out["views"] > 1 and dataset.get("augment", "none") == "none":
+        check.bad("teacher_cache.views", f"{out['views']} views need an augmentation "
+                  "(dataset.augment: cifar); without one every view is the same: use views: 1")
+    if out["top_k"] is not None:
+        terms = data.get("terms") if isinstance(data.get("terms"), list) else []
+        full = [t.get("type") for t in terms if isinstance(t, dict)
+                and t.get("type") in FULL_LOGIT_TERMS]
+        if data.get("method") in FULL_LOGIT_METHODS:
+            full.append(f"method {data['method']}")
+        if full:
+            check.bad("teacher_cache.top_k", f"a top-k cache has no full teacher logits, which "
+                      f"{', '.join(full)} need; use terms of type TopKKD (KD on the top-k + "
+                      "rest) or top_k: null")
+    return out
+
+
 def validate(data, check_files=True, source=None, search_path=()):
     """Checks a raw config mapping; returns it resolved (defaults filled in).
 
@@ -688,6 +724,7 @@ def validate(data, check_files=True, source=None, search_path=()):
     out["jit_compile"] = check.boolean("jit_compile", data.get("jit_compile", False))
     out["output_dir"] = check.string("output_dir", data.get("output_dir", "runs/run"))
     out["export"] = _check_export(check, data.get("export"), out["output_dir"])
+    out["teacher_cache"] = _check_teacher_cache(check, data.get("teacher_cache"), data)
     if check.problems:
         raise ConfigError(check.problems, source)
     return out

@@ -406,6 +406,10 @@ def run(cfg, train_data=None, test_data=None, teacher_model=None, student_model=
             except (TypeError, ValueError) as error:
                 raise config_lib.ConfigError(
                     [f"terms: building the distiller failed: {error}"]) from error
+            if cfg.get("teacher_cache"):  # docs/cache.md: cached views replace the live teacher
+                from keras_kd.tools.cache_config import cached_train_data
+
+                train = cached_train_data(cfg, train_data, teacher, terms)
             if cfg["student_loss_schedule"]:
                 scheduled["student_loss"] = _weight_schedule(cfg["student_loss_schedule"], slw)
             if scheduled:

@@ -80,6 +80,14 @@ def dataset():
     x = rng.random((48, 8, 8, 1), dtype=np.float32)
     y = rng.integers(0, 10, 48).astype(np.int32)
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)  # global batch 16, 3 steps
+    if os.environ.get("KERAS_KD_CACHE_DIR"):  # the teacher cache (crop+flip), one shared path
+        from keras_kd.teachers.caching import build as build_cache
+        from keras_kd.teachers.caching import crop_flip
+
+        keras.utils.set_random_seed(0)
+        cached = build_cache(build().teacher, data, taps=["relu2"], augment=crop_flip, views=int(os.environ.get("KERAS_KD_CACHE_VIEWS", "1")),
+                             path=os.environ["KERAS_KD_CACHE_DIR"])
+        data = cached.dataset(batch_size=16, seed=4)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return data.with_options(options)

@@ -1,0 +1,175 @@
+"""Epoch time with an augmented teacher cache vs the student alone, same augmentation.
+
+    nice -n 10 python benchmarks/cache_views.py [--rounds 7] [--pairs reference fmnist]
+
+Pairs: the reference pair of shared/ANCHORS.md (benchmarks/step_time.py:
+4096 synthetic 32×32×3 images, batch 128, 32 steps per epoch) and the
+Fashion-MNIST pair (keras_kd.zoo.fmnist_teacher / fmnist_student, the first
+4096 training images, batch 128, 32 steps per epoch). KD at T = 4, student
+loss weight 0.5, Adam(1e-3).
+
+Configurations, each one `fit(..., epochs=1)` per round, in a shuffled order
+per round, after one warm-up epoch each (tracing excluded):
+
+- student alone + aug: `student.fit` on shuffle(N) → map(crop + flip, the
+  CIFAR augmentation of run_config: random 4-pixel-padded crop and flip) →
+  batch → prefetch(AUTOTUNE): the pipeline users train with.
+- cached KD + aug (K views): `teachers.cache(teacher, data, augment=crop_flip,
+  views=K, shuffle=True)`, used exactly as docs/cache.md says (per-sample
+  shuffle, the replayed view's fingerprint checked on every batch, prefetch
+  inside), no extra `.cache()`.
+- live KD + aug: the Distiller with the live teacher on the student's pipeline.
+- student alone, no aug / cached KD, no aug: the same without augmentation.
+
+Reports medians over rounds of epoch seconds and of the per-round ratio to
+"student alone + aug" (resp. "no aug"), with min–max, for wall-clock seconds
+and for the process's CPU seconds (`time.process_time`, every thread: the
+work an epoch costs, which other jobs on a shared machine do not inflate).
+"""
+
+import argparse
+import os
+import platform
+import random
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import step_time  # noqa: E402  (the reference pair)
+
+import keras_kd  # noqa: E402
+from keras_kd import zoo  # noqa: E402
+from keras_kd.tools.run_config import cifar_augment  # noqa: E402
+from keras_kd.teachers.caching import cache, crop_flip  # noqa: E402
+
+BATCH = 128
+
+
+def reference():
+    rng = np.random.default_rng(1234)
+    x = rng.random((step_time.N_SAMPLES, 32, 32, 3), dtype=np.float32)
+    y = rng.integers(0, 10, size=step_time.N_SAMPLES).astype(np.int32)
+    return x, y, step_time.build_teacher, step_time.build_student
+
+
+def fmnist():
+    x, y = keras_kd.datasets.load("fashion_mnist", "train", as_numpy=True)
+    x, y = x[:4096].astype(np.float32), y[:4096].astype(np.int32)
+    if x.ndim == 3:
+        x = x[..., None]
+
+    def student():
+        keras.utils.set_random_seed(7)
+        return zoo.fmnist_student()
+
+    return x, y, zoo.fmnist_teacher, student
+
+
+def configs(x, y, build_teacher, build_student, views):
+    keras.utils.set_random_seed(0)
+    teacher = build_teacher()
+    n = len(x)
+
+    def live_pipeline(augment):
+        data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(n, seed=1, reshuffle_each_iteration=True)
+        if augment:
+            data = data.map(cifar_augment, num_parallel_calls=tf.data.AUTOTUNE)
+        return data.batch(BATCH, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+    fixed = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH, drop_remainder=True)
+    start = time.perf_counter()
+    cached_aug = cache(teacher, fixed, augment=crop_flip, views=views, shuffle=True, seed=1)
+    seconds_aug = time.perf_counter() - start
+    start = time.perf_counter()
+    cached_plain = cache(teacher, fixed, shuffle=True, seed=1)
+    seconds_plain = time.perf_counter() - start
+
+    def student_alone(data):
+        model = build_student()
+        model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model, data
+
+    def kd(data):
+        distiller = keras_kd.Distiller(teacher, build_student(),
+                                       losses=[keras_kd.losses.KD(temperature=4.0, weight=0.5)],
+                                       student_loss_weight=0.5)
+        distiller.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+        return distiller, data
+
+    return {
+        "student alone + aug": student_alone(live_pipeline(True)),
+        f"cached KD + aug ({views} views)": kd(cached_aug),
+        "live KD + aug": kd(live_pipeline(True)),
+        "student alone, no aug": student_alone(live_pipeline(False)),
+        "cached KD, no aug": kd(cached_plain),
+    }, {"aug": seconds_aug, "plain": seconds_plain}
+
+
+def measure(name, pair, rounds, views):
+    x, y, build_teacher, build_student = pair()
+    table, cache_seconds = configs(x, y, build_teacher, build_student, views)
+    for model, data in table.values():
+        model.fit(data, epochs=1, verbose=0)
+    times = {k: [] for k in table}
+    cpu = {k: [] for k in table}
+    order = list(table)
+    for r in range(rounds):
+        random.Random(r).shuffle(order)
+        for key in order:
+            model, data = table[key]
+            begin, begin_cpu = time.perf_counter(), time.process_time()
+            model.fit(data, epochs=1, verbose=0)
+            times[key].append(time.perf_counter() - begin)
+            cpu[key].append(time.process_time() - begin_cpu)
+        print(f"{name} round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()),
+              flush=True)
+    steps = len(x) // BATCH
+    lines = [f"### {name}: {len(x)} samples, batch {BATCH}, {steps} steps per epoch", "",
+             f"Caching pass: {cache_seconds['aug']:.1f} s for {views} augmented views, "
+             f"{cache_seconds['plain']:.1f} s for 1 plain view (one teacher pass each, checks included).", "",
+             "| configuration | wall s, median (min–max) | ratio to the student alone, same augmentation: wall, median (min–max) | CPU s, median | ratio: CPU, median (min–max) |",
+             "|---|---:|---:|---:|---:|"]
+    for key in times:
+        base_key = "student alone, no aug" if "no aug" in key else "student alone + aug"
+        cells = []
+        for series in (times, cpu):
+            values, base = np.array(series[key]), np.array(series[base_key])
+            ratio = values / base
+            cells.append((values, ratio))
+        (wall, wall_ratio), (cpu_s, cpu_ratio) = cells
+        lines.append(f"| {key} | {np.median(wall):.2f} ({wall.min():.2f}–{wall.max():.2f}) | "
+                     f"{np.median(wall_ratio):.3f} ({wall_ratio.min():.3f}–{wall_ratio.max():.3f}) | "
+                     f"{np.median(cpu_s):.2f} | {np.median(cpu_ratio):.3f} "
+                     f"({cpu_ratio.min():.3f}–{cpu_ratio.max():.3f}) |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--views", type=int, default=4)
+    parser.add_argument("--pairs", nargs="+", default=["reference", "fmnist"])
+    args = parser.parse_args()
+    pairs = {"reference": ("Reference pair (shared/ANCHORS.md)", reference),
+             "fmnist": ("Fashion-MNIST pair (zoo.fmnist_teacher → fmnist_student)", fmnist)}
+    blocks = [measure(*pairs[p], args.rounds, args.views) for p in args.pairs]
+    load = os.getloadavg()
+    print(f"\nCommand: `nice -n 10 python benchmarks/cache_views.py --rounds {args.rounds} "
+          f"--views {args.views} --pairs {' '.join(args.pairs)}`; {os.cpu_count()} cores "
+          f"(load average {load[0]:.1f} at the end: shared machine), Python "
+          f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}; "
+          f"{args.rounds} rounds in shuffled order, ratios taken within a round.\n")
+    print("\n\n".join(blocks))
+
+
+if __name__ == "__main__":
+    main()
