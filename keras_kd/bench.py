@@ -92,7 +92,7 @@ PAIRS = {
     ),
 }
 
-LOGIT_METHODS = ("kd", "dkd", "nkd")
+LOGIT_METHODS = ("kd", "kd_ls", "dist", "dkd", "dkd_ls", "nkd")  # = keras_kd.methods.LOGIT_METHODS
 
 
 def build_model(name, dataset):
@@ -271,7 +271,8 @@ def train_one(method, student_name, seed, teacher, pair, data, settings, output_
     epochs = settings["epochs"]
     keras.utils.set_random_seed(seed)
     student = build_model(student_name, pair.dataset)
-    plan = methods.recipe(method, epochs, temperature=settings["temperature"])
+    plan = methods.recipe(method, epochs, temperature=settings["temperature"],
+                          teacher=teacher, student=student)
     timer = EpochTimer()
     log_dir = os.path.join(output_dir, "tensorboard", method, student_name, f"seed{seed}")
     callbacks = [timer, keras.callbacks.TensorBoard(log_dir)] + list(plan.callbacks)
@@ -290,6 +291,7 @@ def train_one(method, student_name, seed, teacher, pair, data, settings, output_
         "method": method,
         "student": student_name,
         "seed": seed,
+        "weights": plan.weights,
         "accuracy": accuracy(student, x_test, y_test),
         "params": int(student.count_params()),
         "latency_ms": latency_ms(student, x_test[:256]),

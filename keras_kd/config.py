@@ -38,8 +38,8 @@ import sys
 
 import yaml
 
-METHODS = ("scratch", "kd", "fitnet", "fsp", "overhaul", "review", "at", "rkd", "pkt", "sp",
-           "dkd", "nkd")  # keras_kd.methods.METHODS, without importing TensorFlow
+METHODS = ("scratch", "kd", "kd_ls", "dist", "fitnet", "fsp", "overhaul", "review", "at", "rkd",
+           "pkt", "sp", "dkd", "dkd_ls", "nkd")  # keras_kd.methods.METHODS, without TensorFlow
 TERM_TYPES = ("KD", "DKD", "NKD", "FeatureMSE", "FitNet", "FSP", "Overhaul", "ReviewKD",
               "AttentionTransfer", "RKD", "PKT", "SP")
 OPTIMIZERS = ("sgd", "adam", "adamw")

@@ -182,12 +182,12 @@ def _weight_schedule(raw, weight):
     return schedules.Piecewise(raw["boundaries_epochs"], [f * weight for f in raw["factors"]])
 
 
-def build_terms(cfg, teacher):
+def build_terms(cfg, teacher, student=None):
     """`(terms, {term name: schedule}, callbacks)` from `method` or `terms`."""
     from keras_kd import methods, zoo
 
     if cfg["method"] is not None:
-        recipe = methods.recipe(cfg["method"], cfg["epochs"])
+        recipe = methods.recipe(cfg["method"], cfg["epochs"], teacher=teacher, student=student)
         return recipe.terms, {}, list(recipe.callbacks), recipe.student_loss_weight
     classes = config_lib.term_classes()
     terms, scheduled = [], {}
@@ -400,7 +400,7 @@ def run(cfg, train_data=None, test_data=None, teacher_model=None, student_model=
                           **compile_args)
         else:
             try:
-                terms, scheduled, extra, slw = build_terms(cfg, teacher)
+                terms, scheduled, extra, slw = build_terms(cfg, teacher, student)
                 model = Distiller(teacher, student, losses=terms, student_loss_weight=slw)
             except (TypeError, ValueError) as error:
                 raise config_lib.ConfigError(
