@@ -263,7 +263,8 @@ def _term_entry(term):
             if key in ("regressor", "adapter") and not isinstance(value, str):
                 continue
             entry[key] = _plain(value)
-    entry["weight"] = float(getattr(term, "target_weight", None) or term.weight)
+    # The weight lives in a float32 variable: 7 significant digits give back 0.9, not 0.8999999.
+    entry["weight"] = float(f"{float(getattr(term, 'target_weight', None) or term.weight):.7g}")
     return entry
 
 
@@ -350,7 +351,7 @@ def trials_table(tuner):
     for trial in trials:
         score = trial.score
         rows.append((-(score if score is not None else -1.0), trial.trial_id, trial))
-    rows.sort(key=lambda r: (r[0], r[1]))
+    rows.sort(key=lambda r: (r[0], int(r[1])))
     lines = ["| trial | " + " | ".join(names) + f" | {OBJECTIVE} | status |",
              "|---|" + "---|" * (len(names) + 2)]
     for _, trial_id, trial in rows:
@@ -359,6 +360,14 @@ def trials_table(tuner):
         lines.append(f"| {trial_id} | " + " | ".join(values) + f" | {score} | "
                      f"{str(trial.status).split('.')[-1].lower()} |")
     return "\n".join(lines)
+
+
+def _best_trial(tuner):
+    """The best scored trial; ties go to the earliest trial (stable on resume)."""
+    scored = [t for t in tuner.oracle.trials.values() if t.score is not None]
+    if not scored:
+        raise ValueError("No trial finished with a score; see the errors above.")
+    return min(scored, key=lambda t: (-t.score, int(t.trial_id)))
 
 
 def _check_settings(output_dir, settings):
@@ -445,8 +454,8 @@ def run(method, student, dataset, teacher=None, epochs=6, trials=10, batch_size=
               flush=True)
     tuner.search(x_train, y_train, validation_data=(x_val, y_val), epochs=int(epochs),
                  batch_size=int(batch_size), shuffle=True, verbose={0: 0, 1: 2}.get(verbose, 1))
-    best_hp = tuner.get_best_hyperparameters(1)[0]
-    best_trial = tuner.oracle.get_best_trials(1)[0]
+    best_trial = _best_trial(tuner)
+    best_hp = best_trial.hyperparameters
     # Rebuild the best recipe to write it (build() sets hypermodel.plan).
     hypermodel.build(best_hp)
     header, raw = best_config(settings, hypermodel.plan, best_trial.score,
