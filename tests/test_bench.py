@@ -90,7 +90,7 @@ def test_bench_rejects_unknown_names_and_feature_methods_on_mlp_pairs(tmp_path):
         bench.run(pair="nope", output_dir=str(tmp_path))
     with pytest.raises(ValueError, match=r"Unknown method\(s\) \['kdd'\]"):
         bench.run(methods_=["kdd"], output_dir=str(tmp_path))
-    with pytest.raises(ValueError, match="feature methods.*fitnet.*--methods kd,dkd,nkd"):
+    with pytest.raises(ValueError, match="feature methods.*fitnet.*--methods kd,kd_ls,dist,dkd,dkd_ls,nkd"):
         bench.run(pair="fmnist-mlp", methods_=["kd", "fitnet"], output_dir=str(tmp_path))
 
 
