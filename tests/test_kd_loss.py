@@ -1,8 +1,14 @@
-"""Hinton KD checked against an independent numpy derivation of the formula."""
+"""Hinton KD checked against an independent numpy derivation of the formula,
+and against 80-digit decimal arithmetic at temperatures up to 1e12."""
+
+import decimal
+import math
+from decimal import Decimal
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_kd import losses
 
@@ -18,6 +24,49 @@ def numpy_kd(teacher, student, temperature):
     q = softmax(student.astype(np.float64) / temperature)
     kl = (p * (np.log(p) - np.log(q))).sum(axis=-1)
     return float(kl.mean() * temperature**2)
+
+
+def numpy_kd_per_sample(teacher, student, temperature):
+    """T² · KL per row in float64 (accurate while KL >> 1e-16)."""
+    def log_softmax(z):
+        z = z - z.max(axis=-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+    log_p = log_softmax(teacher.astype(np.float64) / temperature)
+    log_q = log_softmax(student.astype(np.float64) / temperature)
+    return (np.exp(log_p) * (log_p - log_q)).sum(axis=-1) * temperature**2
+
+
+def exact_kd_per_sample(teacher, student, temperature, digits=80):
+    """T² · KL per row in `digits`-digit decimal arithmetic: the float32
+    logits are exact decimals, so only the exp/log roundings (1e-80) remain,
+    whatever the cancellation at large T."""
+    out = []
+    with decimal.localcontext() as ctx:
+        ctx.prec = digits
+        big_t = Decimal(float(temperature))
+        for t_row, s_row in zip(np.asarray(teacher, np.float64), np.asarray(student, np.float64)):
+            a = [Decimal(float(v)) / big_t for v in t_row]
+            b = [Decimal(float(v)) / big_t for v in s_row]
+            log_za = sum(v.exp() for v in a).ln()
+            log_zb = sum(v.exp() for v in b).ln()
+            kl = sum((ai - log_za).exp() * ((ai - log_za) - (bi - log_zb)) for ai, bi in zip(a, b))
+            out.append(float(kl * big_t * big_t))
+    return np.array(out)
+
+
+def exact_kd_gradient(teacher, student, temperature, digits=60):
+    """d kd_loss / d student = T · (q − p) / batch, in decimal arithmetic."""
+    rows = []
+    with decimal.localcontext() as ctx:
+        ctx.prec = digits
+        big_t = Decimal(float(temperature))
+        for t_row, s_row in zip(np.asarray(teacher, np.float64), np.asarray(student, np.float64)):
+            ea = [(Decimal(float(v)) / big_t).exp() for v in t_row]
+            eb = [(Decimal(float(v)) / big_t).exp() for v in s_row]
+            za, zb = sum(ea), sum(eb)
+            rows.append([float(big_t * (qb / zb - pa / za)) for pa, qb in zip(ea, eb)])
+    return np.array(rows) / len(rows)
 
 
 @pytest.mark.parametrize("temperature", [1.0, 2.0, 4.0, 20.0])
@@ -39,13 +88,79 @@ def test_kd_loss_hand_value():
     assert got == pytest.approx(0.2895, abs=1e-4)  # the docstring's example
 
 
-def test_kd_loss_is_zero_for_identical_logits_and_scales_with_t_squared():
+def test_kd_loss_is_zero_for_identical_logits():
     logits = np.random.default_rng(1).normal(size=(4, 5)).astype("float32")
     assert float(losses.kd_loss(logits, logits, 3.0)) == pytest.approx(0.0, abs=1e-6)
-    t = np.array([[1.0, 0.0]])
-    s = np.array([[0.0, 1.0]])
-    raw = numpy_kd(t, s, 5.0) / 25.0
-    assert float(losses.kd_loss(t, s, 5.0)) == pytest.approx(25.0 * raw, rel=1e-5)
+    # Equal up to a constant shift per row: softmax is shift-invariant.
+    assert float(losses.kd_loss(logits, logits + 7.0, 3.0)) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 5.0, 1e2, 1e4, 1e6])
+def test_kd_two_classes_closed_form_scales_with_t_squared(temperature):
+    # t = [1, 0], s = [0, 1]: log(p_1/q_1) = 1/T, log(p_2/q_2) = -1/T, so
+    # KL = (p_1 - p_2)/T = tanh(1/2T)/T and T²·KL = T·tanh(1/2T) -> 1/2.
+    expected = temperature * math.tanh(0.5 / temperature)
+    got = float(losses.kd_loss(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]]), temperature))
+    assert got == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 4.0, 1e2, 1e4, 1e6, 1e12])
+@pytest.mark.parametrize("scale", [1.0, 20.0])
+def test_kd_is_exact_at_any_temperature(temperature, scale):
+    rng = np.random.default_rng(10)
+    teacher = rng.normal(scale=scale, size=(6, 10)).astype("float32")
+    student = rng.normal(scale=scale, size=(6, 10)).astype("float32")
+    expected = exact_kd_per_sample(teacher, student, temperature)
+    got = np.asarray(losses.kd_per_sample(teacher, student, temperature))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    compiled = tf.function(losses.kd_per_sample, jit_compile=True)
+    np.testing.assert_allclose(
+        np.asarray(compiled(teacher, student, temperature)), expected, rtol=1e-5)
+
+
+def test_large_temperature_limit_is_centred_logit_matching():
+    rng = np.random.default_rng(11)
+    teacher = rng.normal(scale=3.0, size=(5, 7)).astype("float32")
+    student = rng.normal(scale=3.0, size=(5, 7)).astype("float32")
+    u = teacher.astype(np.float64) - student
+    centred = u - u.mean(axis=1, keepdims=True)
+    limit = (centred**2).sum(axis=1) / (2 * 7)
+    got = np.asarray(losses.kd_per_sample(teacher, student, 1e6))
+    np.testing.assert_allclose(got, limit, rtol=1e-4)
+    # The issue-14 case: the float32 direct form gave a negative KL here.
+    assert np.all(got > 0)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 4.0, 1e2, 1e4, 1e6])
+def test_kd_gradient_is_exact_at_any_temperature(temperature):
+    rng = np.random.default_rng(12)
+    teacher = rng.normal(scale=3.0, size=(4, 6)).astype("float32")
+    student = tf.Variable(rng.normal(scale=3.0, size=(4, 6)).astype("float32"))
+
+    @tf.function(jit_compile=True)
+    def gradient():
+        with tf.GradientTape() as tape:
+            value = losses.kd_loss(teacher, student, temperature)
+        return tape.gradient(value, student)
+
+    expected = exact_kd_gradient(teacher, student.numpy(), temperature)
+    got = gradient().numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+
+
+def test_huge_logits_and_disagreeing_rows_stay_finite_and_exact():
+    # KL of ~100 nats (a confident, wrong student) takes the direct form.
+    teacher = np.array([[60.0, 0.0, -60.0], [1.0, 1.0, 1.0]], "float32")
+    student = np.array([[-60.0, 0.0, 60.0], [1.0, 1.0, 1.0]], "float32")
+    got = np.asarray(losses.kd_per_sample(teacher, student, 1.0))
+    np.testing.assert_allclose(got, exact_kd_per_sample(teacher, student, 1.0), rtol=1e-5, atol=1e-7)
+
+
+def test_temperature_above_the_valid_range_raises():
+    with pytest.raises(ValueError, match="T <= 1e6"):
+        losses.kd_loss(np.zeros((1, 2)), np.zeros((1, 2)), 1e16)
+    with pytest.raises(ValueError, match="above 1e"):
+        losses.KD(temperature=1e20)
 
 
 def test_kd_loss_is_exact_in_float16_inputs():
@@ -60,12 +175,12 @@ def test_kd_loss_is_exact_in_float16_inputs():
     )
 
 
-def test_kd_per_sample_mean_is_kd_loss():
+def test_kd_per_sample_matches_numpy_element_by_element():
     rng = np.random.default_rng(3)
-    t, s = rng.normal(size=(2, 6, 4)).astype("float32")
+    t, s = rng.normal(scale=2.0, size=(2, 6, 4)).astype("float32")
     per_sample = np.asarray(losses.kd_per_sample(t, s, 2.0))
     assert per_sample.shape == (6,)
-    assert per_sample.mean() == pytest.approx(float(losses.kd_loss(t, s, 2.0)), rel=1e-6)
+    np.testing.assert_allclose(per_sample, numpy_kd_per_sample(t, s, 2.0), rtol=1e-5)
 
 
 @pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf")])
@@ -94,3 +209,12 @@ def test_kd_config_round_trip():
     assert restored.temperature == 3.0
     assert restored.weight == pytest.approx(0.7)
     assert restored.name == "soft"
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from keras_kd.losses import logits
+
+    result = doctest.testmod(logits)
+    assert result.attempted >= 2 and result.failed == 0

@@ -282,7 +282,8 @@ def test_mixed_float16_distiller_step(digits_batch):
 def test_docstring_examples_run():
     import doctest
 
-    from keras_kd.losses import decoupled
+    from keras_kd.losses import dkd, nkd
 
-    result = doctest.testmod(decoupled)
-    assert result.attempted >= 2 and result.failed == 0
+    for module in (dkd, nkd):
+        result = doctest.testmod(module)
+        assert result.attempted >= 2 and result.failed == 0, module.__name__

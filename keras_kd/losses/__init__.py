@@ -55,3 +55,5 @@ from keras_kd.losses.decoupled import DKD, NKD, dkd_loss, dkd_per_sample, nkd_lo
 __all__ += ["DKD", "NKD", "dkd_loss", "dkd_per_sample", "nkd_loss", "nkd_per_sample"]  # noqa: E402
 from keras_kd.teachers import MergedKD, merged_kd_loss  # noqa: E402
 __all__ += ["MergedKD", "merged_kd_loss"]  # noqa: E402
+from keras_kd.losses.standardization import standardize_logits  # noqa: E402
+__all__ += ["standardize_logits"]  # noqa: E402
