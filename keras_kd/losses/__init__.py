@@ -57,3 +57,5 @@ from keras_kd.teachers import MergedKD, merged_kd_loss  # noqa: E402
 __all__ += ["MergedKD", "merged_kd_loss"]  # noqa: E402
 from keras_kd.losses.standardization import standardize_logits  # noqa: E402
 __all__ += ["standardize_logits"]  # noqa: E402
+from keras_kd.losses.dist import DIST, dist_loss  # noqa: E402
+__all__ += ["DIST", "dist_loss"]  # noqa: E402

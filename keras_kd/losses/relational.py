@@ -10,7 +10,10 @@ a batch rather than the features themselves.
 Each follows RepDistiller's implementation (`RKDLoss`, `PKT`, `Similarity`).
 Features of any rank are flattened per sample. The losses are batch-level
 (they compare samples with each other), so the terms return a scalar and
-the batch's `sample_weight` does not apply to them.
+the batch's `sample_weight` does not apply to them. A batch of one sample
+has nothing to compare: each loss is then exactly 0, with zero (finite)
+gradients, where RepDistiller's RKD gives NaN (0/0 in the mean distance);
+a final partial batch of one sample no longer turns an epoch's loss to NaN.
 """
 
 import keras
@@ -34,7 +37,21 @@ def _pairwise_distances(e, eps=1e-12):
 
 def _normalized_by_positive_mean(d):
     positive = ops.cast(d > 0, "float32")
-    return d / (ops.sum(d * positive) / ops.sum(positive))
+    count = ops.sum(positive)
+    # No positive distance (one sample): d is all 0; divide by 1, not 0/0.
+    mean = ops.where(
+        count > 0, ops.sum(d * positive) / ops.maximum(count, 1.0), 1.0
+    )
+    return d / mean
+
+
+def _zero_below_two_samples(loss, x):
+    """`loss`, or exactly 0 when the batch `x` has fewer than 2 samples.
+
+    `loss` must be finite there (the unselected branch of `where` still
+    feeds its gradient with zeros, and 0 · NaN is NaN).
+    """
+    return ops.where(ops.shape(x)[0] >= 2, loss, ops.zeros_like(loss))
 
 
 def _smooth_l1(x, y):
@@ -65,7 +82,7 @@ def rkd_loss(teacher, student, distance_weight=25.0, angle_weight=50.0):
     relations carry no gradient. The angle term builds an (n, n, features)
     tensor: keep the tapped features small (e.g. the pooled embedding).
 
-    Returns a float32 scalar.
+    Returns a float32 scalar; exactly 0 for a batch of one sample.
 
     Example:
 
@@ -85,7 +102,7 @@ def rkd_loss(teacher, student, distance_weight=25.0, angle_weight=50.0):
         loss = loss + distance_weight * _smooth_l1(s_d, t_d)
     if angle_weight:
         loss = loss + angle_weight * _smooth_l1(_angles(s), _angles(t))
-    return loss
+    return _zero_below_two_samples(loss, s)
 
 
 def _pkt_normalize(x, eps):
@@ -109,7 +126,7 @@ def pkt_loss(teacher, student, eps=1e-7):
         K_ij = (⟨x̂_i, x̂_j⟩ + 1) / 2,   P_ij = K_ij / Σ_j K_ij
         L = mean_{i,j} P^t_ij · log((P^t_ij + eps) / (P^s_ij + eps))
 
-    Returns a float32 scalar.
+    Returns a float32 scalar; exactly 0 for a batch of one sample.
 
     Example:
 
@@ -120,7 +137,7 @@ def pkt_loss(teacher, student, eps=1e-7):
     """
     t = _pkt_probabilities(ops.stop_gradient(flatten_per_sample(teacher)), eps)
     s = _pkt_probabilities(flatten_per_sample(student), eps)
-    return ops.mean(t * ops.log((t + eps) / (s + eps)))
+    return _zero_below_two_samples(ops.mean(t * ops.log((t + eps) / (s + eps))), s)
 
 
 def _similarity(x):
@@ -136,7 +153,7 @@ def sp_loss(teacher, student):
         G = row-L2-normalise(F · Fᵀ)   (torch F.normalize, eps 1e-12)
         L = Σ_{i,j} (G_t − G_s)²_ij / n²
 
-    Returns a float32 scalar.
+    Returns a float32 scalar; exactly 0 for a batch of one sample.
 
     Example:
 
@@ -149,7 +166,7 @@ def sp_loss(teacher, student):
     s = flatten_per_sample(student)
     n = ops.cast(ops.shape(s)[0], "float32")
     diff = _similarity(t) - _similarity(s)
-    return ops.sum(ops.square(diff)) / (n * n)
+    return _zero_below_two_samples(ops.sum(ops.square(diff)) / (n * n), s)
 
 
 class _FlattenedPairTerm(SinglePairTerm):
