@@ -41,7 +41,7 @@ import yaml
 METHODS = ("scratch", "kd", "kd_ls", "dist", "fitnet", "fsp", "overhaul", "review", "at", "rkd",
            "pkt", "sp", "dkd", "dkd_ls", "nkd")  # keras_kd.methods.METHODS, without TensorFlow
 TERM_TYPES = ("KD", "DKD", "NKD", "FeatureMSE", "FitNet", "FSP", "Overhaul", "ReviewKD",
-              "AttentionTransfer", "RKD", "PKT", "SP")
+              "AttentionTransfer", "RKD", "PKT", "SP", "DIST")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 EXPORT_FORMATS = ("keras", "savedmodel", "tflite")
 AUGMENTS = ("none", "cifar")
