@@ -261,8 +261,11 @@ def _fit_verbose(verbose):
     return {0: 0, 1: 2}.get(verbose, 1)
 
 
-def train_one(method, student_name, seed, teacher, pair, data, settings, output_dir, verbose):
-    """Trains one student with one method and returns its result row."""
+def train_one(method, student_name, seed, teacher, pair, data, settings, output_dir, verbose,
+              overrides=None):
+    """Trains one student with one method and returns its result row.
+
+    `overrides` replace the recipe's rules (`keras_kd.methods.recipe(**overrides)`)."""
     from keras_kd import methods
     from keras_kd.distiller import Distiller
     from keras_kd.timing import latency_ms
@@ -272,7 +275,7 @@ def train_one(method, student_name, seed, teacher, pair, data, settings, output_
     keras.utils.set_random_seed(seed)
     student = build_model(student_name, pair.dataset)
     plan = methods.recipe(method, epochs, temperature=settings["temperature"],
-                          teacher=teacher, student=student)
+                          teacher=teacher, student=student, **(overrides or {}))
     timer = EpochTimer()
     log_dir = os.path.join(output_dir, "tensorboard", method, student_name, f"seed{seed}")
     callbacks = [timer, keras.callbacks.TensorBoard(log_dir)] + list(plan.callbacks)
