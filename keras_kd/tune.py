@@ -250,11 +250,17 @@ def _term_entry(term):
     kind = type(term).__name__
     if not hasattr(losses, kind) or kind not in config_lib.TERM_TYPES:
         raise ValueError(f"A {kind} term cannot be written to a run config.")
+    import inspect
+
     allowed = config_lib.term_arguments(type(term))
+    defaults = {n: p.default for n, p in inspect.signature(type(term).__init__).parameters.items()}
     cfg = term.get_config()
     entry = {"type": kind}
     for key in allowed:
-        if key in cfg and cfg[key] is not None:
+        # Arguments left at their default stay out of the file, except the
+        # ones a reader looks for (temperature, the name other keys refer to).
+        if key in cfg and cfg[key] is not None and (
+                key in ("temperature", "name") or cfg[key] != defaults.get(key)):
             value = cfg[key]
             if isinstance(value, tuple):
                 value = list(value)
