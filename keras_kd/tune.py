@@ -74,8 +74,8 @@ def _standardization(hp, cls_name, default):
 def _logit_space(hp, standardize_default=False):
     return {
         "temperature": hp.Choice("temperature", [1.0, 2.0, 4.0, 8.0], default=4.0),
-        "weight": hp.Choice("weight", [0.5, 0.9, 1.0, 2.0], default=0.9),
-        "student_loss_weight": hp.Choice("student_loss_weight", [0.1, 0.5, 1.0], default=0.1),
+        "weight": hp.Choice("weight", [0.5, 0.9, 1.0, 2.0], default=1.0),
+        "student_loss_weight": hp.Choice("student_loss_weight", [0.1, 0.5, 1.0], default=1.0),
         **_standardization(hp, "KD", standardize_default),
     }
 
@@ -130,8 +130,8 @@ def _two_stage_space(hp, default):
         return {}
     return {
         "temperature": hp.Choice("temperature", [1.0, 2.0, 4.0, 8.0], default=4.0),
-        "weight": hp.Choice("weight", [0.5, 0.9, 1.0, 2.0], default=0.9),
-        "student_loss_weight": hp.Choice("student_loss_weight", [0.1, 0.5, 1.0], default=0.1),
+        "weight": hp.Choice("weight", [0.5, 0.9, 1.0, 2.0], default=1.0),
+        "student_loss_weight": hp.Choice("student_loss_weight", [0.1, 0.5, 1.0], default=1.0),
     }
 
 

@@ -63,12 +63,15 @@ def test_dkd_warmup_and_beta_follow_the_run_length(epochs, warmup, beta):
     assert plan.weights["beta"] == pytest.approx(beta)
 
 
-def test_kd_uses_the_convex_weighting():
+def test_kd_uses_independent_unit_weights():
     plan = methods.recipe("kd", 10, temperature=2.0)
     (term,) = plan.terms
-    assert float(term.weight) == pytest.approx(0.9) and term.temperature == 2.0
-    assert plan.student_loss_weight == pytest.approx(0.1)
-    assert float(term.weight) + plan.student_loss_weight == pytest.approx(1.0)
+    assert float(term.weight) == 1.0 and term.temperature == 2.0
+    assert plan.student_loss_weight == 1.0
+    assert plan.weights == {"student_loss": 1.0, "kd": 1.0, "temperature": 2.0,
+                            "logit_standardization": False}
+    (ls,) = methods.recipe("kd_ls", 10).terms
+    assert ls.logit_standardization is True and float(ls.weight) == 1.0
 
 
 def test_overrides_replace_a_rule_and_unknown_ones_are_refused(fmnist_student):
@@ -89,7 +92,6 @@ def test_two_stage_recipes_spend_a_quarter_on_the_feature_term():
     (stages,) = plan.callbacks
     assert [s.epochs for s in stages.stages] == [2, 6]
     assert stages.stages[0].weights == {"hint": 1.0, "kd": 0.0, "student_loss": 0.0}
-    assert stages.stages[1].weights["kd"] == pytest.approx(0.9)
-    assert stages.stages[1].weights["student_loss"] == pytest.approx(0.1)
+    assert stages.stages[1].weights == {"hint": 0.0, "kd": 1.0, "student_loss": 1.0}
     plan = methods.recipe("fsp", 3)
     assert [s.epochs for s in plan.callbacks[0].stages] == [1, 2]

@@ -107,9 +107,9 @@ def test_two_stage_recipes_become_piecewise_schedules_in_a_valid_config():
     hint, kd = terms
     assert hint["type"] == "FitNet" and hint["weight"] == 1.0
     assert hint["schedule"] == {"type": "piecewise", "boundaries_epochs": [2], "factors": [1.0, 0.0]}
-    assert kd["type"] == "KD" and kd["weight"] == pytest.approx(0.9)
+    assert kd["type"] == "KD" and kd["weight"] == 1.0
     assert kd["schedule"]["factors"] == [0.0, 1.0]
-    assert slw == pytest.approx(0.1) and slw_schedule["factors"] == [0.0, 1.0]
+    assert slw == 1.0 and slw_schedule["factors"] == [0.0, 1.0]
     raw = {"teacher": TEACHER, "student": "digits_student", "epochs": 8,
            "dataset": {"name": "digits"}, "terms": terms, "student_loss_weight": slw,
            "student_loss_schedule": slw_schedule}
