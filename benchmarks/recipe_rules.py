@@ -1,6 +1,6 @@
 """The measurements behind `keras_kd.methods`' rules, on a VALIDATION split.
 
-    PYTHONPATH=. nice -n 10 python benchmarks/recipe_rules.py --seeds 0,1,2 --only 0,1,2,3,4 \\
+    PYTHONPATH=. nice -n 10 python benchmarks/recipe_rules.py --seeds 0,1,2 --only 0,1,2,3,4,5,6,7,8 \\
         --out results/recipe_rules/digits.json
 
 For each variant (a recipe with its rule, or with the published weight the
@@ -29,9 +29,9 @@ VARIANTS = (
     ("scratch", "scratch", {}),
     ("at: rule (β = 1000·64/1024 = 62.5)", "at", {}),
     ("at: published β = 1000", "at", {"weight": 1000.0}),
-    ("kd: rule (0.1·CE + 0.9·KD)", "kd", {}),
-    ("kd: 1·CE + 1·KD (old recipe)", "kd", {"weight": 1.0, "student_loss_weight": 1.0}),
-    ("kd_ls", "kd_ls", {}),
+    ("kd: convex 0.1·CE + 0.9·KD", "kd", {"weight": 0.9, "student_loss_weight": 0.1}),
+    ("kd: rule (1·CE + 1·KD)", "kd", {}),
+    ("kd_ls (1·CE + 1·KD, standardized logits)", "kd_ls", {}),
     ("dkd: rule (β = 1 + 7·E/240, warm-up E/12)", "dkd", {}),
     ("dkd: published β = 8, warm-up ¼ (old recipe)", "dkd", {"beta": 8.0, "warmup_epochs": -1}),
     ("dist", "dist", {}),
