@@ -186,7 +186,7 @@ class FusedRow:
     def _tensorflow_step(self):
         import tensorflow as tf
 
-        student, teacher, optimizer, feature = self.student, self.teacher, self.optimizer, self.feature
+        student, teacher, optimizer = self.student, self.teacher, self.optimizer
 
         @tf.function
         def step(x, y):
@@ -203,7 +203,7 @@ class FusedRow:
     def _jax_step(self):
         import jax
 
-        student, teacher, optimizer, feature = self.student, self.teacher, self.optimizer, self.feature
+        student, teacher, optimizer = self.student, self.teacher, self.optimizer
         t_vars = ([v.value for v in teacher.trainable_variables],
                   [v.value for v in teacher.non_trainable_variables])
         state = [[v.value for v in student.trainable_variables],

@@ -26,6 +26,7 @@ MOVED = {
     "keras_kd.bench_report": "keras_kd.tools.bench_report",
     "keras_kd.demo": "keras_kd.tools.demo",
     "keras_kd.timing": "keras_kd.tools.timing",
+    "keras_kd.tune": "keras_kd.tools.tune",
 }
 
 

@@ -92,7 +92,7 @@ def test_bench_rejects_unknown_names_and_feature_methods_on_mlp_pairs(tmp_path):
         bench.run(pair="nope", output_dir=str(tmp_path))
     with pytest.raises(ValueError, match=r"Unknown method\(s\) \['kdd'\]"):
         bench.run(methods_=["kdd"], output_dir=str(tmp_path))
-    with pytest.raises(ValueError, match="feature methods.*fitnet.*--methods kd,dkd,nkd"):
+    with pytest.raises(ValueError, match="feature methods.*fitnet.*--methods kd,kd_ls,dist,dkd,dkd_ls,nkd"):
         bench.run(pair="fmnist-mlp", methods_=["kd", "fitnet"], output_dir=str(tmp_path))
 
 
@@ -111,8 +111,26 @@ def test_summary_statistics_match_numpy():
     assert by["kd"]["std"] == pytest.approx(np.std([95.0, 97.0]))
     assert by["kd"]["delta"] == pytest.approx(96.0 - 91.0)
     assert by["kd"]["step_ratio"] == pytest.approx(4.0 / 3.0)
-    assert by["kd"]["verdict"] == "beats scratch"
-    assert by["at"]["verdict"] == "does not beat scratch"
+    assert by["kd"]["verdict"] == "helps"  # +5, +5: no spread
+    # at: paired Δ −10, −2 → mean −6, sd 5.657, 95% CI −6 ± 12.706·5.657/√2
+    assert [d for _, d in by["at"]["paired"]] == pytest.approx([-10.0, -2.0])
+    assert by["at"]["paired_sd"] == pytest.approx(np.std([-10.0, -2.0], ddof=1))
+    half = 12.706 * np.std([-10.0, -2.0], ddof=1) / np.sqrt(2)
+    assert by["at"]["ci95"] == pytest.approx((-6.0 - half, -6.0 + half))
+    assert by["at"]["verdict"] == "no clear difference"
+
+
+def test_paired_verdict_reads_the_interval_not_the_means():
+    # scratch varies a lot across seeds, the method is 0.5 above it on every seed:
+    # unpaired stds would call it noise, the paired interval says it helps.
+    scratch = {"seeds": [0, 1, 2], "accuracies": [80.0, 85.0, 90.0]}
+    method = {"seeds": [0, 1, 2], "accuracies": [80.5, 85.6, 90.4]}
+    out = bench_report.paired(method, scratch)
+    assert out["verdict"] == "helps" and out["ci95"][0] > 0
+    worse = {"seeds": [0, 1, 2], "accuracies": [79.0, 84.2, 89.1]}
+    assert bench_report.paired(worse, scratch)["verdict"] == "hurts"
+    one = {"seeds": [1, 5], "accuracies": [86.0, 99.0]}
+    assert bench_report.paired(one, scratch)["verdict"] == "one seed: no spread"
 
 
 def test_stratified_subset_keeps_class_balance_and_is_fixed():

@@ -92,7 +92,7 @@ PAIRS = {
     ),
 }
 
-LOGIT_METHODS = ("kd", "dkd", "nkd")
+LOGIT_METHODS = ("kd", "kd_ls", "dist", "dkd", "dkd_ls", "nkd")  # = keras_kd.zoo.recipes.LOGIT_METHODS
 
 
 def build_model(name, dataset):
@@ -261,8 +261,11 @@ def _fit_verbose(verbose):
     return {0: 0, 1: 2}.get(verbose, 1)
 
 
-def train_one(method, student_name, seed, teacher, pair, data, settings, output_dir, verbose):
-    """Trains one student with one method and returns its result row."""
+def train_one(method, student_name, seed, teacher, pair, data, settings, output_dir, verbose,
+              overrides=None):
+    """Trains one student with one method and returns its result row.
+
+    `overrides` replace the recipe's rules (`keras_kd.zoo.recipes.recipe(**overrides)`)."""
     from keras_kd.zoo import recipes as methods
     from keras_kd.distiller import Distiller
     from keras_kd.tools.timing import latency_ms
@@ -271,7 +274,8 @@ def train_one(method, student_name, seed, teacher, pair, data, settings, output_
     epochs = settings["epochs"]
     keras.utils.set_random_seed(seed)
     student = build_model(student_name, pair.dataset)
-    plan = methods.recipe(method, epochs, temperature=settings["temperature"])
+    plan = methods.recipe(method, epochs, temperature=settings["temperature"],
+                          teacher=teacher, student=student, **(overrides or {}))
     timer = EpochTimer()
     log_dir = os.path.join(output_dir, "tensorboard", method, student_name, f"seed{seed}")
     callbacks = [timer, keras.callbacks.TensorBoard(log_dir)] + list(plan.callbacks)
@@ -290,6 +294,7 @@ def train_one(method, student_name, seed, teacher, pair, data, settings, output_
         "method": method,
         "student": student_name,
         "seed": seed,
+        "weights": plan.weights,
         "accuracy": accuracy(student, x_test, y_test),
         "params": int(student.count_params()),
         "latency_ms": latency_ms(student, x_test[:256]),

@@ -97,6 +97,33 @@ def _add_bench(commands):
     parser.set_defaults(handler=_bench)
 
 
+def _tune(args):
+    from keras_kd.tools import tune
+    from keras_kd.tools import config
+
+    try:
+        tune.from_args(args)
+    except (ValueError, FileNotFoundError, ImportError, config.ConfigError) as error:
+        print(f"keras-kd tune: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_tune(commands):
+    from keras_kd.tools import tune
+
+    parser = commands.add_parser(
+        "tune",
+        help="search a method's hyperparameters on a validation split (KerasTuner)",
+        description="Carves a validation split out of the TRAINING split (the test split is "
+        "never read), runs a KerasTuner search over the method's hyperparameters, and writes "
+        "OUTPUT_DIR/best.yaml (a run config for keras-kd distill) and OUTPUT_DIR/trials.md. "
+        "Re-running the same command resumes. Needs keras-tuner.",
+    )
+    tune.add_arguments(parser)
+    parser.set_defaults(handler=_tune)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-kd",
@@ -124,6 +151,7 @@ def build_parser():
     demo.set_defaults(handler=_demo)
     _add_distill(commands)
     _add_bench(commands)
+    _add_tune(commands)
     return parser
 
 

@@ -183,13 +183,13 @@ def _weight_schedule(raw, weight):
     return schedules.Piecewise(raw["boundaries_epochs"], [f * weight for f in raw["factors"]])
 
 
-def build_terms(cfg, teacher):
+def build_terms(cfg, teacher, student=None):
     """`(terms, {term name: schedule}, callbacks)` from `method` or `terms`."""
     from keras_kd import zoo
     from keras_kd.zoo import recipes as methods
 
     if cfg["method"] is not None:
-        recipe = methods.recipe(cfg["method"], cfg["epochs"])
+        recipe = methods.recipe(cfg["method"], cfg["epochs"], teacher=teacher, student=student)
         return recipe.terms, {}, list(recipe.callbacks), recipe.student_loss_weight
     terms, scheduled = [], {}
     for i, raw in enumerate(cfg["terms"]):
@@ -401,7 +401,7 @@ def run(cfg, train_data=None, test_data=None, teacher_model=None, student_model=
                           **compile_args)
         else:
             try:
-                terms, scheduled, extra, slw = build_terms(cfg, teacher)
+                terms, scheduled, extra, slw = build_terms(cfg, teacher, student)
                 model = Distiller(teacher, student, losses=terms, student_loss_weight=slw)
             except (TypeError, ValueError) as error:
                 raise config_lib.ConfigError(

@@ -1,13 +1,31 @@
-"""Ready-made recipes: each distillation method wired to the zoo's tap names.
+"""Ready-made recipes: each distillation method wired to the zoo's tap names,
+with weights scaled to the data and the budget by stated rules.
 
 `recipe(name, epochs)` returns what `Distiller` and `fit` need for one
 method on a `keras_kd.zoo.cnn` teacher/student pair whose stages are named
-`stage{i}_relu` (the shipped digits teacher is one). Used by
-`examples/feature_methods.py` and the tests, and a template for your own
-models: swap the tap names.
+`stage{i}_relu` (the shipped digits and Fashion-MNIST teachers are). Give
+the models (`teacher=`, `student=`) so the rules can read the feature-map
+sizes; without them the rules assume the maps the papers' weights were set
+for (CIFAR, 32×32 input) and leave those weights as published.
+
+`RECIPES` is the table: method name -> a small function of a `Context`
+(epochs, temperature, map sizes, class count) and the overrides. Every
+function documents its rule and what chose it. Keyword overrides
+(`weight=`, `student_loss_weight=`, `temperature=`,
+`logit_standardization=`, `beta=`, ...) replace a rule's result: this is
+what `keras-kd tune` searches. `Recipe.weights` states the effective
+weights, for reports.
+
+The principle behind every rule: a weight published for one setting keeps
+the *same strength per unit of what it multiplies* in another, i.e. it is
+rescaled by the ratio of the quantities that change the loss's magnitude
+(map area for losses averaged over positions, element count for losses
+summed over elements, run length for terms whose published strength
+assumes hundreds of epochs). No rule reads a test split.
 """
 
 import dataclasses
+import math
 
 from keras_kd import losses
 from keras_kd.regimes.stages import Stage, Stages
@@ -15,75 +33,373 @@ from keras_kd.regimes.stages import Stage, Stages
 STAGES = ("stage1_relu", "stage2_relu", "stage3_relu")
 # Methods whose feature pairs must have equal channel counts (no adapter).
 WIDTH_MATCHED = ("fsp",)
+# The setting the papers' weights were published for: CIFAR (32×32 input),
+# 240 epochs (RepDistiller / mdistiller).
+REFERENCE_INPUT_AREA = 32 * 32
+REFERENCE_EPOCHS = 240
+# Official Overhaul CIFAR student (WRN-16-2): stage maps 32×32×32,
+# 16×16×64, 8×8×128, stage weights 1/4, 1/2, 1 (Heo et al. 2019 code).
+OVERHAUL_REFERENCE_ELEMENTS = (32 * 32 * 32) / 4 + (16 * 16 * 64) / 2 + 8 * 8 * 128
+# KD and hard-label weights: independent, 1·CE + 1·T²·KL. Measured on the digits
+# validation split (benchmarks/recipe_rules.py, 3 seeds): at least as good as
+# the convex 0.1·CE + 0.9·KD of Hinton et al. / keras.distillation (paired
+# 0, +0.70, +0.35 points). See docs/tuning.md.
+KD_WEIGHT = 1.0
+KD_HARD_WEIGHT = 1.0
 
 
 @dataclasses.dataclass
 class Recipe:
-    """Terms, the hard-label weight and callbacks of one method."""
+    """Terms, the hard-label weight and callbacks of one method, plus the
+    effective weights the rules chose (`weights`, for reports)."""
 
     name: str
     terms: list
     student_loss_weight: float = 1.0
     callbacks: list = dataclasses.field(default_factory=list)
+    weights: dict = dataclasses.field(default_factory=dict)
 
 
-def recipe(name, epochs, temperature=4.0):
+@dataclasses.dataclass
+class Context:
+    """What the rules read from the run: the budget and the models' shapes."""
+
+    epochs: int
+    temperature: float = 4.0
+    num_classes: int = None
+    # {tap name: (height, width, channels)} of the student's stage maps; None
+    # when no model was given (the rules then assume the reference sizes).
+    student_maps: dict = None
+
+    @property
+    def first(self):
+        """Epochs of the first stage of a two-stage method (a quarter, >= 1)."""
+        return max(1, self.epochs // 4)
+
+    @property
+    def rest(self):
+        return max(1, self.epochs - self.first)
+
+    def area_ratio(self, tap=STAGES[0]):
+        """Area of the student's `tap` map ÷ the reference input's area."""
+        if not self.student_maps or tap not in self.student_maps:
+            return 1.0
+        h, w, _ = self.student_maps[tap]
+        return (h * w) / REFERENCE_INPUT_AREA
+
+    def budget(self):
+        """The run's length as a fraction of the papers' 240 epochs (≤ 1)."""
+        return min(1.0, self.epochs / REFERENCE_EPOCHS)
+
+
+def _take(overrides, key, default):
+    return overrides.pop(key, default)
+
+
+def _kd_term(ctx, overrides, name="kd", standardize=False):
+    temperature = _take(overrides, "temperature", ctx.temperature)
+    weight = _take(overrides, "weight", KD_WEIGHT)
+    ls = _take(overrides, "logit_standardization", standardize)
+    kwargs = {"logit_standardization": True} if ls else {}
+    return losses.KD(temperature=temperature, weight=weight, name=name, **kwargs), \
+        {name: weight, "temperature": temperature, "logit_standardization": bool(ls)}
+
+
+def _scratch(ctx, overrides):
+    """The student alone on the labels."""
+    return Recipe("scratch", [], weights={"student_loss": 1.0})
+
+
+def _kd(ctx, overrides, standardize=False, name="kd"):
+    """KD (Hinton et al. 2015): 1·CE + 1·T²·KL(p_t^T ‖ p_s^T), T = 4.
+
+    Rule: independent weights, the labels and the T²-scaled KL at 1 each (no
+    scaling: the T² factor already makes the KL's gradient independent of
+    T). Measured on the digits validation split (benchmarks/recipe_rules.py,
+    20 epochs, 3 seeds, paired): the convex 0.1·CE + 0.9·KD of Hinton et al.
+    and `keras.distillation` scored 0, −0.70 and −0.35 points below it.
+    `keras.distillation`'s α·CE + (1 − α)·KD is `student_loss_weight=α,
+    weight=1 − α` (docs/tuning.md, examples/keras_parity.py).
+    """
+    term, weights = _kd_term(ctx, overrides, standardize=standardize)
+    slw = _take(overrides, "student_loss_weight", KD_HARD_WEIGHT)
+    return Recipe(name, [term], student_loss_weight=slw,
+                  weights={"student_loss": slw, **weights})
+
+
+def _kd_ls(ctx, overrides):
+    """KD with logit standardization (Sun et al., CVPR 2024): the `kd`
+    recipe with both logits z-scored per sample before the temperature.
+
+    Rule: as `kd` (1·CE + 1·KD). The authors' CIFAR scripts use a base
+    temperature of 2 with standardization (the z-scores have unit spread, so
+    T plays a different role than on raw logits); we keep T = `temperature`
+    (4) so `kd_ls` and `kd` differ in the standardization only. Not yet
+    measured on a validation split.
+    """
+    return _kd(ctx, overrides, standardize=True, name="kd_ls")
+
+
+def _dist(ctx, overrides):
+    """DIST (Huang et al., NeurIPS 2022): τ²·(β·inter + γ·intra), β = γ = 1,
+    τ = 1, beside the labels at weight 1 (the authors' ImageNet/CIFAR
+    setting: CE weight 1, DIST weight 1; their code's τ = 1 default; the
+    correlation terms are scale-free, so no size rule applies). Not yet
+    measured on a validation split.
+    """
+    beta = _take(overrides, "beta", 1.0)
+    gamma = _take(overrides, "gamma", 1.0)
+    temperature = _take(overrides, "temperature", 1.0)
+    weight = _take(overrides, "weight", 1.0)
+    slw = _take(overrides, "student_loss_weight", 1.0)
+    term = losses.DIST(beta=beta, gamma=gamma, temperature=temperature, weight=weight)
+    return Recipe("dist", [term], student_loss_weight=slw,
+                  weights={"student_loss": slw, "dist": weight, "beta": beta, "gamma": gamma,
+                           "temperature": temperature})
+
+
+def _dkd_beta(ctx):
+    """β scaled to the run length: 1 + (8 − 1)·min(1, epochs / 240)."""
+    return 1.0 + (8.0 - 1.0) * ctx.budget()
+
+
+def _dkd(ctx, overrides, standardize=False, name="dkd"):
+    """DKD (Zhao et al. 2022): α·TCKD + β·NCKD beside the labels at weight 1.
+
+    Rules:
+    - warm-up: the authors warm the weight up linearly over 20 of 240
+      epochs; here over the same fraction of the run, 1/12, at least 1
+      epoch (a 6-epoch run warms up over 1 epoch, a 240-epoch run over 20).
+    - β scaled to the run length: β = 1 + 7·min(1, epochs / 240), from 1
+      (NCKD as strong as TCKD, near plain KD) for a short run to the paper's
+      8 at 240 epochs. Why: β = 8 puts NCKD's T²-scaled gradient far above
+      the labels'; the paper's runs have 240 epochs for the labels to win
+      back, a short run has not. α = 1 and T = `temperature` as published.
+    Not yet measured on a validation split.
+    """
+    alpha = _take(overrides, "alpha", 1.0)
+    beta = _take(overrides, "beta", _dkd_beta(ctx))
+    temperature = _take(overrides, "temperature", ctx.temperature)
+    warmup = _take(overrides, "warmup_epochs", max(1, round(ctx.epochs * 20 / REFERENCE_EPOCHS)))
+    weight = _take(overrides, "weight", 1.0)
+    ls = _take(overrides, "logit_standardization", standardize)
+    slw = _take(overrides, "student_loss_weight", 1.0)
+    kwargs = {"logit_standardization": True} if ls else {}
+    term = losses.DKD(alpha=alpha, beta=beta, temperature=temperature, warmup_epochs=warmup,
+                      weight=weight, **kwargs)
+    return Recipe(name, [term], student_loss_weight=slw,
+                  weights={"student_loss": slw, "dkd": weight, "alpha": alpha, "beta": beta,
+                           "temperature": temperature, "warmup_epochs": warmup,
+                           "logit_standardization": bool(ls)})
+
+
+def _dkd_ls(ctx, overrides):
+    """DKD with logit standardization (Sun et al., CVPR 2024): the `dkd`
+    recipe with both logits z-scored per sample before the temperature."""
+    return _dkd(ctx, overrides, standardize=True, name="dkd_ls")
+
+
+def _nkd(ctx, overrides):
+    """NKD (Yang et al. 2023): the authors' defaults T = 1, γ = 1.5 (it
+    ignores `temperature`), labels at weight 1, as the authors' code. The
+    normalised loss is scale-free: no rule applies."""
+    temperature = _take(overrides, "temperature", 1.0)
+    gamma = _take(overrides, "gamma", 1.5)
+    weight = _take(overrides, "weight", 1.0)
+    slw = _take(overrides, "student_loss_weight", 1.0)
+    return Recipe("nkd", [losses.NKD(temperature=temperature, gamma=gamma, weight=weight)],
+                  student_loss_weight=slw,
+                  weights={"student_loss": slw, "nkd": weight, "gamma": gamma,
+                           "temperature": temperature})
+
+
+def _fitnet(ctx, overrides):
+    """FitNets (Romero et al. 2014): hints for the first quarter of the
+    epochs (at least 1), then the `kd` recipe's objective.
+
+    Rule: the hint loss is already a mean over the hint's elements
+    (size-normalised, like RepDistiller's `nn.MSELoss`), and stage 1 trains
+    on it alone, so its weight (1) only sets the step size under SGD and
+    nothing under Adam; stage 2 uses `kd`'s weights.
+    """
+    kd, kd_weights = _kd_term(ctx, overrides)
+    hint_weight = _take(overrides, "hint_weight", 1.0)
+    slw = _take(overrides, "student_loss_weight", KD_HARD_WEIGHT)
+    terms = [losses.FitNet("stage2_relu", "stage2_relu", name="hint"), kd]
+    stages = Stages([
+        Stage(ctx.first, {"hint": hint_weight, "kd": 0.0, "student_loss": 0.0}, "hints"),
+        Stage(ctx.rest, {"hint": 0.0, "kd": kd_weights["kd"], "student_loss": slw}, "kd"),
+    ])
+    return Recipe("fitnet", terms, callbacks=[stages],
+                  weights={"stage 1 hint": hint_weight, "stage 2 student_loss": slw,
+                           **{f"stage 2 {k}": v for k, v in kd_weights.items()}})
+
+
+def _fsp(ctx, overrides):
+    """FSP (Yim et al. 2017): the flow matrices for the first quarter of the
+    epochs (at least 1), then the labels alone, as the paper.
+
+    Rule: the FSP matrix is a mean over positions (size-normalised), and
+    stage 1 trains on it alone: its weight (1) sets nothing under Adam.
+    """
+    weight = _take(overrides, "weight", 1.0)
+    terms = [losses.FSP(pairs=[
+        ("stage1_relu", "stage2_relu", "stage1_relu", "stage2_relu"),
+        ("stage2_relu", "stage3_relu", "stage2_relu", "stage3_relu"),
+    ])]
+    stages = Stages([
+        Stage(ctx.first, {"fsp": weight, "student_loss": 0.0}, "fsp"),
+        Stage(ctx.rest, {"fsp": 0.0, "student_loss": 1.0}, "task"),
+    ])
+    return Recipe("fsp", terms, callbacks=[stages],
+                  weights={"stage 1 fsp": weight, "stage 2 student_loss": 1.0})
+
+
+def _overhaul_elements(ctx):
+    """Σ_k stage_weight_k · h_k·w_k·c_k of the student's maps (None: unknown)."""
+    if not ctx.student_maps or not all(t in ctx.student_maps for t in STAGES):
+        return None
+    n = len(STAGES)
+    return sum(math.prod(ctx.student_maps[t]) / 2 ** (n - i - 1) for i, t in enumerate(STAGES))
+
+
+def _overhaul(ctx, overrides):
+    """Overhaul (Heo et al. 2019): the partial L2 between margin-ReLU'd
+    teacher and connected student pre-ReLU maps, labels at weight 1.
+
+    Rule (size normalisation): the loss SUMS over every element of the
+    maps (as the official code), so its weight 1e-3 is rescaled by
+    (reference elements ÷ this student's elements), with the reference the
+    official CIFAR student's maps (WRN-16-2: 32×32×32, 16×16×64, 8×8×128,
+    stage weights ¼, ½, 1) — the same strength per element. Not yet
+    measured on a validation split.
+    """
+    elements = _overhaul_elements(ctx)
+    scale = 1.0 if elements is None else OVERHAUL_REFERENCE_ELEMENTS / elements
+    weight = _take(overrides, "weight", 1e-3 * scale)
+    slw = _take(overrides, "student_loss_weight", 1.0)
+    return Recipe("overhaul", [losses.Overhaul(list(STAGES), list(STAGES), weight=weight)],
+                  student_loss_weight=slw, weights={"student_loss": slw, "overhaul": weight})
+
+
+def _review(ctx, overrides):
+    """ReviewKD (Chen et al. 2021): weight 1, labels at weight 1 (the
+    official CIFAR setting). Its HCL loss is a mean over elements at every
+    pyramid level (size-normalised): no rule applies."""
+    weight = _take(overrides, "weight", 1.0)
+    slw = _take(overrides, "student_loss_weight", 1.0)
+    return Recipe("review", [losses.ReviewKD(list(STAGES), list(STAGES), weight=weight)],
+                  student_loss_weight=slw, weights={"student_loss": slw, "review": weight})
+
+
+def _at(ctx, overrides):
+    """Attention transfer (Zagoruyko & Komodakis 2017), labels at weight 1.
+
+    Rule (map area): the loss is a MEAN over the h·w positions of maps that
+    are L2-normalised over those positions, so it scales as 1/(h·w) for the
+    same mismatch; β = 1000 was set for CIFAR's 32×32 first-stage maps. So
+    β = 1000 · (h·w of the student's first tapped map) / (32·32): 766 for
+    28×28 Fashion-MNIST maps, 62.5 for the 8×8 digits.
+    """
+    beta = _take(overrides, "weight", 1000.0 * ctx.area_ratio())
+    slw = _take(overrides, "student_loss_weight", 1.0)
+    return Recipe("at", [losses.AttentionTransfer(list(STAGES), list(STAGES), weight=beta)],
+                  student_loss_weight=slw, weights={"student_loss": slw, "at": beta})
+
+
+def _rkd(ctx, overrides):
+    """RKD (Park et al. 2019) on the pooled features, the term's defaults."""
+    return _simple("rkd", losses.RKD, ("pool", "pool"), overrides)
+
+
+def _pkt(ctx, overrides):
+    """PKT (Passalis & Tefas 2018) on the pooled features, the term's defaults."""
+    return _simple("pkt", losses.PKT, ("pool", "pool"), overrides)
+
+
+def _sp(ctx, overrides):
+    """SP (Tung & Mori 2019) on the last stage, the term's defaults."""
+    return _simple("sp", losses.SP, ("stage3_relu", "stage3_relu"), overrides)
+
+
+def _simple(name, cls, args, overrides):
+    kwargs = {}
+    if "weight" in overrides:
+        kwargs["weight"] = overrides.pop("weight")
+    term = cls(*args, **kwargs)
+    slw = _take(overrides, "student_loss_weight", 1.0)
+    return Recipe(name, [term], student_loss_weight=slw,
+                  weights={"student_loss": slw, name: float(term.weight)})
+
+
+RECIPES = {
+    "scratch": _scratch,
+    "kd": _kd,
+    "kd_ls": _kd_ls,
+    "dist": _dist,
+    "fitnet": _fitnet,
+    "fsp": _fsp,
+    "overhaul": _overhaul,
+    "review": _review,
+    "at": _at,
+    "rkd": _rkd,
+    "pkt": _pkt,
+    "sp": _sp,
+    "dkd": _dkd,
+    "dkd_ls": _dkd_ls,
+    "nkd": _nkd,
+}
+METHODS = tuple(RECIPES)
+LOGIT_METHODS = ("kd", "kd_ls", "dist", "dkd", "dkd_ls", "nkd")
+
+
+def stage_maps(model, taps=STAGES):
+    """{tap: (h, w, c)} of `model`'s layers named in `taps` (those it has)."""
+    if model is None:
+        return None
+    maps = {}
+    for tap in taps:
+        try:
+            shape = model.get_layer(tap).output.shape
+        except (ValueError, AttributeError):
+            continue
+        if len(shape) == 4 and all(d is not None for d in shape[1:]):
+            maps[tap] = tuple(int(d) for d in shape[1:])
+    return maps
+
+
+def recipe(name, epochs, temperature=4.0, *, teacher=None, student=None, num_classes=None,
+           **overrides):
     """The recipe of method `name` for a run of `epochs` epochs.
 
-    Two-stage methods (FitNets, FSP) spend the first quarter of the epochs
-    (at least 1) on the feature term alone, then switch to the task (FitNets
-    stage 2 uses KD as in Romero et al.; FSP stage 2 the labels alone, as in
-    Yim et al.).
+    Args:
+        name: one of `METHODS`.
+        epochs: the run's length (the budget rules read it).
+        temperature: T of the temperature-based logit terms (KD, DKD).
+        teacher, student: the models, so the rules read map sizes and the
+            class count; without them the published weights are kept.
+        num_classes: the class count, when no model gives it.
+        **overrides: replace a rule's result (`weight`, `student_loss_weight`,
+            `temperature`, `logit_standardization`, `beta`, `alpha`, `gamma`,
+            `warmup_epochs`, `hint_weight`; see each recipe).
 
-    Logit methods that need the labels: DKD (alpha 1, beta 8, T =
-    `temperature`) warms its weight up linearly over the first quarter of the
-    epochs (at least 1; the paper's 20 of 240), so a short run still reaches
-    the full weight; NKD uses the authors' defaults (T = 1, gamma = 1.5; it
-    ignores `temperature`). Both keep the hard-label loss at weight 1, as the
-    authors' code does.
+    Returns:
+        A `Recipe`; `Recipe.weights` lists the effective weights.
     """
-    first = max(1, epochs // 4)
-    rest = max(1, epochs - first)
-    if name == "scratch":
-        return Recipe(name, [])
-    if name == "kd":
-        return Recipe(name, [losses.KD(temperature=temperature)])
-    if name == "fitnet":
-        terms = [losses.FitNet("stage2_relu", "stage2_relu", name="hint"),
-                 losses.KD(temperature=temperature)]
-        stages = Stages([
-            Stage(first, {"hint": 1.0, "kd": 0.0, "student_loss": 0.0}, "hints"),
-            Stage(rest, {"hint": 0.0, "kd": 1.0, "student_loss": 1.0}, "kd"),
-        ])
-        return Recipe(name, terms, callbacks=[stages])
-    if name == "fsp":
-        terms = [losses.FSP(pairs=[
-            ("stage1_relu", "stage2_relu", "stage1_relu", "stage2_relu"),
-            ("stage2_relu", "stage3_relu", "stage2_relu", "stage3_relu"),
-        ])]
-        stages = Stages([
-            Stage(first, {"fsp": 1.0, "student_loss": 0.0}, "fsp"),
-            Stage(rest, {"fsp": 0.0, "student_loss": 1.0}, "task"),
-        ])
-        return Recipe(name, terms, callbacks=[stages])
-    if name == "overhaul":
-        return Recipe(name, [losses.Overhaul(list(STAGES), list(STAGES))])
-    if name == "review":
-        return Recipe(name, [losses.ReviewKD(list(STAGES), list(STAGES))])
-    if name == "at":
-        return Recipe(name, [losses.AttentionTransfer(list(STAGES), list(STAGES))])
-    if name == "rkd":
-        return Recipe(name, [losses.RKD("pool", "pool")])
-    if name == "pkt":
-        return Recipe(name, [losses.PKT("pool", "pool")])
-    if name == "sp":
-        return Recipe(name, [losses.SP("stage3_relu", "stage3_relu")])
-    if name == "dkd":
-        return Recipe(name, [losses.DKD(temperature=temperature, warmup_epochs=first)])
-    if name == "nkd":
-        return Recipe(name, [losses.NKD()])
-    raise ValueError(f"Unknown method '{name}'; known: {', '.join(METHODS)}.")
-
-
-METHODS = ("scratch", "kd", "fitnet", "fsp", "overhaul", "review", "at", "rkd", "pkt", "sp",
-           "dkd", "nkd")
+    if name not in RECIPES:
+        raise ValueError(f"Unknown method '{name}'; known: {', '.join(METHODS)}.")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}.")
+    if num_classes is None:
+        for model in (student, teacher):
+            if model is not None and getattr(model, "outputs", None):
+                num_classes = int(model.outputs[0].shape[-1])
+                break
+    ctx = Context(epochs=epochs, temperature=temperature, num_classes=num_classes,
+                  student_maps=stage_maps(student))
+    overrides = dict(overrides)
+    plan = RECIPES[name](ctx, overrides)
+    if overrides:
+        raise ValueError(f"Recipe '{name}' does not take {sorted(overrides)}; see "
+                         f"keras_kd.zoo.recipes.RECIPES['{name}'].__doc__.")
+    return plan

@@ -1,0 +1,100 @@
+"""keras_kd.zoo.recipes: the recipe table and the rules that scale each weight to
+the data and the budget (docstrings of keras_kd.zoo.recipes)."""
+
+import pytest
+
+from keras_kd import losses, zoo
+from keras_kd.tools import bench
+from keras_kd.tools import config
+from keras_kd.zoo import recipes as methods
+
+
+@pytest.fixture(scope="module")
+def fmnist_student():
+    return zoo.fmnist_student()
+
+
+@pytest.fixture(scope="module")
+def digits_student():
+    return zoo.cnn((8, 8, 1), 10, widths=(8, 16, 32), pool_after=(2,), name="thin")
+
+
+def test_recipes_are_a_table_and_every_name_is_known_to_config_and_bench():
+    assert isinstance(methods.RECIPES, dict)
+    assert methods.METHODS == tuple(methods.RECIPES)
+    assert {"kd_ls", "dist", "dkd_ls"} <= set(methods.METHODS)
+    assert set(config.METHODS) == set(methods.METHODS)
+    assert set(bench.LOGIT_METHODS) == set(methods.LOGIT_METHODS)
+    for name, build in methods.RECIPES.items():
+        assert build.__doc__, f"recipe {name} has no rule in its docstring"
+
+
+def test_stage_maps_reads_the_student_taps(fmnist_student, digits_student):
+    assert methods.stage_maps(fmnist_student) == {
+        "stage1_relu": (28, 28, 16), "stage2_relu": (14, 14, 32), "stage3_relu": (7, 7, 64)}
+    assert methods.stage_maps(digits_student)["stage1_relu"] == (8, 8, 8)
+    assert methods.stage_maps(None) is None
+
+
+@pytest.mark.parametrize("student, beta", [(None, 1000.0), ("fmnist", 1000.0 * 784 / 1024),
+                                           ("digits", 1000.0 * 64 / 1024)])
+def test_at_beta_scales_with_the_first_map_area(student, beta, fmnist_student, digits_student):
+    model = {"fmnist": fmnist_student, "digits": digits_student}.get(student)
+    plan = methods.recipe("at", 6, student=model)
+    (term,) = plan.terms
+    assert isinstance(term, losses.AttentionTransfer)
+    assert float(term.weight) == pytest.approx(beta, rel=1e-6)
+    assert plan.weights == {"student_loss": 1.0, "at": pytest.approx(beta)}
+
+
+def test_overhaul_weight_keeps_the_per_element_strength(fmnist_student):
+    # 28·28·16/4 + 14·14·32/2 + 7·7·64 = 9408 elements; reference 24576.
+    plan = methods.recipe("overhaul", 6, student=fmnist_student)
+    assert plan.weights["overhaul"] == pytest.approx(1e-3 * 24576 / 9408)
+    assert methods.recipe("overhaul", 6).weights["overhaul"] == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("epochs, warmup, beta", [
+    (1, 1, 1 + 7 / 240), (6, 1, 1 + 7 * 6 / 240), (24, 2, 1 + 7 * 24 / 240),
+    (120, 10, 4.5), (240, 20, 8.0), (480, 40, 8.0)])
+def test_dkd_warmup_and_beta_follow_the_run_length(epochs, warmup, beta):
+    plan = methods.recipe("dkd", epochs)
+    (term,) = plan.terms
+    assert isinstance(term, losses.DKD) and plan.student_loss_weight == 1.0
+    assert term.warmup_epochs == warmup and term.default_schedule.warmup_epochs == warmup
+    assert term.beta == pytest.approx(beta) and term.alpha == 1.0
+    assert plan.weights["beta"] == pytest.approx(beta)
+
+
+def test_kd_uses_independent_unit_weights():
+    plan = methods.recipe("kd", 10, temperature=2.0)
+    (term,) = plan.terms
+    assert float(term.weight) == 1.0 and term.temperature == 2.0
+    assert plan.student_loss_weight == 1.0
+    assert plan.weights == {"student_loss": 1.0, "kd": 1.0, "temperature": 2.0,
+                            "logit_standardization": False}
+    (ls,) = methods.recipe("kd_ls", 10).terms
+    assert ls.logit_standardization is True and float(ls.weight) == 1.0
+
+
+def test_overrides_replace_a_rule_and_unknown_ones_are_refused(fmnist_student):
+    plan = methods.recipe("at", 6, student=fmnist_student, weight=5.0, student_loss_weight=0.5)
+    assert float(plan.terms[0].weight) == 5.0 and plan.student_loss_weight == 0.5
+    plan = methods.recipe("dkd", 6, beta=2.0, temperature=1.0)
+    assert plan.terms[0].beta == 2.0 and plan.terms[0].temperature == 1.0
+    with pytest.raises(ValueError, match="Recipe 'at' does not take \\['beta'\\]"):
+        methods.recipe("at", 6, beta=3.0)
+    with pytest.raises(ValueError, match="Unknown method 'kdd'"):
+        methods.recipe("kdd", 6)
+    with pytest.raises(ValueError, match="epochs must be an int >= 1"):
+        methods.recipe("kd", 0)
+
+
+def test_two_stage_recipes_spend_a_quarter_on_the_feature_term():
+    plan = methods.recipe("fitnet", 8)
+    (stages,) = plan.callbacks
+    assert [s.epochs for s in stages.stages] == [2, 6]
+    assert stages.stages[0].weights == {"hint": 1.0, "kd": 0.0, "student_loss": 0.0}
+    assert stages.stages[1].weights == {"hint": 0.0, "kd": 1.0, "student_loss": 1.0}
+    plan = methods.recipe("fsp", 3)
+    assert [s.epochs for s in plan.callbacks[0].stages] == [1, 2]

@@ -1,0 +1,144 @@
+"""`keras-kd tune`: a tiny KerasTuner search on digits that resumes, never
+reads the test split, and writes a run config `keras-kd distill` accepts."""
+
+import os
+
+import numpy as np
+import pytest
+
+from keras_kd import datasets, tune, zoo
+from keras_kd.tools import cli
+from keras_kd.tools import config
+from keras_kd.zoo import recipes as methods
+from keras_kd.distiller import Distiller
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEACHER = os.path.join(ROOT, "saved_models", "digits_teacher.keras")
+
+
+@pytest.fixture
+def train_only(monkeypatch):
+    """datasets.load that records the splits asked for and refuses the test split."""
+    asked = []
+    original = datasets.load
+
+    def load(name, split="train", *args, **kwargs):
+        asked.append(split)
+        if split != "train":
+            raise AssertionError(f"tune read the '{split}' split")
+        return original(name, split, *args, **kwargs)
+
+    monkeypatch.setattr(datasets, "load", load)
+    return asked
+
+
+@pytest.fixture
+def fit_calls(monkeypatch):
+    """Counts Distiller.fit calls (one per trial that trains)."""
+    calls = []
+    original = Distiller.fit
+
+    def fit(self, *args, **kwargs):
+        calls.append(kwargs.get("epochs"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Distiller, "fit", fit)
+    return calls
+
+
+def _search(out, **kwargs):
+    args = dict(method="kd", student="digits_student", dataset="digits", teacher=TEACHER,
+                epochs=1, trials=2, train_size=400, algorithm="random", output_dir=str(out),
+                verbose=0)
+    args.update(kwargs)
+    return tune.run(**args)
+
+
+def test_a_tiny_search_resumes_reads_only_train_and_writes_a_valid_config(
+        tmp_path, train_only, fit_calls):
+    out = tmp_path / "kd"
+    first = _search(out)
+    assert fit_calls == [1, 1]  # two trials, one epoch each
+    assert set(train_only) == {"train"}
+
+    cfg = config.load(first["config"])  # valid for `keras-kd distill`
+    (term,) = cfg["terms"]
+    assert term["type"] == "KD"
+    assert term["temperature"] == first["best"]["temperature"]
+    assert term["weight"] == first["best"]["weight"]
+    assert cfg["student_loss_weight"] == first["best"]["student_loss_weight"]
+    assert cfg["epochs"] == 1 and cfg["student"] == "digits_student"
+    assert cfg["dataset"]["name"] == "digits"
+    assert 0.0 <= first["val_accuracy"] <= 1.0
+
+    table = (out / "trials.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "completed" in line]
+    assert len(rows) == 2
+    assert f"{first['val_accuracy']:.4f}" in rows[0]  # best first
+
+    # Re-running the same search trains nothing and gives the same answer.
+    second = _search(out)
+    assert fit_calls == [1, 1]
+    assert second["best"] == first["best"]
+    assert second["val_accuracy"] == pytest.approx(first["val_accuracy"])
+    assert set(train_only) == {"train"}
+
+
+def test_a_resumed_search_with_other_settings_is_refused(tmp_path, train_only):
+    out = tmp_path / "kd"
+    _search(out, trials=1)
+    with pytest.raises(ValueError, match="other settings.*epochs: 1 → 2"):
+        _search(out, trials=1, epochs=2)
+
+
+def test_validation_split_is_stratified_disjoint_and_fixed():
+    y = np.repeat(np.arange(3), [50, 30, 20])
+    x = np.arange(100)[:, None].astype("float32")
+    (xt, yt), (xv, yv) = tune.validation_split(x, y, 0.1, seed=3)
+    assert np.bincount(yv).tolist() == [5, 3, 2]
+    assert len(set(xt[:, 0]) & set(xv[:, 0])) == 0 and len(yt) + len(yv) == 100
+    (_, _), (xv2, _) = tune.validation_split(x, y, 0.1, seed=3)
+    assert np.array_equal(xv, xv2)
+    with pytest.raises(ValueError, match="val-fraction"):
+        tune.validation_split(x, y, 1.0, seed=0)
+
+
+def test_two_stage_recipes_become_piecewise_schedules_in_a_valid_config():
+    student = zoo.cnn((8, 8, 1), 10, widths=(8, 16, 32), pool_after=(2,))
+    plan = methods.recipe("fitnet", 8, student=student)
+    terms, slw, slw_schedule = tune.recipe_to_config_terms(plan)
+    hint, kd = terms
+    assert hint["type"] == "FitNet" and hint["weight"] == 1.0
+    assert hint["schedule"] == {"type": "piecewise", "boundaries_epochs": [2], "factors": [1.0, 0.0]}
+    assert kd["type"] == "KD" and kd["weight"] == 1.0
+    assert kd["schedule"]["factors"] == [0.0, 1.0]
+    assert slw == 1.0 and slw_schedule["factors"] == [0.0, 1.0]
+    raw = {"teacher": TEACHER, "student": "digits_student", "epochs": 8,
+           "dataset": {"name": "digits"}, "terms": terms, "student_loss_weight": slw,
+           "student_loss_schedule": slw_schedule}
+    cfg = config.validate(raw)
+    assert cfg["terms"][0]["schedule"]["boundaries_epochs"] == [2]
+
+
+def test_cli_tune_without_a_teacher_fails_with_a_clear_message(capsys, train_only):
+    code = cli.main(["tune", "--method", "kd", "--dataset", "digits",
+                     "--student", "digits_student"])
+    assert code == 2
+    assert "--method kd needs --teacher" in capsys.readouterr().err
+
+
+def test_cli_tune_says_how_to_install_keras_tuner_when_missing(monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tuner(name, *args, **kwargs):
+        if name == "keras_tuner":
+            raise ImportError("No module named 'keras_tuner'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tuner)
+    code = cli.main(["tune", "--method", "kd", "--dataset", "digits", "--teacher", TEACHER,
+                     "--student", "digits_student"])
+    assert code == 2
+    assert "pip install keras-tuner" in capsys.readouterr().err
