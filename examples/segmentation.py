@@ -30,7 +30,7 @@ networks need context beyond the pixel.
 Reports pixel accuracy and mIoU (over the 11 classes, labelled pixels only)
 on mosaics of the test split, mean ± std over the seeds, and the per-seed
 paired differences vs scratch. Results are saved to --out (JSON) after each
-run; an interrupted sweep resumes. The run of docs/models.md is kept in
+run; an interrupted sweep resumes. The run of the README ("Your own models") is kept in
 docs/segmentation/fashion_mosaics.json.
 """
 

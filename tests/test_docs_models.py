@@ -1,4 +1,4 @@
-"""Runs every snippet of docs/models.md ("Your own models").
+"""Runs every snippet of the README's section "Your own models".
 
 The snippets are executed as written, except `weights="imagenet"`, which
 becomes `weights=None` (no download); the data they name is made here.
@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DOC = os.path.join(ROOT, "docs", "models.md")
+DOC = os.path.join(ROOT, "README.md")
 
 
 def snippets():
     with open(DOC) as handle:
         text = handle.read()
-    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    section = text.split("\n## Your own models\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 
 def run(code, namespace):

@@ -108,7 +108,7 @@ def test_a_list_of_losses_becomes_one_term_per_named_output():
 
 
 def test_migrated_script_trains():
-    """The migration snippet of docs/models.md, before and after."""
+    """The migration snippet of the README ("Your own models"), before and after."""
     keras.utils.set_random_seed(0)
 
     def mlp(width, name):
