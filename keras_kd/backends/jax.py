@@ -53,8 +53,11 @@ class JaxSteps:
         trainable, non_trainable, optimizer_values, metrics_values = state
         x, y, sample_weight, cached = unpack_batch(data, self.student_view.output_names)
         x, y, sample_weight = check_batch(self, x, y, sample_weight, training=True)
-        with keras.StatelessScope(state_mapping=self._mapping(trainable, non_trainable)):
+        with keras.StatelessScope(state_mapping=self._mapping(trainable, non_trainable)) as scope:
             teacher_view = self._teacher_outputs(x, cached)
+        # What the teacher's forward assigned (a counter, say; a frozen
+        # teacher's BatchNormalization moves nothing) persists, as on TF.
+        non_trainable = _values_after(scope, self.non_trainable_variables, non_trainable)
         teacher_view = jax.lax.stop_gradient(teacher_view)
 
         def objective(trainable_values, non_trainable_values):
