@@ -1,7 +1,5 @@
 """FitNets hint loss checked against numpy, and the FitNet term in a Distiller."""
 
-import doctest
-
 import keras
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ from tests.feature_nets import (
 import keras_kd
 from keras_kd import losses
 from keras_kd.losses import hints
+from tests.doctests import assert_doctests
 
 
 def numpy_hint(t, s):
@@ -50,7 +49,7 @@ def test_hint_loss_float16_inputs_compute_in_float32():
 
 
 def test_docstring_examples():
-    assert doctest.testmod(hints).failed == 0
+    assert_doctests(hints, {"hint_loss": 4})
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
