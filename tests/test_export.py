@@ -13,6 +13,7 @@ import tensorflow as tf
 import keras_kd
 from keras_kd import losses
 from tests.models import tiny_cnn
+from tests.processes import subprocess_timeout
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def test_saved_model_cli_shows_the_serving_signature(trained, tmp_path):
     cli = shutil.which("saved_model_cli")
     command = [cli] if cli else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
     result = subprocess.run(
-        command + ["show", "--dir", path, "--all"], capture_output=True, text=True, timeout=120
+        command + ["show", "--dir", path, "--all"], capture_output=True, text=True, timeout=subprocess_timeout()
     )
     assert result.returncode == 0, result.stderr
     assert "serving_default" in result.stdout
@@ -133,7 +134,7 @@ def test_saved_model_cli_runs_the_served_student(trained, tmp_path):
     result = subprocess.run(
         command + ["run", "--dir", path, "--tag_set", "serve", "--signature_def", "serving_default",
                    "--inputs", f"{input_name}={tmp_path / 'x.npy'}", "--outdir", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=subprocess_timeout(),
     )
     assert result.returncode == 0, result.stderr[-2000:]
     (saved,) = [f for f in os.listdir(tmp_path / "out") if f.endswith(".npy")]
