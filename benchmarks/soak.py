@@ -2,7 +2,9 @@
 """Soak run: resident memory over thousands of KD + feature steps.
 
 keras_kd.Distiller with KD(T=4) + FeatureMSE on the reference pair of
-shared/ANCHORS.md (benchmarks/step_time.py builds it), trained with `fit`
+shared/ANCHORS.md (benchmarks/step_time.py builds it; `--pair digits`: the
+embedded digits data, the digits CNN teacher and the thin CNN student with
+a 1x1-conv adapter, ~10x cheaper per step), trained with `fit`
 for `--epochs` x `--steps-per-epoch` steps, with
 
 - a per-step loss-weight schedule (`LossWeightScheduler(per_step=True)`:
@@ -21,7 +23,7 @@ warm-up, in MiB per 1000 steps.
 
 Usage:
     nice -n 10 python benchmarks/soak.py                        # 3000 steps, batch 128
-    nice -n 10 python benchmarks/soak.py --batch 32 --json soak.json
+    nice -n 10 python benchmarks/soak.py --pair digits --batch 32 --json soak.json
     python benchmarks/soak.py --epochs 2 --steps-per-epoch 3 --samples 64 --batch 8 \
         --warmup-steps 2 --sample-every 1                        # smoke
 """
@@ -45,6 +47,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_kd  # noqa: E402
+import keras_kd.zoo  # noqa: E402
 import step_time  # noqa: E402  (the reference pair)
 from rss import peak_rss_mib, rss_mib  # noqa: E402
 
@@ -71,7 +74,11 @@ class RSSSampler(keras.callbacks.Callback):
             self.samples.append((self._step, time.perf_counter() - self._start, rss_mib()))
 
 
-def make_data(samples, batch):
+def make_data(samples, batch, pair="reference"):
+    if pair == "digits":
+        x, y = keras_kd.datasets.load("digits", "train", as_numpy=True)
+        return (tf.data.Dataset.from_tensor_slices((x, y.astype("int64")))
+                .shuffle(len(y), seed=0).batch(batch, drop_remainder=True).repeat().prefetch(2))
     rng = np.random.default_rng(1234)
     x = rng.random((samples, 32, 32, 3)).astype("float32")
     y = rng.integers(0, 10, size=(samples,)).astype("int64")
@@ -79,11 +86,26 @@ def make_data(samples, batch):
             .batch(batch, drop_remainder=True).repeat().prefetch(2))
 
 
-def make_distiller():
+def make_pair(pair):
+    """(teacher, student, teacher feature, student feature, adapter)."""
+    if pair == "digits":
+        # The digits CNN teacher (289k parameters) and the thin CNN student of
+        # the method benchmarks; stage 3 is (4, 4, 128) vs (4, 4, 32): a 1x1
+        # conv adapter trains with the student.
+        keras.utils.set_random_seed(7)
+        student = keras_kd.zoo.cnn((8, 8, 1), 10, widths=(8, 16, 32), convs_per_stage=1,
+                                   pool_after=(2,), name="student")
+        return keras_kd.zoo.digits_teacher(), student, "stage3_relu", "stage3_relu", "auto"
+    return (step_time.build_teacher(), step_time.build_student(), step_time.TEACHER_FEATURE,
+            step_time.STUDENT_FEATURE, None)
+
+
+def make_distiller(pair="reference"):
+    teacher, student, teacher_feature, student_feature, adapter = make_pair(pair)
     kd = keras_kd.losses.KD(temperature=step_time.TEMPERATURE, name="kd")
-    feature = keras_kd.losses.FeatureMSE(step_time.TEACHER_FEATURE, step_time.STUDENT_FEATURE,
+    feature = keras_kd.losses.FeatureMSE(teacher_feature, student_feature, adapter=adapter,
                                          name="feature")
-    distiller = keras_kd.Distiller(step_time.build_teacher(), step_time.build_student(),
+    distiller = keras_kd.Distiller(teacher, student,
                                    losses=[kd, feature],
                                    student_loss_weight=step_time.STUDENT_LOSS_WEIGHT)
     distiller.compile(optimizer=keras.optimizers.Adam(1e-3), loss=step_time.student_loss())
@@ -91,9 +113,9 @@ def make_distiller():
 
 
 def run(epochs=30, steps_per_epoch=100, samples=4096, batch=128, warmup_epochs=5,
-        warmup_steps=500, sample_every=50, tb_every=100, log_dir=None):
+        warmup_steps=500, sample_every=50, tb_every=100, log_dir=None, pair="reference"):
     """The soak run; returns a dict with the samples and the growth figures."""
-    distiller = make_distiller()
+    distiller = make_distiller(pair)
     scheduler = keras_kd.schedules.LossWeightScheduler({
         "kd": keras_kd.schedules.LinearWarmup(0.5, warmup_epochs=warmup_epochs),
         "feature": keras_kd.schedules.Piecewise([max(epochs // 3, 1), max(2 * epochs // 3, 2)],
@@ -105,13 +127,13 @@ def run(epochs=30, steps_per_epoch=100, samples=4096, batch=128, warmup_epochs=5
         board = keras.callbacks.TensorBoard(log_dir or os.path.join(scratch, "tb"),
                                             update_freq=tb_every, histogram_freq=5)
         started = time.perf_counter()
-        history = distiller.fit(make_data(samples, batch), epochs=epochs,
+        history = distiller.fit(make_data(samples, batch, pair), epochs=epochs,
                                 steps_per_epoch=steps_per_epoch, verbose=0,
                                 callbacks=[scheduler, board, sampler]).history
         seconds = time.perf_counter() - started
     result = analyse(sampler.samples, warmup_steps)
     result.update({
-        "steps": epochs * steps_per_epoch, "batch": batch, "seconds": seconds,
+        "steps": epochs * steps_per_epoch, "batch": batch, "pair": pair, "seconds": seconds,
         "peak_mib": peak_rss_mib(), "samples": sampler.samples,
         "final_loss": float(history["loss"][-1]),
         "kd_weight_last": float(history["kd_weight"][-1]),
@@ -146,6 +168,9 @@ def curve_table(samples, every=250):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pair", choices=("reference", "digits"), default="reference",
+                        help="reference: ANCHORS.md's synthetic 32x32x3 pair; digits: the "
+                        "embedded digits data, digits CNN teacher, thin CNN student (fast)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--steps-per-epoch", type=int, default=100)
     parser.add_argument("--samples", type=int, default=4096)
@@ -161,11 +186,11 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     result = run(args.epochs, args.steps_per_epoch, args.samples, args.batch, args.warmup_epochs,
-                 args.warmup_steps, args.sample_every, args.tb_every)
+                 args.warmup_steps, args.sample_every, args.tb_every, pair=args.pair)
     every = max(args.sample_every, (result["steps"] // 12) // args.sample_every * args.sample_every)
     print(curve_table(result["samples"], every))
     verdict = "met" if result["growth"] < TARGET_GROWTH else "NOT met"
-    print(f"\n{result['steps']} steps at batch {result['batch']} in {result['seconds']:.0f} s; "
+    print(f"\n{result['pair']} pair, {result['steps']} steps at batch {result['batch']} in {result['seconds']:.0f} s; "
           f"RSS after {result['warmup_steps']} warm-up steps {result['rss_after_warmup_mib']:.1f} MiB, "
           f"at the end {result['rss_end_mib']:.1f} MiB: growth {result['growth'] * 100:+.2f} % "
           f"(target < {TARGET_GROWTH * 100:.0f} %: {verdict}); slope "

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras_kd
 from keras_kd import losses
 from keras_kd.losses import relational
 from tests.feature_nets import assert_config_round_trip, feature_net, fit_two_steps
