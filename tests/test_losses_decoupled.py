@@ -277,6 +277,7 @@ def test_mixed_float16_distiller_step(digits_batch):
     distiller.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     history = distiller.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0).history
     assert np.isfinite(history["dkd"][0]) and np.isfinite(history["nkd"][0])
+    assert history["dkd"][0] > 0 and history["nkd"][0] > 0
 
 
 def test_docstring_examples_run():
