@@ -52,6 +52,11 @@ import step_time  # noqa: E402  (the reference pair)
 from rss import peak_rss_mib, rss_mib  # noqa: E402
 
 TARGET_GROWTH = 0.05
+CONTROLS = (None, "plain", "schedule", "tensorboard", "student", "student-tensorboard")
+DESCRIPTIONS = {None: "KD + feature, per-step schedule, TensorBoard", "plain": "KD + feature only",
+                "schedule": "KD + feature, per-step schedule", "tensorboard": "KD + feature, TensorBoard",
+                "student": "student.fit alone",
+                "student-tensorboard": "student.fit alone, TensorBoard"}
 
 
 class RSSSampler(keras.callbacks.Callback):
@@ -113,9 +118,23 @@ def make_distiller(pair="reference"):
 
 
 def run(epochs=30, steps_per_epoch=100, samples=4096, batch=128, warmup_epochs=5,
-        warmup_steps=500, sample_every=50, tb_every=100, log_dir=None, pair="reference"):
-    """The soak run; returns a dict with the samples and the growth figures."""
+        warmup_steps=500, sample_every=50, tb_every=100, log_dir=None, pair="reference",
+        control=None):
+    """The soak run; returns a dict with the samples and the growth figures.
+
+    `control` (for attributing a growth): "plain" drops the schedule and
+    TensorBoard; "schedule" keeps only the schedule, "tensorboard" only
+    TensorBoard; "student" trains the student alone with `student.fit`, no
+    schedule, no TensorBoard (what Keras itself costs); "student-tensorboard"
+    the same with TensorBoard."""
+    if control not in CONTROLS:
+        raise ValueError(f"control must be one of {CONTROLS}, got {control!r}.")
     distiller = make_distiller(pair)
+    if control in ("student", "student-tensorboard"):
+        model = distiller.student
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=step_time.student_loss())
+    else:
+        model = distiller
     scheduler = keras_kd.schedules.LossWeightScheduler({
         "kd": keras_kd.schedules.LinearWarmup(0.5, warmup_epochs=warmup_epochs),
         "feature": keras_kd.schedules.Piecewise([max(epochs // 3, 1), max(2 * epochs // 3, 2)],
@@ -126,18 +145,21 @@ def run(epochs=30, steps_per_epoch=100, samples=4096, batch=128, warmup_epochs=5
     with tempfile.TemporaryDirectory() as scratch:
         board = keras.callbacks.TensorBoard(log_dir or os.path.join(scratch, "tb"),
                                             update_freq=tb_every, histogram_freq=5)
+        callbacks = {None: [scheduler, board], "schedule": [scheduler], "tensorboard": [board],
+                     "student-tensorboard": [board]}.get(control, []) + [sampler]
         started = time.perf_counter()
-        history = distiller.fit(make_data(samples, batch, pair), epochs=epochs,
-                                steps_per_epoch=steps_per_epoch, verbose=0,
-                                callbacks=[scheduler, board, sampler]).history
+        history = model.fit(make_data(samples, batch, pair), epochs=epochs,
+                            steps_per_epoch=steps_per_epoch, verbose=0,
+                            callbacks=callbacks).history
         seconds = time.perf_counter() - started
     result = analyse(sampler.samples, warmup_steps)
     result.update({
-        "steps": epochs * steps_per_epoch, "batch": batch, "pair": pair, "seconds": seconds,
+        "steps": epochs * steps_per_epoch, "batch": batch, "pair": pair, "control": control, "seconds": seconds,
         "peak_mib": peak_rss_mib(), "samples": sampler.samples,
         "final_loss": float(history["loss"][-1]),
-        "kd_weight_last": float(history["kd_weight"][-1]),
-        "feature_weight_last": float(history["feature_weight"][-1]),
+        "kd_weight_last": float(history["kd_weight"][-1]) if "kd_weight" in history else None,
+        "feature_weight_last": (float(history["feature_weight"][-1])
+                                if "feature_weight" in history else None),
     })
     return result
 
@@ -179,6 +201,10 @@ def parse_args(argv=None):
     parser.add_argument("--warmup-steps", type=int, default=500, help="steps excluded from the growth")
     parser.add_argument("--sample-every", type=int, default=50)
     parser.add_argument("--tb-every", type=int, default=100, help="TensorBoard update_freq (batches)")
+    parser.add_argument("--control", choices=CONTROLS[1:],
+                        help="a control run: plain = no schedule, no TensorBoard; schedule / "
+                        "tensorboard = only that one; student = student.fit alone; "
+                        "student-tensorboard = student.fit with TensorBoard")
     parser.add_argument("--json", help="also write the result here")
     return parser.parse_args(argv)
 
@@ -186,11 +212,13 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     result = run(args.epochs, args.steps_per_epoch, args.samples, args.batch, args.warmup_epochs,
-                 args.warmup_steps, args.sample_every, args.tb_every, pair=args.pair)
+                 args.warmup_steps, args.sample_every, args.tb_every, pair=args.pair,
+                 control=args.control)
     every = max(args.sample_every, (result["steps"] // 12) // args.sample_every * args.sample_every)
     print(curve_table(result["samples"], every))
     verdict = "met" if result["growth"] < TARGET_GROWTH else "NOT met"
-    print(f"\n{result['pair']} pair, {result['steps']} steps at batch {result['batch']} in {result['seconds']:.0f} s; "
+    what = DESCRIPTIONS[args.control]
+    print(f"\n{what}; {result['pair']} pair, {result['steps']} steps at batch {result['batch']} in {result['seconds']:.0f} s; "
           f"RSS after {result['warmup_steps']} warm-up steps {result['rss_after_warmup_mib']:.1f} MiB, "
           f"at the end {result['rss_end_mib']:.1f} MiB: growth {result['growth'] * 100:+.2f} % "
           f"(target < {TARGET_GROWTH * 100:.0f} %: {verdict}); slope "
