@@ -119,7 +119,7 @@ def make_distiller(pair="reference"):
 
 def run(epochs=30, steps_per_epoch=100, samples=4096, batch=128, warmup_epochs=5,
         warmup_steps=500, sample_every=50, tb_every=100, log_dir=None, pair="reference",
-        control=None):
+        control=None, histogram_freq=5):
     """The soak run; returns a dict with the samples and the growth figures.
 
     `control` (for attributing a growth): "plain" drops the schedule and
@@ -144,7 +144,7 @@ def run(epochs=30, steps_per_epoch=100, samples=4096, batch=128, warmup_epochs=5
     sampler = RSSSampler(sample_every)
     with tempfile.TemporaryDirectory() as scratch:
         board = keras.callbacks.TensorBoard(log_dir or os.path.join(scratch, "tb"),
-                                            update_freq=tb_every, histogram_freq=5)
+                                            update_freq=tb_every, histogram_freq=histogram_freq)
         callbacks = {None: [scheduler, board], "schedule": [scheduler], "tensorboard": [board],
                      "student-tensorboard": [board]}.get(control, []) + [sampler]
         started = time.perf_counter()
@@ -205,6 +205,8 @@ def parse_args(argv=None):
                         help="a control run: plain = no schedule, no TensorBoard; schedule / "
                         "tensorboard = only that one; student = student.fit alone; "
                         "student-tensorboard = student.fit with TensorBoard")
+    parser.add_argument("--histogram-freq", type=int, default=5,
+                        help="TensorBoard histogram_freq in epochs (0: none)")
     parser.add_argument("--json", help="also write the result here")
     return parser.parse_args(argv)
 
@@ -213,11 +215,12 @@ def main(argv=None):
     args = parse_args(argv)
     result = run(args.epochs, args.steps_per_epoch, args.samples, args.batch, args.warmup_epochs,
                  args.warmup_steps, args.sample_every, args.tb_every, pair=args.pair,
-                 control=args.control)
+                 control=args.control, histogram_freq=args.histogram_freq)
     every = max(args.sample_every, (result["steps"] // 12) // args.sample_every * args.sample_every)
     print(curve_table(result["samples"], every))
     verdict = "met" if result["growth"] < TARGET_GROWTH else "NOT met"
-    what = DESCRIPTIONS[args.control]
+    what = DESCRIPTIONS[args.control] + (f", histogram_freq={args.histogram_freq}"
+                                         if "tensorboard" in str(args.control) or args.control is None else "")
     print(f"\n{what}; {result['pair']} pair, {result['steps']} steps at batch {result['batch']} in {result['seconds']:.0f} s; "
           f"RSS after {result['warmup_steps']} warm-up steps {result['rss_after_warmup_mib']:.1f} MiB, "
           f"at the end {result['rss_end_mib']:.1f} MiB: growth {result['growth'] * 100:+.2f} % "
