@@ -48,18 +48,34 @@ def randomize_batchnorm(model, seed=0):
     return model
 
 
-def fit_two_steps(term, teacher, student, jit_compile=False, batch=4, steps=2,
+class _StepValues(keras.callbacks.Callback):
+    """The term's value at every step (Keras logs a running mean per epoch;
+    with one step per epoch each epoch's value is that step's value)."""
+
+    def __init__(self, name):
+        super().__init__()
+        self.name = name
+        self.values = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.values.append(float(logs[self.name]))
+
+
+def fit_two_steps(term, teacher, student, jit_compile=False, batch=4, steps=3,
                   before_fit=None):
-    """Distils `student` from `teacher` with `term` for `steps` steps of
-    `fit` (calling `before_fit(distiller)` once it is built); returns
-    (distiller, history)."""
+    """Distils `student` from `teacher` with `term` ALONE (student loss
+    weight 0) for `steps` SGD steps on one fixed batch (calling
+    `before_fit(distiller)` once it is built), and checks that the term
+    trains the student: its first value is not 0, every step's value is
+    finite, gradients reach the student's weights (nothing else moves them),
+    and the value on that batch decreases. Returns (distiller, history)."""
     # Terms that read the models (Overhaul) need their prepare hook before the
     # Distiller gathers taps; calling it again is harmless.
     term.prepare(teacher, student)
     rng = np.random.default_rng(0)
-    x = rng.uniform(size=(batch * steps, 8, 8, 1)).astype("float32")
-    y = rng.integers(0, 3, size=(batch * steps,))
-    distiller = keras_kd.Distiller(teacher, student, losses=[term])
+    x = rng.uniform(size=(batch,) + tuple(student.input.shape[1:])).astype("float32")
+    y = rng.integers(0, student.output.shape[-1], size=(batch,))
+    distiller = keras_kd.Distiller(teacher, student, losses=[term], student_loss_weight=0.0)
     distiller.compile(
         optimizer=keras.optimizers.SGD(0.01),
         loss="sparse_categorical_crossentropy",
@@ -67,11 +83,18 @@ def fit_two_steps(term, teacher, student, jit_compile=False, batch=4, steps=2,
     )
     if before_fit is not None:
         before_fit(distiller)
-    history = distiller.fit(x, y, batch_size=batch, epochs=1, verbose=0,
-                            shuffle=False)
-    value = history.history[term.metric_name][-1]
-    assert np.isfinite(value), (term.name, value)
-    assert np.isfinite(history.history["loss"][-1])
+    student_before = [np.array(w) for w in student.trainable_weights]
+    values = _StepValues(term.metric_name)
+    history = distiller.fit(x, y, batch_size=batch, epochs=steps, verbose=0,
+                            shuffle=False, callbacks=[values])
+    assert np.all(np.isfinite(values.values)), (term.name, values.values)
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert values.values[0] > 1e-6, f"{term.name} is ~0 before training: {values.values}"
+    moved = [not np.array_equal(b, np.array(w))
+             for b, w in zip(student_before, student.trainable_weights)]
+    assert any(moved), f"no gradient of {term.name} reached the student"
+    assert values.values[-1] < values.values[0], (
+        f"{term.name} did not decrease on a fixed batch: {values.values}")
     return distiller, history
 
 

@@ -34,3 +34,29 @@ def tiny_cnn(width=8, classes=10, name="cnn", counter=False, regularizer=None,
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = layers.Dense(classes, name="logits")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+class RunCounter:
+    """Counts how many times `layer` runs, without changing the model.
+
+    `runs` is a variable the layer's call increments, so it counts the runs
+    of a compiled (graph or XLA) step, not just the traces. Use it where a
+    `CallCounter` layer cannot be inserted (models built by the library)."""
+
+    def __init__(self, layer):
+        self.variable = keras.Variable(0.0, trainable=False, dtype="float32",
+                                       name=f"{layer.name}_runs")
+        original = layer.call
+
+        def counted_call(*args, **kwargs):
+            self.variable.assign_add(1.0)
+            return original(*args, **kwargs)
+
+        layer.call = counted_call
+
+    @property
+    def runs(self):
+        return float(keras.ops.convert_to_numpy(self.variable))
+
+    def reset(self):
+        self.variable.assign(0.0)

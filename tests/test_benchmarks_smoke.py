@@ -28,3 +28,60 @@ def test_perf_matrix_produces_finite_rows():
     table = perf_matrix.tables(result["ms_per_step"], ratios, result["failures"],
                                result["configs"])
     assert "| kd | " in table and "kd, cached teacher ÷ live floor" in table
+
+
+def _import_benchmark(name):
+    """benchmarks/<name>.py as a module, sys.path left as it was."""
+    saved = list(sys.path)
+    sys.path.insert(0, BENCHMARKS)
+    try:
+        return __import__(name)
+    finally:
+        sys.path[:] = saved
+
+
+def test_memory_runs_a_configuration_in_its_own_process():
+    memory = _import_benchmark("memory")
+    reports = memory.run(["kd"], repeats=1, steps=1, samples=16, batch=8, log=lambda m: None)
+    (report,) = reports["kd"]
+    assert report["config"] == "kd" and report["steps"] == 1
+    # A separate process: TensorFlow and the models cost it hundreds of MiB.
+    assert report["peak_mib"] >= report["after_fit_mib"] >= report["python_start_mib"] > 0
+    assert report["before_fit_mib"] - report["python_start_mib"] > 100
+    assert math.isfinite(report["loss"])
+
+
+def test_memory_summary_and_table():
+    memory = _import_benchmark("memory")
+    fake = {config: [{"peak_mib": peak, "before_fit_mib": 800.0, "after_import_mib": 700.0}]
+            for config, peak in (("kd", 990.0), ("keras", 1000.0), ("kd+feat", 1200.0),
+                                 ("keras+feat", 1000.0))}
+    rows, ratios = memory.summarize(fake)
+    assert ratios["kd / keras"]["peak"] == 0.99
+    assert ratios["kd / keras"]["increment"] == 190.0 / 200.0
+    assert ratios["kd+feat / keras+feat"]["peak"] == 1.2
+    table = memory.table(rows, ratios)
+    assert "| kd / keras | 0.990 | 0.950 | ≤ 1.1 (met) |" in table
+    assert "| kd+feat / keras+feat | 1.200 | 2.000 | ≤ 1.1 (NOT met) |" in table
+
+
+def test_soak_samples_memory_and_measures_growth(tmp_path):
+    soak = _import_benchmark("soak")
+    result = soak.run(epochs=2, steps_per_epoch=3, batch=8, warmup_epochs=1, warmup_steps=2,
+                      sample_every=1, tb_every=1, log_dir=str(tmp_path / "tb"), pair="digits")
+    assert [s[0] for s in result["samples"]] == list(range(7))  # step 0, then every step
+    assert all(mib > 0 for _, _, mib in result["samples"])
+    assert result["steps"] == 6 and math.isfinite(result["final_loss"])
+    assert result["kd_weight_last"] == 0.5  # the warm-up reached its target
+    assert os.listdir(tmp_path / "tb" / "train")  # TensorBoard was on
+    assert math.isfinite(result["growth"]) and math.isfinite(result["slope_mib_per_1000_steps"])
+
+
+def test_soak_growth_arithmetic():
+    soak = _import_benchmark("soak")
+    samples = [(step, 0.0, 100.0 + (step >= 10) * 10 + step / 100) for step in range(0, 101, 10)]
+    result = soak.analyse(samples, warmup_steps=10)
+    assert result["rss_after_warmup_mib"] == 110.3  # median of steps 10..50
+    assert result["rss_end_mib"] == 110.8  # median of steps 60..100
+    assert abs(result["slope_mib_per_1000_steps"] - 10.0) < 1e-9
+    assert abs(result["growth"] - 0.5 / 110.3) < 1e-12

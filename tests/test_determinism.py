@@ -11,7 +11,6 @@ from tests.processes import report, run_together
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "tests", "scripts", "determinism_run.py")
-TIMEOUT = 180  # seconds for the three processes together (about 25 s normally)
 
 
 @pytest.mark.slow
@@ -20,7 +19,7 @@ def test_same_seed_gives_bit_identical_training_in_two_processes():
         [sys.executable, SCRIPT, "--seed", "0"],
         [sys.executable, SCRIPT, "--seed", "0"],
         [sys.executable, SCRIPT, "--seed", "1"],
-    ], TIMEOUT)
+    ])  # about 25-30 s normally; limit: subprocess_timeout()
     first, second, other = (report(r, f"run {i}") for i, r in enumerate(results))
     assert first["checksum"] == second["checksum"]
     assert first["loss"] == second["loss"]  # exact float equality

@@ -7,13 +7,16 @@ import sys
 
 import pytest
 
+from tests.processes import subprocess_timeout
+
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "mirrored_check.py")
 
 
 @pytest.mark.slow
 def test_mirrored_strategy_matches_one_device_on_the_global_batch():
     # Logical devices must be set before TensorFlow starts: a fresh process.
-    result = subprocess.run([sys.executable, SCRIPT], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, SCRIPT], capture_output=True, text=True,
+                            timeout=subprocess_timeout())
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2

@@ -14,6 +14,7 @@ import keras_kd
 from keras_kd import losses
 from tests.litert import Interpreter
 from tests.models import tiny_cnn
+from tests.processes import subprocess_timeout
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ def test_saved_model_cli_shows_the_serving_signature(trained, tmp_path):
     cli = shutil.which("saved_model_cli")
     command = [cli] if cli else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
     result = subprocess.run(
-        command + ["show", "--dir", path, "--all"], capture_output=True, text=True, timeout=120
+        command + ["show", "--dir", path, "--all"], capture_output=True, text=True, timeout=subprocess_timeout()
     )
     assert result.returncode == 0, result.stderr
     assert "serving_default" in result.stdout
@@ -88,8 +89,13 @@ def test_unknown_export_format(trained, tmp_path):
         distiller.export_student(str(tmp_path / "x"), format="onnx")
 
 
-@pytest.mark.parametrize("quantize, atol", [(None, 1e-5), ("float16", 2e-2), ("dynamic_int8", 0.25)])
-def test_tflite_matches_the_keras_student(trained, tmp_path, quantize, atol):
+# Largest error allowed, as a fraction of the largest |logit| (the student's
+# logits are small, |z| <= ~0.15, so an absolute tolerance would pass an
+# all-zeros output). Measured, largest |logit| 0.137: float32 2.4e-8 (1.8e-7
+# of the scale), float16 6.3e-5 (4.6e-4), dynamic int8 5.7e-4 (4.2e-3); the
+# tolerances leave ~4-5x of room.
+@pytest.mark.parametrize("quantize, relative_error", [(None, 1e-5), ("float16", 2e-3), ("dynamic_int8", 2e-2)])
+def test_tflite_matches_the_keras_student(trained, tmp_path, quantize, relative_error):
     distiller, x = trained
     path = distiller.export_student(str(tmp_path / "student.tflite"), quantize=quantize)
     interpreter = Interpreter(model_path=path)
@@ -99,10 +105,15 @@ def test_tflite_matches_the_keras_student(trained, tmp_path, quantize, atol):
     interpreter.invoke()
     got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     expected = distiller.student.predict(x, verbose=0)
-    # Tolerances: float32 is the same graph; float16 weights lose ~3 digits;
-    # dynamic-range int8 quantizes weights to 256 levels per tensor.
-    np.testing.assert_allclose(got, expected, atol=atol)
-    assert (got.argmax(-1) == expected.argmax(-1)).mean() >= (1.0 if quantize is None else 0.9)
+    scale = np.abs(expected).max()
+    assert scale > 1e-3, "the student's logits are all ~0: the comparison would mean nothing"
+    error = np.abs(got - expected).max()
+    assert error <= relative_error * scale, (quantize, error, scale)
+    # Every sample's class is kept: the argmax margins here are wider than
+    # the quantization error (checked, so a tie cannot make this flaky).
+    top2 = np.sort(expected, axis=-1)[:, -2:]
+    assert (top2[:, 1] - top2[:, 0]).min() > 2 * error, "a near-tie: pick other inputs"
+    np.testing.assert_array_equal(got.argmax(-1), expected.argmax(-1))
 
 
 def test_quantize_is_for_tflite_only(trained, tmp_path):
@@ -124,7 +135,7 @@ def test_saved_model_cli_runs_the_served_student(trained, tmp_path):
     result = subprocess.run(
         command + ["run", "--dir", path, "--tag_set", "serve", "--signature_def", "serving_default",
                    "--inputs", f"{input_name}={tmp_path / 'x.npy'}", "--outdir", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=subprocess_timeout(),
     )
     assert result.returncode == 0, result.stderr[-2000:]
     (saved,) = [f for f in os.listdir(tmp_path / "out") if f.endswith(".npy")]

@@ -1,6 +1,5 @@
 """Attention transfer checked against numpy, and the term in a Distiller."""
 
-import doctest
 import math
 
 import keras
@@ -12,6 +11,7 @@ from keras_kd import losses
 from keras_kd.losses import attention
 from tests.feature_nets import assert_config_round_trip, feature_net, fit_two_steps
 from tests.numpy_reference import numpy_per_sample, numpy_pool_to_common_size
+from tests.doctests import assert_doctests
 
 
 def numpy_attention_map(f, p=2):
@@ -81,7 +81,7 @@ def test_float16_inputs_compute_in_float32():
 
 
 def test_docstring_examples():
-    assert doctest.testmod(attention).failed == 0
+    assert_doctests(attention, {"attention_map": 3, "attention_transfer_loss": 4})
 
 
 def test_term_sums_pairs():

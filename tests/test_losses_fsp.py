@@ -1,7 +1,5 @@
 """FSP matrices and loss checked against numpy, and the FSP term in a Distiller."""
 
-import doctest
-
 import keras
 import numpy as np
 import pytest
@@ -11,6 +9,7 @@ from keras_kd import losses
 from keras_kd.losses import _ops, fsp
 from tests.feature_nets import assert_config_round_trip, feature_net, fit_two_steps
 from tests.numpy_reference import numpy_adaptive_pool, numpy_pool_to_common_size
+from tests.doctests import assert_doctests
 
 
 def numpy_fsp(f1, f2):
@@ -94,7 +93,7 @@ def test_fsp_loss_errors():
 
 
 def test_docstring_examples():
-    assert doctest.testmod(fsp).failed == 0
+    assert_doctests(fsp, {"fsp_loss": 4, "fsp_matrix": 4})
 
 
 def _built_term(**kwargs):

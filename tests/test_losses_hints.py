@@ -1,7 +1,5 @@
 """FitNets hint loss checked against numpy, and the FitNet term in a Distiller."""
 
-import doctest
-
 import keras
 import numpy as np
 import pytest
@@ -16,6 +14,7 @@ import keras_kd
 from keras_kd import losses
 from keras_kd.losses import hints
 from tests.numpy_reference import numpy_per_sample
+from tests.doctests import assert_doctests
 
 
 def numpy_hint(t, s):
@@ -51,7 +50,7 @@ def test_hint_loss_float16_inputs_compute_in_float32():
 
 
 def test_docstring_examples():
-    assert doctest.testmod(hints).failed == 0
+    assert_doctests(hints, {"hint_loss": 4})
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])

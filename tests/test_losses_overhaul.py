@@ -1,7 +1,6 @@
 """Overhaul (Heo et al. 2019) checked against numpy/scipy, and the term in a
 Distiller."""
 
-import doctest
 import math
 
 import keras
@@ -21,6 +20,7 @@ from tests.feature_nets import (
     randomize_bn_layer,
     weights_of,
 )
+from tests.doctests import assert_doctests
 
 
 def numpy_margin(gamma, beta):
@@ -102,7 +102,7 @@ def test_margin_relu_and_partial_l2_match_numpy():
 
 
 def test_docstring_examples():
-    assert doctest.testmod(overhaul).failed == 0
+    assert_doctests(overhaul, {"margin_relu": 2, "overhaul_margin": 2, "partial_l2_loss": 4})
 
 
 def _models():

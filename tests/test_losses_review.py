@@ -1,7 +1,6 @@
 """Knowledge review (HCL + ABF) checked against numpy, and the ReviewKD term
 in a Distiller."""
 
-import doctest
 import math
 
 import keras
@@ -19,6 +18,7 @@ from tests.feature_nets import (
     weights_of,
 )
 from tests.numpy_reference import numpy_adaptive_pool, numpy_per_sample
+from tests.doctests import assert_doctests
 
 
 def numpy_hcl(teacher_list, student_list):
@@ -107,7 +107,7 @@ def test_hcl_float16_and_errors():
 
 
 def test_docstring_examples():
-    assert doctest.testmod(review).failed == 0
+    assert_doctests(review, {"ABF": 4, "hcl_loss": 4})
 
 
 @pytest.mark.parametrize("fuse,y_size", [(False, None), (True, 2), (True, 5), (True, 3)])

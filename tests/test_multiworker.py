@@ -22,7 +22,6 @@ from tests.processes import report, run_together
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "tests", "scripts", "multiworker_check.py")
-TIMEOUT = 180  # seconds for all three processes together (about 30 s normally)
 
 
 def _free_ports(count):
@@ -62,7 +61,7 @@ def _check_against_one_device(tmp_path):
         [sys.executable, SCRIPT, "worker", "0", ports, out],
         [sys.executable, SCRIPT, "worker", "1", ports, out],
         [sys.executable, SCRIPT, "single", out],
-    ], TIMEOUT)
+    ])  # about 25-30 s normally; limit: subprocess_timeout()
     workers = [report(results[i], f"worker {i}") for i in range(2)]
     single = report(results[2], "the one-device run")
 

@@ -76,6 +76,12 @@ def test_recipe_validates_and_trains_two_steps(path, teachers, random_data, tmp_
     assert losses, results["history"]
     for name, value in losses.items():
         assert math.isfinite(value), (name, value)
+    # Every distillation term the recipe lists was computed and is not 0
+    # (the history holds unweighted values).
+    terms = set(losses) - {"loss", "total_loss", "student_loss"}
+    assert (cfg["teacher"] is None) == (not terms), (cfg["teacher"], terms)
+    for name in terms:
+        assert losses[name] > 0, (name, losses[name])
     assert 0.0 <= results["test_accuracy"] <= 1.0
     if cfg["teacher_cache"]:  # the logit recipes train from cached crop+flip views
         assert os.path.isfile(os.path.join(tmp_path, "teacher_cache", "complete.json"))

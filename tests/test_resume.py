@@ -23,9 +23,10 @@ import sys
 import numpy as np
 import pytest
 
+from tests.processes import TIMEOUT_ENV, subprocess_timeout
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "tests", "scripts", "resume_train.py")
-TIMEOUT = 120  # seconds per process (about 8-12 s normally)
 STEPS = 32  # 4 epochs x 8 steps
 KILL_AT = 19  # global step 19: epoch 2 (0-based), after its 3rd batch
 
@@ -39,11 +40,13 @@ def _start(workdir, *args):
 
 def _wait(proc):
     """Waits for a run; returns (returncode, report or None, stderr). The
-    process is killed and reaped if it outlives TIMEOUT or on any error."""
+    process is killed and reaped if it outlives `subprocess_timeout()`
+    (about 8-12 s normally) or on any error."""
+    timeout = subprocess_timeout()
     try:
-        out, err = proc.communicate(timeout=TIMEOUT)
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"{' '.join(proc.args[1:])} ran past {TIMEOUT} s")
+        pytest.fail(f"{' '.join(proc.args[1:])} ran past {timeout} s (set {TIMEOUT_ENV} to allow more)")
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -11,9 +11,12 @@ from tests.models import tiny_cnn
 
 def test_view_returns_logits_outputs_and_inputs_from_one_pass(digits_batch):
     x, _ = digits_batch
-    model = tiny_cnn(8)
+    model = tiny_cnn(8, counter=True)
     view = ModelView(model, ["relu1", "relu1:input", "conv2"], role="student")
+    counter = model.get_layer("counter").count
+    counter.assign(0.0)
     out = view(x, training=False)
+    assert float(counter.numpy()) == 1.0  # every output from one run of the model
     assert set(out) == {"logits", "relu1", "relu1:input", "conv2"}
     np.testing.assert_allclose(out["logits"], model(x, training=False), atol=1e-6)
     bn_out = keras.Model(model.input, model.get_layer("bn1").output)(x, training=False)

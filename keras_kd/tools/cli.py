@@ -16,7 +16,7 @@ def _demo(args):
         teacher_path=args.teacher,
         seed=args.seed,
         batch_size=args.batch_size,
-        verbose=0 if args.quiet else 1,
+        verbose=0 if args.quiet else (2 if args.verbose else 1),
     )
     return 0
 
@@ -147,7 +147,10 @@ def build_parser():
                       help="teacher .keras file (default saved_models/digits_teacher.keras)")
     demo.add_argument("--seed", type=int, default=0, help="seed for both students (default 0)")
     demo.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
-    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    output = demo.add_mutually_exclusive_group()
+    output.add_argument("--quiet", action="store_true", help="no progress bars")
+    output.add_argument("--verbose", action="store_true",
+                        help="a line per epoch instead of one progress bar per student")
     demo.set_defaults(handler=_demo)
     _add_distill(commands)
     _add_bench(commands)

@@ -15,6 +15,7 @@ from keras_kd import datasets, zoo
 from keras_kd.distiller import Distiller
 from keras_kd.losses import KD
 from keras_kd.tools.timing import latency_ms
+from keras_kd.tools.progress import EpochProgressBar
 
 TEACHER_FILE = "digits_teacher.keras"
 
@@ -38,6 +39,18 @@ def find_teacher(path=None):
     return find_saved_model(TEACHER_FILE)
 
 
+def _fit_verbosity(verbose, metrics):
+    """`fit`'s verbose and extra callbacks for the demo's `verbose`: 0 says
+    nothing, 1 draws one bar per model over its epochs, 2 prints a line per
+    epoch (Keras's verbose=2)."""
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0 (quiet), 1 (one bar per model) or 2 (a line per "
+                         f"epoch), got {verbose!r}.")
+    if verbose == 1:
+        return 0, [EpochProgressBar(metrics)]
+    return verbose, []
+
+
 def train_teacher(x, y, epochs=30, seed=0, verbose=1):
     """Trains the digits teacher CNN exactly as the shipped one was trained."""
     keras.utils.set_random_seed(seed)
@@ -47,7 +60,8 @@ def train_teacher(x, y, epochs=30, seed=0, verbose=1):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    teacher.fit(x, y, batch_size=64, epochs=epochs, verbose=verbose)
+    fit_verbose, bar = _fit_verbosity(verbose, ["loss", "accuracy"])
+    teacher.fit(x, y, batch_size=64, epochs=epochs, verbose=fit_verbose, callbacks=bar)
     return teacher
 
 
@@ -70,7 +84,13 @@ def run(
     batch_size=32,
     verbose=1,
 ):
-    """Runs the demo and returns its results as a dict (also printed)."""
+    """Runs the demo and returns its results as a dict (also printed).
+
+    `verbose`: 0 prints the headings and the table only, 1 (default) also
+    one progress bar per student over its epochs, 2 a line per epoch instead
+    of the bar. Every epoch's losses and accuracy go to TensorBoard.
+    """
+    _fit_verbosity(verbose, [])  # a bad value fails before any work
     run_dir = os.path.join(
         output_dir, datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     )
@@ -95,9 +115,11 @@ def run(
     keras.utils.set_random_seed(seed)
     scratch = zoo.digits_student()
     scratch.compile(optimizer="adam", loss=_student_loss(), metrics=["accuracy"])
+    fit_verbose, bar = _fit_verbosity(verbose, ["loss", "accuracy"])
     scratch.fit(
-        x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=verbose,
-        callbacks=[keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard", "scratch"))],
+        x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=fit_verbose,
+        callbacks=[keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard", "scratch")),
+                   *bar],
     )
 
     print(f"\n== Same student distilled from the teacher (KD, T={temperature}) ==")
@@ -107,9 +129,11 @@ def run(
         teacher, student, losses=[KD(temperature=temperature)],
         student_loss_weight=student_loss_weight,
     )
+    fit_verbose, bar = _fit_verbosity(verbose, ["loss", "student_loss", "kd", "accuracy"])
     distiller.compile(optimizer="adam", loss=_student_loss(), metrics=["accuracy"]).fit(
-        x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=verbose,
-        callbacks=[keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard", "distilled"))],
+        x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=fit_verbose,
+        callbacks=[keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard", "distilled")),
+                   *bar],
     )
     saved_model = distiller.export_student(os.path.join(run_dir, "student_savedmodel"))
     keras_file = distiller.export_student(os.path.join(run_dir, "student.keras"))

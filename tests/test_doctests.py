@@ -1,0 +1,26 @@
+"""Docstring examples of the modules whose tests do not run them elsewhere
+(every loss module's own test file runs its examples with a floor)."""
+
+import pytest
+
+from keras_kd.losses import features, logits, pair
+from tests.doctests import assert_doctests
+
+
+@pytest.mark.parametrize("module, examples", [
+    (logits, {"kd_loss": 1}),
+    (features, {"feature_mse": 2}),
+    (pair, {"sum_over_pairs": 1}),
+], ids=["logits", "features", "pair"])
+def test_docstring_examples_are_there_and_pass(module, examples):
+    assert_doctests(module, examples)
+
+
+def test_a_deleted_example_fails_the_check():
+    saved = features.feature_mse.__doc__
+    try:
+        features.feature_mse.__doc__ = saved.split(">>>")[0]
+        with pytest.raises(AssertionError, match="feature_mse"):
+            assert_doctests(features, {"feature_mse": 2})
+    finally:
+        features.feature_mse.__doc__ = saved
