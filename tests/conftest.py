@@ -1,3 +1,4 @@
+import inspect
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -41,6 +42,22 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "tensorflow_only: a test of a TensorFlow-only feature (skipped on JAX)"
     )
+    config.addinivalue_line(
+        "markers", "both_backends: runs on JAX too, although it calls TensorFlow (e.g. to "
+        "load a SavedModel)"
+    )
+
+
+def _drives_tensorflow(item):
+    """True for a test that calls TensorFlow itself (tf.GradientTape,
+    tf.function, tf.data): it checks the TensorFlow path and runs in the
+    TensorFlow pass; its numpy reference values run on JAX through the
+    module's other tests."""
+    try:
+        source = inspect.getsource(item.function)
+    except (OSError, TypeError):
+        return False
+    return "tf." in source or "tensorflow" in source
 
 
 def pytest_collection_modifyitems(config, items):
@@ -49,7 +66,8 @@ def pytest_collection_modifyitems(config, items):
     keep, drop = [], []
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1]
-        if module in BOTH_BACKENDS and item.get_closest_marker("tensorflow_only") is None:
+        if (module in BOTH_BACKENDS and item.get_closest_marker("tensorflow_only") is None
+                and (item.get_closest_marker("both_backends") or not _drives_tensorflow(item))):
             keep.append(item)
         else:
             drop.append(item)

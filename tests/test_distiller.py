@@ -85,7 +85,7 @@ def test_total_is_the_documented_objective(digits_batch):
     compile_(distiller, optimizer=keras.optimizers.SGD(0.0))  # no update
     t_logits = teacher.predict(x, verbose=0)
     # The step runs the student in training mode (BN on batch statistics).
-    s_logits = student(x, training=True).numpy()
+    s_logits = np.asarray(student(x, training=True))
     logs = distiller.train_on_batch(x, y, return_dict=True)
     ce = sparse_ce(s_logits.astype(np.float64), y).mean()
     kd = numpy_kd(t_logits, s_logits, 3.0)
@@ -102,7 +102,7 @@ def test_sample_weight_is_honoured_by_the_student_loss_and_terms(digits_batch):
     compile_(distiller, optimizer=keras.optimizers.SGD(0.0))
     weights = np.zeros(len(y), dtype="float32")
     weights[:8] = 2.0
-    s_logits = student(x, training=True).numpy().astype(np.float64)
+    s_logits = np.asarray(student(x, training=True)).astype(np.float64)
     logs = distiller.train_on_batch(x, y, sample_weight=weights, return_dict=True)
     t_logits = teacher.predict(x, verbose=0).astype(np.float64)
     expected_ce = (sparse_ce(s_logits, y) * weights).sum() / len(y)
