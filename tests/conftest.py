@@ -17,6 +17,15 @@ import pytest  # noqa: E402
 # or the tools built on tf.data (run configs, bench, examples).
 BOTH_BACKENDS = {
     "test_backends",
+    "test_dense_labels",
+    "test_feature_per_sample",
+    "test_logit_standardization",
+    "test_losses_cwd",
+    "test_losses_dense",
+    "test_losses_dist",
+    "test_losses_topk",
+    "test_outputs",
+    "test_small_batches",
     "test_distiller",
     "test_errors",
     "test_kd_loss",
