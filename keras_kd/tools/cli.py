@@ -1,6 +1,7 @@
 """The `keras-kd` command line."""
 
 import argparse
+import importlib
 import os
 import sys
 
@@ -71,63 +72,56 @@ def _add_distill(commands):
     distill.set_defaults(handler=_distill)
 
 
-def _bench(args):
-    from keras_kd.tools import bench
+def _tool_command(name, module_name, summary, description, errors):
+    """A subcommand whose module offers `add_arguments(parser)` and
+    `from_args(args)`; the listed errors print cleanly and exit with 2."""
 
-    try:
-        bench.from_args(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"keras-kd bench: {error}", file=sys.stderr)
-        return 2
-    return 0
+    def handler(args):
+        try:
+            _tool_module(module_name).from_args(args)
+        except errors as error:
+            print(f"keras-kd {name}: {error}", file=sys.stderr)
+            return 2
+        return 0
 
+    def add(commands):
+        parser = commands.add_parser(name, help=summary, description=description)
+        _tool_module(module_name).add_arguments(parser)
+        parser.set_defaults(handler=handler)
 
-def _add_bench(commands):
-    from keras_kd.tools import bench
-
-    parser = commands.add_parser(
-        "bench",
-        help="every distillation method vs the scratch student, over seeds",
-        description="Loads (or trains) the pair's teacher, trains the scratch student and "
-        "the student under each method for every seed, and writes report.md, report.png "
-        "and TensorBoard runs to OUTPUT_DIR. Results are saved per seed as they finish, "
-        "so re-running the same command resumes.",
-    )
-    bench.add_arguments(parser)
-    parser.set_defaults(handler=_bench)
+    return add
 
 
-def _tune(args):
-    from keras_kd.tools import tune
-    from keras_kd.tools import config
-
-    try:
-        tune.from_args(args)
-    except (ValueError, FileNotFoundError, ImportError, config.ConfigError) as error:
-        print(f"keras-kd tune: {error}", file=sys.stderr)
-        return 2
-    return 0
+def _tool_module(name):
+    # Each tool is imported when its subcommand is used, so `keras-kd demo`
+    # does not pay for KerasTuner, and `--validate-only` for TensorFlow.
+    return importlib.import_module(f"keras_kd.tools.{name}")
 
 
-def _add_tune(commands):
-    from keras_kd.tools import tune
-
-    parser = commands.add_parser(
-        "tune",
-        help="search a method's hyperparameters on a validation split (KerasTuner)",
-        description="Carves a validation split out of the TRAINING split (the test split is "
-        "never read), runs a KerasTuner search over the method's hyperparameters, and writes "
-        "OUTPUT_DIR/best.yaml (a run config for keras-kd distill) and OUTPUT_DIR/trials.md. "
-        "Re-running the same command resumes. Needs keras-tuner.",
-    )
-    tune.add_arguments(parser)
-    parser.set_defaults(handler=_tune)
+_add_bench = _tool_command(
+    "bench", "bench",
+    "every distillation method vs the scratch student, over seeds",
+    "Loads (or trains) the pair's teacher, trains the scratch student and "
+    "the student under each method for every seed, and writes report.md, report.png "
+    "and TensorBoard runs to OUTPUT_DIR. Results are saved per seed as they finish, "
+    "so re-running the same command resumes.",
+    (ValueError, FileNotFoundError),
+)
+_add_tune = _tool_command(
+    "tune", "tune",
+    "search a method's hyperparameters on a validation split (KerasTuner)",
+    "Carves a validation split out of the TRAINING split (the test split is "
+    "never read), runs a KerasTuner search over the method's hyperparameters, and writes "
+    "OUTPUT_DIR/best.yaml (a run config for keras-kd distill) and OUTPUT_DIR/trials.md. "
+    "Re-running the same command resumes. Needs keras-tuner.",
+    (ValueError, FileNotFoundError, ImportError),  # ConfigError is a ValueError
+)
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-kd",
-        description="Knowledge distillation for Keras 3 on TensorFlow.",
+        description="Knowledge distillation for Keras 3 (TensorFlow and JAX).",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser(
