@@ -25,7 +25,6 @@ BOTH_BACKENDS = {
     "test_losses_dist",
     "test_losses_topk",
     "test_outputs",
-    "test_small_batches",
     "test_distiller",
     "test_errors",
     "test_kd_loss",

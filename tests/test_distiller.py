@@ -58,6 +58,7 @@ def test_student_runs_once_per_step_with_two_feature_terms(digits_batch):
     assert float(student.get_layer("counter").count.numpy()) == 4.0
 
 
+@pytest.mark.tensorflow_only  # counts keras.distillation's passes on TF
 def test_keras_own_distiller_runs_the_student_twice_for_contrast(digits_batch):
     # Why keras-kd builds single-pass views: keras.distillation with a
     # FeatureDistillation runs the student once for logits, once for features.
