@@ -26,7 +26,7 @@ from keras_kd.validation import (
     check_terms,
     with_label_checks,
 )
-from keras_kd.teachers.caching import check_cached_outputs
+from keras_kd.losses.topk import check_cached_outputs
 
 _FROM_LOGITS_STRINGS = {
     "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,

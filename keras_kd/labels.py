@@ -33,6 +33,15 @@ def _label_rank(y):
     return len(shape)
 
 
+def _rank(tensor):
+    """The static rank, or None when even that is unknown (a pipeline's
+    tensor of unknown shape)."""
+    try:
+        return len(tensor.shape)
+    except (TypeError, ValueError):
+        return None
+
+
 def is_dense(y, predictions=None):
     """True for integer labels with one label per position (see the module
     docstring); False for per-sample labels, one-hot or float targets."""
@@ -83,13 +92,15 @@ def mask_unlabeled(y, sample_weight, predictions=None):
     weight = labeled
     if sample_weight is not None:
         sample_weight = ops.cast(sample_weight, "float32")
-        if len(sample_weight.shape) == 1 and len(labeled.shape) > 1:
+        if len(labeled.shape) == 1:
+            # Per-sample labels: (batch,), (batch, 1) or a pipeline's
+            # weights of unknown rank all become (batch,).
+            sample_weight = ops.reshape(sample_weight, (-1,))
+        elif _rank(sample_weight) == 1:
             # a per-sample weight spread over the sample's pixels
             sample_weight = ops.reshape(
                 sample_weight, (-1,) + (1,) * (len(labeled.shape) - 1)
             )
-        elif len(labeled.shape) == 1:
-            sample_weight = ops.reshape(sample_weight, (-1,))
         weight = weight * sample_weight
     count, total = _global_counts(
         ops.sum(labeled), ops.cast(ops.size(labeled), "float32")

@@ -23,7 +23,7 @@ def test_recipes_are_a_table_and_every_name_is_known_to_config_and_bench():
     assert isinstance(methods.RECIPES, dict)
     assert methods.METHODS == tuple(methods.RECIPES)
     assert {"kd_ls", "dist", "dkd_ls"} <= set(methods.METHODS)
-    assert set(config.METHODS) == set(methods.METHODS)
+    assert set(config.method_names()) == set(methods.METHODS)
     assert set(bench.LOGIT_METHODS) == set(methods.LOGIT_METHODS)
     for name, build in methods.RECIPES.items():
         assert build.__doc__, f"recipe {name} has no rule in its docstring"

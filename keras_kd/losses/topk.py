@@ -154,3 +154,26 @@ class TopKKD(DistillationLoss):
 
     def get_config(self):
         return {**super().get_config(), "temperature": self.temperature, "k": self.k}
+
+
+def check_cached_outputs(cached, taps, terms):
+    """The cached teacher outputs, after checking they cover every term's taps.
+
+    A top-k cache has no full logits: only terms with `accepts_topk`
+    (`keras_kd.losses.TopKKD`) may read its logits; the others are refused.
+    """
+    topk = TOPK_VALUES in cached
+    for term in terms:
+        if topk and LOGITS in term.teacher_taps and not getattr(term, "accepts_topk", False):
+            raise ValueError(
+                f"The teacher cache stores only the top-{cached[TOPK_VALUES].shape[-1]} teacher "
+                f"logits (and the rest mass at T in {cached_temperatures(cached)}), but term "
+                f"'{term.name}' ({type(term).__name__}) needs the teacher's full logits. Use "
+                "keras_kd.losses.TopKKD for KD on the top-k, or rebuild the cache with top_k=None.")
+    missing = [tap for tap in taps if tap not in cached and not (topk and tap == LOGITS)]
+    if missing:
+        raise ValueError(
+            f"The cached teacher outputs hold {sorted(cached)} but the terms need the teacher "
+            f"taps {missing}. Rebuild the cache with "
+            f"keras_kd.teachers.cache(teacher, dataset, taps={list(taps)}).")
+    return cached

@@ -12,19 +12,35 @@ Feature taps address one member teacher as `"teacher_name/layer_name"`
 (`teachers/group.py` explains how, in one forward pass per teacher).
 """
 
+import importlib
+
 from keras_kd.losses.merged import MergedKD, merged_kd_loss, merged_kd_per_sample
-from keras_kd.teachers.caching import cache
 from keras_kd.teachers.ensemble import Ensemble, EnsembleLogits, ensemble_logits
 from keras_kd.teachers.merged import Merged
 
 # `MergedKD` and its functions live in `keras_kd.losses` (every loss does);
 # they stay importable from here, where they were before 0.2.
+
+
+def __getattr__(name):
+    # The cache is built on tf.data: loaded on first use, so that importing
+    # keras_kd does not import TensorFlow on the JAX backend (or when only a
+    # run config is validated).
+    if name in ("cache", "build", "crop_flip", "TeacherCache", "caching"):
+        caching = importlib.import_module("keras_kd.teachers.caching")
+        return caching if name == "caching" else getattr(caching, name)
+    raise AttributeError(f"module 'keras_kd.teachers' has no attribute {name!r}")
+
+
 __all__ = [
     "Ensemble",
     "EnsembleLogits",
     "Merged",
     "MergedKD",
+    "TeacherCache",
+    "build",
     "cache",
+    "crop_flip",
     "ensemble_logits",
     "merged_kd_loss",
     "merged_kd_per_sample",

@@ -20,7 +20,14 @@ import tensorflow as tf
 
 from keras_kd.teachers import cache_store as store
 from keras_kd.teachers import cache_views as views_lib
-from keras_kd.losses.topk import TOPK_INDICES, TOPK_VALUES, cached_temperatures, rest_key, topk_summary
+from keras_kd.losses.topk import (  # noqa: F401  (check_cached_outputs: re-exported)
+    TOPK_INDICES,
+    TOPK_VALUES,
+    cached_temperatures,
+    check_cached_outputs,
+    rest_key,
+    topk_summary,
+)
 from keras_kd.taps import LOGITS, ModelView
 
 _CHECK_BATCHES = 2
@@ -402,26 +409,3 @@ def cache(teacher, dataset, taps=(LOGITS,), path=None, *, augment=None, views=1,
     if batch_size is None:
         batch_size = int(tf.nest.flatten(views_lib.features(next(iter(dataset))))[0].shape[0])
     return built.dataset(batch_size, shuffle=shuffle, seed=seed)
-
-
-def check_cached_outputs(cached, taps, terms):
-    """The cached teacher outputs, after checking they cover every term's taps.
-
-    A top-k cache has no full logits: only terms with `accepts_topk`
-    (`keras_kd.losses.TopKKD`) may read its logits; the others are refused.
-    """
-    topk = TOPK_VALUES in cached
-    for term in terms:
-        if topk and LOGITS in term.teacher_taps and not getattr(term, "accepts_topk", False):
-            raise ValueError(
-                f"The teacher cache stores only the top-{cached[TOPK_VALUES].shape[-1]} teacher "
-                f"logits (and the rest mass at T in {cached_temperatures(cached)}), but term "
-                f"'{term.name}' ({type(term).__name__}) needs the teacher's full logits. Use "
-                "keras_kd.losses.TopKKD for KD on the top-k, or rebuild the cache with top_k=None.")
-    missing = [tap for tap in taps if tap not in cached and not (topk and tap == LOGITS)]
-    if missing:
-        raise ValueError(
-            f"The cached teacher outputs hold {sorted(cached)} but the terms need the teacher "
-            f"taps {missing}. Rebuild the cache with "
-            f"keras_kd.teachers.cache(teacher, dataset, taps={list(taps)}).")
-    return cached

@@ -30,11 +30,13 @@ What it does:
 Needs `keras-tuner` (`pip install keras-kd[tune]`).
 """
 
+import inspect
 import json
 import os
 
 import numpy as np
 
+from keras_kd.losses import registry
 from keras_kd.tools import config as config_lib
 
 SETTINGS_FILE = "tune.json"
@@ -246,14 +248,14 @@ def make_hypermodel(settings, teacher, input_shape, num_classes, train_examples,
 
 def _term_entry(term):
     """A `terms:` entry for a built term: its constructor arguments."""
-    from keras_kd import losses
-
     kind = type(term).__name__
-    if not hasattr(losses, kind) or kind not in config_lib.TERM_TYPES:
+    try:
+        known = registry.get(kind) is type(term)
+    except (TypeError, ValueError):
+        known = False
+    if not known:
         raise ValueError(f"A {kind} term cannot be written to a run config.")
-    import inspect
-
-    allowed = config_lib.term_arguments(type(term))
+    allowed = registry.arguments(type(term))
     defaults = {n: p.default for n, p in inspect.signature(type(term).__init__).parameters.items()}
     cfg = term.get_config()
     entry = {"type": kind}
