@@ -143,7 +143,7 @@ def test_stratified_subset_keeps_class_balance_and_is_fixed():
 
 def test_results_are_written_atomically(tmp_path):
     path = tmp_path / "r" / "seed0.json"
-    bench._write_json(str(path), {"a": 1})
+    bench.write_json(str(path), {"a": 1})
     assert json.loads(path.read_text()) == {"a": 1}
     assert not os.path.exists(str(path) + ".tmp")
 

@@ -30,12 +30,13 @@ import dataclasses
 import datetime
 import json
 import os
-import platform
 import sys
 import time
 
 import keras
 import numpy as np
+
+from keras_kd.tools.results import environment, write_json  # noqa: F401  (environment: for callers)
 
 SETTINGS_FILE = "bench.json"
 # Settings that change the numbers: a re-run with other values would mix
@@ -134,15 +135,6 @@ def result_path(output_dir, method, student, seed):
     return os.path.join(output_dir, "results", method, student, f"seed{seed}.json")
 
 
-def _write_json(path, data):
-    """Writes atomically, so a kill never leaves a half-written result."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as handle:
-        json.dump(data, handle, indent=1)
-    os.replace(tmp, path)
-
-
 def _check_settings(output_dir, settings):
     path = os.path.join(output_dir, SETTINGS_FILE)
     if os.path.exists(path):
@@ -156,7 +148,7 @@ def _check_settings(output_dir, settings):
                 f"({details}); results with different settings cannot be mixed. "
                 "Use another --output-dir, or the earlier settings to resume."
             )
-    _write_json(path, settings)
+    write_json(path, settings)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -400,7 +392,7 @@ def run(
             _say(verbose, f"\n[{index}/{len(runs)}] {method} · {student_name} · seed {seed}")
             row = train_one(method, student_name, seed, teacher, spec, data, settings,
                             output_dir, verbose)
-            _write_json(path, row)
+            write_json(path, row)
             status = f"{row['train_seconds']:.0f} s"
         rows.append(row)
         if progress is not None:
@@ -437,19 +429,6 @@ def _command():
     elif argv[0].endswith(".py"):
         argv[0] = "python " + os.path.relpath(argv[0])
     return " ".join(argv)
-
-
-def environment():
-    """Machine and versions, for the report."""
-    import tensorflow as tf
-
-    from keras_kd.tools.timing import machine_info
-
-    machine = machine_info()
-    gpus = tf.config.list_physical_devices("GPU")
-    return (f"{machine['cpu']}, {machine['nproc']} cores, {machine['ram']} RAM, "
-            f"{len(gpus)} GPU(s); Python "
-            f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}")
 
 
 def add_arguments(parser):

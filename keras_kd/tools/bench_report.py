@@ -20,6 +20,8 @@ import os
 
 import numpy as np
 
+from keras_kd.tools.results import environment, write_json
+
 
 def summarize(rows):
     """One summary dict per (method, student), in first-seen order."""
@@ -197,7 +199,6 @@ def plot(path, teacher, summary, title):
 
 def write(output_dir, settings, teacher, rows, pair, command=""):
     """Writes `report.md`, `report.png` and `summary.json`; returns their paths."""
-    from keras_kd.tools.bench import environment, _write_json
 
     summary = summarize(rows)
     table = format_table(teacher, summary)
@@ -243,6 +244,6 @@ def write(output_dir, settings, teacher, rows, pair, command=""):
     markdown = os.path.join(output_dir, "report.md")
     with open(markdown, "w") as handle:
         handle.write("\n".join(lines))
-    _write_json(os.path.join(output_dir, "summary.json"),
+    write_json(os.path.join(output_dir, "summary.json"),
                 {"settings": settings, "teacher": teacher, "summary": summary})
     return {"markdown": markdown, "plot": png, "table": table, "summary": summary}
