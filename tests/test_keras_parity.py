@@ -67,7 +67,7 @@ def test_table_pairs_each_seed_against_keras(parity):
 
 
 @pytest.mark.slow
-def test_quick_run_on_fashion_mnist_resumes(parity, tmp_path):
+def test_quick_run_on_fashion_mnist_resumes(parity, tmp_path, fashion_mnist):
     out = tmp_path / "parity.json"
     first = parity.run([0], 1, 128, str(out), train_size=500, test_size=200, log=lambda *_: None)
     assert set(first["errors"]["0"]) == set(parity.ROWS)
