@@ -36,13 +36,23 @@ import time
 import keras
 import numpy as np
 
+from keras_kd.tools.bench_train import (  # noqa: F401  (re-exported: scripts use bench.*)
+    LOGIT_METHODS,
+    EpochTimer,
+    accuracy,
+    adam_cosine,
+    fit_verbose,
+    logit_cache,
+    student_loss,
+    train_one,
+)
 from keras_kd.tools.results import environment, write_json  # noqa: F401  (environment: for callers)
 
 SETTINGS_FILE = "bench.json"
 # Settings that change the numbers: a re-run with other values would mix
 # incomparable results, so it is refused.
 _FIXED_SETTINGS = ("pair", "dataset", "epochs", "batch_size", "train_size",
-                   "learning_rate", "temperature", "schedule", "teacher")
+                   "learning_rate", "temperature", "schedule", "teacher", "pipeline")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,9 +102,6 @@ PAIRS = {
         description="WRN-40-2 → WRN-16-2 (RepDistiller); needs a GPU",
     ),
 }
-
-LOGIT_METHODS = ("kd", "kd_ls", "dist", "dkd", "dkd_ls", "nkd")  # = keras_kd.zoo.recipes.LOGIT_METHODS
-
 
 def build_model(name, dataset):
     """A fresh model for a zoo name (plus the bench-only digits students)."""
@@ -151,41 +158,6 @@ def _check_settings(output_dir, settings):
     write_json(path, settings)
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Wall time of every epoch, for the training-step time."""
-
-    def on_train_begin(self, logs=None):
-        self.seconds, self.steps = [], 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start, self._steps = time.perf_counter(), 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._steps += 1
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
-        self.steps = self._steps
-
-    def step_ms(self):
-        """Median epoch time ÷ steps, leaving out the first (tracing) epoch."""
-        timed = self.seconds[1:] or self.seconds
-        return float(np.median(timed) / max(1, self.steps) * 1000.0)
-
-
-def _loss():
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def accuracy(model, x, y, batch_size=512):
-    # Direct calls: `predict` would retrace for every new model in a sweep.
-    hits = 0
-    for start in range(0, len(y), batch_size):
-        logits = keras.ops.convert_to_numpy(model(x[start:start + batch_size], training=False))
-        hits += int((np.argmax(logits, -1) == y[start:start + batch_size]).sum())
-    return hits / len(y)
-
-
 def _subset(x, y, size, seed=0):
     """A fixed, class-stratified subset of the training set (same for every run)."""
     if size is None or size >= len(y):
@@ -228,73 +200,15 @@ def train_teacher(pair, data, output_dir, epochs, learning_rate, verbose):
     keras.utils.set_random_seed(0)
     teacher = build_model(pair.teacher, pair.dataset)
     optimizer = adam_cosine(learning_rate, epochs, len(y), pair.batch_size)
-    teacher.compile(optimizer=optimizer, loss=_loss(), metrics=["accuracy"])
+    teacher.compile(optimizer=optimizer, loss=student_loss(), metrics=["accuracy"])
     teacher.fit(
         x, y, batch_size=pair.batch_size, epochs=epochs, shuffle=True,
-        verbose=_fit_verbose(verbose),
+        verbose=fit_verbose(verbose),
         callbacks=[keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard", "teacher"))],
     )
     path = os.path.join(output_dir, "teacher.keras")
     teacher.save(path)
     return path
-
-
-def adam_cosine(learning_rate, epochs, examples, batch_size):
-    """Adam whose rate decays to 0 by the last step (cosine).
-
-    Decaying to 0 lets the weights settle, so BatchNormalization's moving
-    statistics catch up with them before the model is evaluated.
-    """
-    steps = max(1, epochs * -(-examples // batch_size))
-    return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps))
-
-
-def _fit_verbose(verbose):
-    return {0: 0, 1: 2}.get(verbose, 1)
-
-
-def train_one(method, student_name, seed, teacher, pair, data, settings, output_dir, verbose,
-              overrides=None):
-    """Trains one student with one method and returns its result row.
-
-    `overrides` replace the recipe's rules (`keras_kd.zoo.recipes.recipe(**overrides)`)."""
-    from keras_kd.zoo import recipes as methods
-    from keras_kd.distiller import Distiller
-    from keras_kd.tools.timing import latency_ms
-
-    (x_train, y_train), (x_test, y_test) = data
-    epochs = settings["epochs"]
-    keras.utils.set_random_seed(seed)
-    student = build_model(student_name, pair.dataset)
-    plan = methods.recipe(method, epochs, temperature=settings["temperature"],
-                          teacher=teacher, student=student, **(overrides or {}))
-    timer = EpochTimer()
-    log_dir = os.path.join(output_dir, "tensorboard", method, student_name, f"seed{seed}")
-    callbacks = [timer, keras.callbacks.TensorBoard(log_dir)] + list(plan.callbacks)
-    optimizer = adam_cosine(settings["learning_rate"], epochs, len(y_train),
-                            settings["batch_size"])
-    if method == "scratch":
-        model = student.compile(optimizer=optimizer, loss=_loss(), metrics=["accuracy"]) or student
-    else:
-        model = Distiller(teacher, student, losses=plan.terms,
-                          student_loss_weight=plan.student_loss_weight)
-        model.compile(optimizer=optimizer, loss=_loss(), metrics=["accuracy"])
-    start = time.perf_counter()
-    model.fit(x_train, y_train, batch_size=settings["batch_size"], epochs=epochs,
-              shuffle=True, verbose=_fit_verbose(verbose), callbacks=callbacks)
-    return {
-        "method": method,
-        "student": student_name,
-        "seed": seed,
-        "weights": plan.weights,
-        "accuracy": accuracy(student, x_test, y_test),
-        "params": int(student.count_params()),
-        "latency_ms": latency_ms(student, x_test[:256]),
-        "step_ms": timer.step_ms(),
-        "train_seconds": time.perf_counter() - start,
-        "epochs": epochs,
-        "finished": datetime.datetime.now().isoformat(timespec="seconds"),
-    }
 
 
 def run(
@@ -312,8 +226,13 @@ def run(
     data_dir=None,
     verbose=1,
     data=None,
+    cache_teacher=True,
 ):
     """Runs (or resumes) a benchmark and writes its report; returns the rows.
+
+    `cache_teacher` computes the teacher's logits on the training subset
+    once and serves them to the logit methods (`LOGIT_METHODS`); the
+    feature methods always run the teacher live.
 
     `data` (`((x_train, y_train), (x_test, y_test))`) replaces the pair's
     dataset, for tests and for users with their own arrays.
@@ -349,6 +268,7 @@ def run(
         "learning_rate": float(learning_rate),
         "temperature": float(temperature),
         "schedule": "adam-cosine",
+        "pipeline": "tf.data per-sample shuffle seeded by the run's seed",
         "teacher": teacher_path,
     }
     if settings["epochs"] < 1:
@@ -380,6 +300,12 @@ def run(
     _say(verbose, f"teacher {found}: {teacher_row['accuracy'] * 100:.2f}% test accuracy")
 
     runs = plan_runs(spec, methods_, seeds)
+    cache = None
+    pending = [r for r in runs if not os.path.exists(result_path(output_dir, *r))]
+    if cache_teacher and any(method in LOGIT_METHODS for method, _, _ in pending):
+        cache = logit_cache(teacher, x_train, y_train)
+        _say(verbose, f"teacher logits cached for the logit methods: {cache.num_samples} "
+             f"samples, {cache.nbytes / 2**20:.1f} MiB, {cache.seconds:.1f} s")
     progress = keras.utils.Progbar(len(runs), unit_name="run") if verbose else None
     rows = []
     for index, (method, student_name, seed) in enumerate(runs, start=1):
@@ -391,7 +317,7 @@ def run(
         else:
             _say(verbose, f"\n[{index}/{len(runs)}] {method} · {student_name} · seed {seed}")
             row = train_one(method, student_name, seed, teacher, spec, data, settings,
-                            output_dir, verbose)
+                            output_dir, verbose, cache=cache)
             write_json(path, row)
             status = f"{row['train_seconds']:.0f} s"
         rows.append(row)
@@ -455,6 +381,9 @@ def add_arguments(parser):
     parser.add_argument("--output-dir", default=None,
                         help="results, report and TensorBoard logs (default bench_runs/<pair>); "
                         "re-running with the same folder resumes")
+    parser.add_argument("--live-teacher", action="store_true",
+                        help="run the teacher live for the logit methods too (default: its "
+                        "logits are computed once and read from a per-sample cache)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -474,6 +403,7 @@ def from_args(args):
         teacher_path=args.teacher,
         data_dir=args.data_dir,
         verbose=0 if args.quiet else 1,
+        cache_teacher=not args.live_teacher,
     )
 
 
