@@ -6,7 +6,7 @@ import tensorflow as tf
 
 import keras_kd
 from keras_kd import losses
-from keras_kd.teachers.caching import cache
+from keras_kd.teachers.caching import build, cache
 from tests.models import tiny_cnn
 
 
@@ -76,10 +76,16 @@ def test_a_batch_that_changed_after_caching_fails_loudly(digits_batch):
     x, y = digits_batch
     scale = tf.Variable(1.0)
     source = _data(x, y).map(lambda a, b: (a * scale, b))
-    cached = cache(tiny_cnn(16), source)
+    teacher = tiny_cnn(16)
+    snapshot = build(teacher, source)  # small data: the inputs are copied into memory
+    streamed = build(teacher, source, in_memory=False)  # re-reads the source every epoch
+    assert snapshot.inputs_in_memory and not streamed.inputs_in_memory
     scale.assign(2.0)  # the source now yields other images
     with pytest.raises(tf.errors.InvalidArgumentError, match="differs from the one cached"):
-        list(cached)
+        list(streamed.dataset(batch_size=8))
+    # The snapshot replays the images the teacher saw, never the changed ones.
+    replayed = np.concatenate([xb.numpy() for xb, _, _ in snapshot.dataset(batch_size=8)])
+    np.testing.assert_array_equal(replayed, x)
 
 
 def test_cached_outputs_must_cover_the_terms_taps(digits_batch):

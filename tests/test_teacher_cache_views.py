@@ -9,6 +9,7 @@ import tensorflow as tf
 import keras_kd
 from keras_kd import losses
 from keras_kd.losses.topk import TopKKD
+from keras_kd.teachers import cache_views
 from keras_kd.teachers.caching import build, cache, crop_flip
 from tests.models import tiny_cnn
 
@@ -67,7 +68,7 @@ def test_a_changed_dataset_is_caught_in_the_pipeline(digits_batch, change):
         altered[8:16] = altered[8:16][::-1]  # same batch, same count, same pixel sum
     else:
         altered[20, 3, 3] += 0.25
-    built = build(tiny_cnn(16), _data(x, y))
+    built = build(tiny_cnn(16), _data(x, y), in_memory=False)  # re-reads its source
     built._source = _data(altered, y)  # the pipeline yields other samples after caching
     with pytest.raises(tf.errors.InvalidArgumentError, match="differs from the one cached"):
         list(built.dataset(batch_size=8))
@@ -157,3 +158,53 @@ def test_infinite_and_unbatched_datasets_are_refused_up_front(digits_batch):
         cache(tiny_cnn(16), _data(x, y).repeat())
     with pytest.raises(ValueError, match="add .batch"):
         cache(tiny_cnn(16), tf.data.Dataset.from_tensor_slices((x.reshape(32, -1)[:, 0], y)))
+
+
+def test_cycle_view_order_replays_every_view_once_per_k_epochs(digits_batch):
+    x, y = digits_batch
+    built = build(tiny_cnn(16), _data(x, y), augment=crop_flip, views=3, seed=5)
+    hashes = {}
+    for i in range(32):
+        for v in range(3):
+            hashes[int(cache_views.fingerprint_sample(crop_flip(x[i], [5, i * 3 + v])))] = (i, v)
+    data = built.dataset(batch_size=8, shuffle=True, seed=2, view_order="cycle")
+    seen = []
+    for _ in range(3):
+        epoch = [hashes[int(h)] for xb, _, _ in data
+                 for h in cache_views.fingerprint_batch(xb).numpy()]
+        assert sorted(i for i, _ in epoch) == list(range(32))
+        seen.append(dict(epoch))
+    for i in range(32):  # views (e + offset) mod 3: each view exactly once in 3 epochs
+        assert sorted(s[i] for s in seen) == [0, 1, 2]
+    assert len({seen[0][i] for i in range(32)}) == 3  # offsets differ between samples
+    with pytest.raises(ValueError, match="view_order must be one of"):
+        built.dataset(batch_size=8, view_order="epoch")
+
+
+def test_memory_and_source_pipelines_replay_the_same_samples_and_outputs(digits_batch):
+    x, y = digits_batch
+    teacher = tiny_cnn(16, name="teacher")
+    kwargs = dict(augment=crop_flip, views=2, seed=3)
+    memory = build(teacher, _data(x, y), **kwargs)
+    source = build(teacher, _data(x, y), in_memory=False, **kwargs)
+    assert memory.inputs_in_memory and not source.inputs_in_memory
+    for built in (memory, source):
+        for xb, yb, out in built.dataset(batch_size=6, indices=[1, 5, 9, 30], seed=4):
+            np.testing.assert_allclose(_teacher_logits(teacher, xb.numpy()),
+                                       out["logits"].numpy(), rtol=1e-5, atol=1e-6)
+            assert yb.numpy().tolist() == y[[1, 5, 9, 30]].tolist()
+
+
+def test_a_plain_baseline_sees_the_cached_runs_sample_order(digits_batch):
+    from keras_kd.teachers.cache_replay import shuffled_arrays
+
+    x, y = digits_batch
+    built = build(tiny_cnn(16), _data(x, y))
+    cached, plain = built.dataset(batch_size=8, shuffle=True, seed=9), shuffled_arrays((x, y), 8, seed=9)
+    for _ in range(2):  # two epochs: reshuffled alike
+        a = np.concatenate([yb.numpy() for _, yb, _ in cached])
+        b = np.concatenate([yb.numpy() for _, yb in plain])
+        xa = np.concatenate([xb.numpy() for xb, _, _ in cached])
+        xp = np.concatenate([xb.numpy() for xb, _ in plain])
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(xa, xp)

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_kd.teachers import cache_store as store
+from keras_kd.teachers import cache_replay as replay
 from keras_kd.teachers import cache_views as views_lib
 from keras_kd.losses.topk import (  # noqa: F401  (check_cached_outputs: re-exported)
     TOPK_INDICES,
@@ -32,8 +33,9 @@ from keras_kd.taps import LOGITS, ModelView
 
 _CHECK_BATCHES = 2
 crop_flip = views_lib.crop_flip  # the CIFAR crop + flip, stateless
-_OUT = "out:"
+_OUT = replay.OUT
 DEFAULT_TEMPERATURES = (1.0, 2.0, 4.0, 8.0)
+MEMORY_LIMIT = 2**31  # bytes of outputs (and of inputs) kept in memory by default
 
 
 def _check_dataset(dataset):
@@ -175,34 +177,46 @@ class _Computer:
 
 
 class TeacherCache:
-    """Teacher outputs per sample and view, zipped with their dataset on demand.
+    """Teacher outputs per sample and view, replayed with their inputs on demand.
 
     Made by `build`; `dataset(...)` gives the training pipeline. Attributes:
     `num_samples`, `views`, `top_k`, `path` (None in memory), `nbytes` (the
-    outputs' bytes; on disk, the compressed part files).
+    outputs' bytes; on disk, the compressed part files), `inputs_in_memory`
+    (the inputs were copied when the cache was built, so training reads
+    them and not the source dataset).
     """
 
-    def __init__(self, source, records, num_samples, views, augment, top_k, path, nbytes):
+    def __init__(self, source, records, num_samples, views, augment, top_k, path, nbytes,
+                 arrays=None, inputs=None):
         self._source, self._records = source, records
+        self._arrays, self._inputs = arrays, inputs
         self.num_samples, self.views, self.augment = num_samples, views, augment
         self.top_k, self.path, self.nbytes = top_k, path, nbytes
+        self.inputs_in_memory = inputs is not None and arrays is not None
 
-    def dataset(self, batch_size, shuffle=False, seed=0, indices=None, drop_remainder=False):
+    def dataset(self, batch_size, shuffle=False, seed=0, indices=None, drop_remainder=False,
+                view_order="random"):
         """`(x, y[, w], teacher_outputs)` batches: each sample's cached view and outputs.
 
         Args:
             batch_size: any batch size (the cache is per sample).
             shuffle: reshuffle the samples every pass (epoch), seeded by `seed`.
-            seed: seeds the shuffle and, with K > 1 views, the view replayed for
-                each sample on each pass (uniform over its K views).
+            seed: seeds the shuffle and the view replayed on each pass.
             indices: train on these sample indices only (a subset, e.g. a split).
             drop_remainder: drop the last, smaller batch.
+            view_order: with K > 1 views, which one pass `e` replays for a
+                sample: `"random"` (a uniform draw seeded by `(seed, e,
+                sample)`) or `"cycle"` (view `(e + offset) mod K`, the offset
+                a seeded draw per sample: every view once per K epochs).
 
         Every batch is checked against the fingerprints of the views the
         teacher saw; a sample that changed since caching (another order,
         another pixel) stops training with `InvalidArgumentError`.
         """
-        data = tf.data.Dataset.zip((self._source.unbatch(), self._records))
+        replay.check_view_order(view_order)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
         count = self.num_samples
         if indices is not None:
             indices = np.unique(np.asarray(indices, dtype=np.int64))
@@ -210,49 +224,13 @@ class TeacherCache:
                 raise ValueError(f"indices must be sample indices in [0, {count}), got "
                                  f"{indices.size} of them in [{indices.min() if indices.size else '-'}, "
                                  f"{indices.max() if indices.size else '-'}].")
-            mask = np.zeros(count, bool)
-            mask[indices] = True
-            mask = tf.constant(mask)
-            data = data.filter(lambda element, record: tf.gather(mask, record["index"]))
-            count = int(indices.size)
-        data = data.apply(tf.data.experimental.assert_cardinality(count))
-        if shuffle:
-            data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-        augment, views = self.augment, self.views
-        if augment is not None:
-            # One draw per pass (epoch) picks every sample's view: a per-element
-            # zip would cost a second per-sample map (slow in tf.data).
-            def one_pass(draw):
-                def augment_view(element, record):
-                    parts = tuple(element) if isinstance(element, (tuple, list)) else (element,)
-                    view = tf.random.stateless_uniform(
-                        [], seed=tf.stack([draw, record["index"]]), maxval=views, dtype=tf.int64)
-                    x = augment(parts[0], record["view_seeds"][view])
-                    return (x, *parts[1:]), {**record, "view": view}
-
-                return data.map(augment_view, num_parallel_calls=tf.data.AUTOTUNE)
-
-            draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
-            data = draws.flat_map(one_pass).apply(tf.data.experimental.assert_cardinality(count))
-
-        def select_and_check(element, record):
-            # Per batch (vectorized): each sample's view, its outputs, its fingerprint.
-            parts = tuple(element) if isinstance(element, (tuple, list)) else (element,)
-            view = record.get("view")
-            if view is None:
-                pick = lambda v: v[:, 0]  # noqa: E731
-            else:
-                pick = lambda v: tf.gather(v, view, batch_dims=1)  # noqa: E731
-            tf.debugging.assert_equal(
-                views_lib.fingerprint_batch(parts[0]), pick(record["view_hash"]),
-                message=("keras_kd teacher cache: a sample differs from the one cached (the "
-                         "dataset changed, was reordered or augmented differently after "
-                         "caching); rebuild the cache"))
-            outputs = {k[len(_OUT):]: pick(v) for k, v in record.items() if k.startswith(_OUT)}
-            return (*parts, outputs)
-
-        data = data.batch(batch_size, drop_remainder=drop_remainder)
-        return data.map(select_and_check, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        options = dict(batch_size=int(batch_size), shuffle=shuffle, seed=seed,
+                       drop_remainder=drop_remainder, augment=self.augment, views=self.views,
+                       view_order=view_order)
+        if self.inputs_in_memory:
+            ids = np.arange(count, dtype=np.int64) if indices is None else indices
+            return replay.from_memory(self._inputs, self._arrays, ids, **options)
+        return replay.from_source(self._source, self._records, count, indices, **options)
 
 
 def build(teacher, dataset, taps=(LOGITS,), path=None, augment=None, views=1, top_k=None,
@@ -261,8 +239,12 @@ def build(teacher, dataset, taps=(LOGITS,), path=None, augment=None, views=1, to
     """Computes (or loads and checks) the teacher cache; returns a `TeacherCache`.
 
     The arguments are those of `cache`, plus `part_size` (samples per on-disk
-    shard: the unit of resumption) and `in_memory` (None: keep the outputs
-    in memory when under 2 GiB, else stream them from disk every epoch).
+    shard: the unit of resumption) and `in_memory`: None keeps the outputs
+    in memory when under 2 GiB (else streams them from disk every epoch),
+    and copies the inputs into memory when they are under 2 GiB too, so
+    training gathers samples by index instead of re-reading the dataset
+    (see `cache_replay`); True always keeps both; False streams the outputs
+    and re-reads the dataset every epoch.
     """
     _check_dataset(dataset)
     taps = tuple(dict.fromkeys((LOGITS,) + ((taps,) if isinstance(taps, str) else tuple(taps))))
@@ -286,7 +268,9 @@ def build(teacher, dataset, taps=(LOGITS,), path=None, augment=None, views=1, to
         arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         nbytes = sum(v.nbytes for k, v in arrays.items() if k.startswith(_OUT))
         records = tf.data.Dataset.from_tensor_slices(arrays)
-        return TeacherCache(dataset, records, len(arrays["index"]), views, augment, top_k, None, nbytes)
+        inputs = None if in_memory is False else _read_inputs(dataset, _input_limit(in_memory))[1]
+        return TeacherCache(dataset, records, len(arrays["index"]), views, augment, top_k, None,
+                            nbytes, arrays, inputs)
     path = os.fspath(path)
     with store.locked(path, f"Waiting for another process writing the teacher cache '{path}'."):
         if overwrite and os.path.exists(path):
@@ -300,11 +284,34 @@ def build(teacher, dataset, taps=(LOGITS,), path=None, augment=None, views=1, to
         complete = store.read_json(os.path.join(path, store.COMPLETE))
         num_parts, count = int(complete["num_parts"]), int(complete["num_samples"])
         stored = store.read_parts(path, num_parts, keys=None if in_memory is not False else {"sample_hash"})
-    _refuse_other_data(path, dataset, stored["sample_hash"])
     nbytes = store.disk_bytes(path)
-    stream = in_memory is False or (in_memory is None and nbytes > 2**31)
-    records = store.stream_parts(path, num_parts) if stream else tf.data.Dataset.from_tensor_slices(stored)
-    return TeacherCache(dataset, records, count, views, augment, top_k, path, nbytes)
+    stream = in_memory is False or (in_memory is None and nbytes > MEMORY_LIMIT)
+    current, inputs = _read_inputs(dataset, 0 if stream else _input_limit(in_memory))
+    _refuse_other_data(path, current, stored["sample_hash"])
+    if stream:
+        return TeacherCache(dataset, store.stream_parts(path, num_parts), count, views, augment,
+                            top_k, path, nbytes)
+    return TeacherCache(dataset, tf.data.Dataset.from_tensor_slices(stored), count, views,
+                        augment, top_k, path, nbytes, stored, inputs)
+
+
+def _input_limit(in_memory):
+    return None if in_memory is True else MEMORY_LIMIT
+
+
+def _read_inputs(dataset, limit):
+    """One pass: per-sample fingerprints, and the elements as numpy (None past `limit` bytes)."""
+    hashes, batches, size = [], [], 0
+    for element in dataset:
+        parts = tuple(element) if isinstance(element, (tuple, list)) else (element,)
+        hashes.append(views_lib.fingerprint_batch(parts[0]).numpy())
+        if batches is not None:
+            leaves = tf.nest.map_structure(lambda t: t.numpy(), parts)
+            size += sum(leaf.nbytes for leaf in tf.nest.flatten(leaves))
+            batches = None if limit is not None and size > limit else batches + [leaves]
+    inputs = None if not batches else tf.nest.map_structure(
+        lambda *leaves: np.concatenate(leaves), *batches)
+    return np.concatenate(hashes), inputs
 
 
 def _write(path, computer, settings, part_size, batch_size):
@@ -337,9 +344,7 @@ def _write(path, computer, settings, part_size, batch_size):
         "data_digest": hashlib.sha256(hashes.tobytes()).hexdigest()[:16]})
 
 
-def _refuse_other_data(path, dataset, stored):
-    current = np.concatenate([views_lib.fingerprint_batch(views_lib.features(b)).numpy()
-                              for b in dataset])
+def _refuse_other_data(path, current, stored):
     if current.size != stored.size:
         raise ValueError(
             f"The cache at '{path}' was computed on a different dataset: {stored.size} samples "

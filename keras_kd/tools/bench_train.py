@@ -71,12 +71,11 @@ def fit_verbose(verbose):
 
 
 def shuffled_batches(x, y, batch_size, seed):
-    """The training pipeline of every run: per-sample shuffle seeded by `seed`."""
-    import tensorflow as tf
+    """The training pipeline of every run: per-sample shuffle seeded by `seed`,
+    in the order a teacher cache's `dataset(shuffle=True, seed=seed)` uses."""
+    from keras_kd.teachers.cache_replay import shuffled_arrays
 
-    return (tf.data.Dataset.from_tensor_slices((x, y))
-            .shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
-            .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    return shuffled_arrays((x, y), batch_size, seed)
 
 
 def logit_cache(teacher, x, y, batch_size=512):

@@ -1,0 +1,183 @@
+"""Replaying a teacher cache: the training pipelines of `TeacherCache.dataset`.
+
+Two pipelines give the same batches (each sample's replayed view, its
+label, the teacher's outputs on that view):
+
+- `from_memory`: the inputs were copied into memory when the cache was
+  built (small data, the default under 2 GiB). Each pass shuffles sample
+  *indices* (one vectorized stateless shuffle), augments each sample with
+  one map, and gathers labels and outputs per batch. Per sample it does
+  what a plain `shuffle → map(augment) → batch` pipeline does, so a cached
+  epoch costs about what the student alone costs.
+- `from_source`: the inputs stay in the user's dataset (large data); it is
+  read every pass and zipped with the cached records.
+
+Both check every batch against the fingerprints of the views the teacher
+saw, and number their passes (`pass_numbers`) so the view replayed on pass
+`e` is a function of `(seed, e, sample)`: `view_order="cycle"` replays view
+`(e + offset) mod K` (each sample walks through its K views, from its own
+random offset), `"random"` a seeded uniform draw.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from keras_kd.teachers import cache_views as views_lib
+
+VIEW_ORDERS = ("random", "cycle")
+OUT = "out:"  # record keys holding teacher outputs
+_MISMATCH = ("keras_kd teacher cache: a sample differs from the one cached (the dataset "
+             "changed, was reordered or augmented differently after caching); rebuild the cache")
+
+
+def check_view_order(view_order):
+    if view_order not in VIEW_ORDERS:
+        raise ValueError(f"view_order must be one of {VIEW_ORDERS}, got {view_order!r}: "
+                         "'cycle' replays view (epoch + offset) mod K, 'random' a seeded draw.")
+    return view_order
+
+
+def pass_numbers():
+    """A one-element dataset giving 0, 1, 2, ... on successive passes (epochs).
+
+    Keras iterates a `tf.data` pipeline once per epoch; the counter makes
+    the pass number part of the graph, so shuffles and view choices are
+    stateless functions of `(seed, pass)` and can be replayed.
+    """
+    counter = tf.Variable(-1, dtype=tf.int64, trainable=False, name="cache_pass")
+    return tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(
+        lambda _: counter.assign_add(1))
+
+
+def _seed(seed, epoch, salt):
+    return tf.stack([tf.cast(seed, tf.int64) * 1000003 + salt, tf.cast(epoch, tf.int64)])
+
+
+def view_choice(index, epoch, views, seed, view_order):
+    """The view (in [0, views)) replayed for sample `index` on pass `epoch`."""
+    if views == 1:
+        return tf.zeros_like(index)
+    if view_order == "cycle":
+        offset = tf.random.stateless_uniform(
+            [], seed=tf.stack([tf.cast(seed, tf.int64), index]), maxval=views, dtype=tf.int64)
+        return (offset + epoch) % views
+    return tf.random.stateless_uniform(
+        [], seed=tf.random.experimental.stateless_fold_in(_seed(seed, epoch, 1), index),
+        maxval=views, dtype=tf.int64)
+
+
+def epoch_order(ids, shuffle, seed, epoch):
+    """The sample indices of pass `epoch`: a stateless shuffle seeded by `(seed, epoch)`."""
+    if not shuffle:
+        return ids
+    return tf.random.experimental.stateless_shuffle(ids, seed=_seed(seed, epoch, 0))
+
+
+def pick(values, view):
+    """Row `view[b]` of `values[b]` (shape `(batch, views, ...)`) for each b."""
+    return tf.gather(values, view, batch_dims=1)
+
+
+def assemble(parts, view, hashes, outputs):
+    """Checks a batch against its views' fingerprints; `(*parts, outputs)`."""
+    tf.debugging.assert_equal(views_lib.fingerprint_batch(parts[0]), pick(hashes, view),
+                              message=_MISMATCH)
+    return (*parts, {k[len(OUT):]: pick(v, view) for k, v in outputs.items()})
+
+
+def _batches(count, batch_size, drop_remainder):
+    return count // batch_size if drop_remainder else -(-count // batch_size)
+
+
+def from_memory(inputs, arrays, ids, batch_size, shuffle, seed, drop_remainder, augment,
+                views, view_order):
+    """The pipeline over inputs held in memory (`inputs`: the element's tuple of leaves)."""
+    inputs = tf.nest.map_structure(tf.constant, inputs)
+    hashes = tf.constant(arrays["view_hash"])
+    seeds = tf.constant(arrays["view_seeds"])
+    outputs = {k: tf.constant(v) for k, v in arrays.items() if k.startswith(OUT)}
+    ids = tf.constant(ids, tf.int64)
+    take = lambda tree, rows: tf.nest.map_structure(lambda t: tf.gather(t, rows), tree)  # noqa: E731
+
+    def one_sample(index, epoch):
+        view = view_choice(index, epoch, views, seed, view_order)
+        x = augment(take(inputs[0], index), seeds[index, view])
+        return index, view, x
+
+    def one_batch(index, view, x=None):
+        # The augmented x comes from `one_sample`; only the other parts are gathered.
+        parts = (take(inputs[0], index) if x is None else x, *take(inputs[1:], index))
+        return assemble(parts, view, take(hashes, index),
+                        {k: take(v, index) for k, v in outputs.items()})
+
+    def one_pass(epoch):
+        data = tf.data.Dataset.from_tensor_slices(epoch_order(ids, shuffle, seed, epoch))
+        if augment is None:  # no per-sample map at all: tf.data pays ~35 µs per map call
+            data = data.batch(batch_size, drop_remainder=drop_remainder)
+            return data.map(lambda i: one_batch(i, tf.zeros_like(i)),
+                            num_parallel_calls=tf.data.AUTOTUNE)
+        # One per-sample map, as a plain `map(augment)` pipeline has.
+        data = data.map(lambda i: one_sample(i, epoch), num_parallel_calls=tf.data.AUTOTUNE)
+        return data.batch(batch_size, drop_remainder=drop_remainder).map(
+            one_batch, num_parallel_calls=tf.data.AUTOTUNE)
+
+    count = int(ids.shape[0])
+    return (pass_numbers().flat_map(one_pass)
+            .apply(tf.data.experimental.assert_cardinality(_batches(count, batch_size, drop_remainder)))
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def from_source(source, records, count, indices, batch_size, shuffle, seed, drop_remainder,
+                augment, views, view_order):
+    """The pipeline that reads the inputs from the user's dataset every pass."""
+    data = tf.data.Dataset.zip((source.unbatch(), records))
+    if indices is not None:
+        mask = np.zeros(count, bool)
+        mask[indices] = True
+        mask = tf.constant(mask)
+        data = data.filter(lambda element, record: tf.gather(mask, record["index"]))
+        count = int(indices.size)
+    data = data.apply(tf.data.experimental.assert_cardinality(count))
+    if shuffle:
+        data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+
+    def one_pass(epoch):
+        def one_sample(element, record):
+            parts = tuple(element) if isinstance(element, (tuple, list)) else (element,)
+            view = view_choice(record["index"], epoch, views, seed, view_order)
+            if augment is not None:
+                parts = (augment(parts[0], record["view_seeds"][view]), *parts[1:])
+            return parts, view, record
+
+        return data.map(one_sample, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def one_batch(parts, view, record):
+        outputs = {k: v for k, v in record.items() if k.startswith(OUT)}
+        return assemble(parts, view, record["view_hash"], outputs)
+
+    return (pass_numbers().flat_map(one_pass)
+            .apply(tf.data.experimental.assert_cardinality(count))
+            .batch(batch_size, drop_remainder=drop_remainder)
+            .map(one_batch, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def shuffled_arrays(arrays, batch_size, seed, drop_remainder=False):
+    """`arrays` (a tuple of equal-length arrays) in batches, reshuffled every pass
+    exactly as a cache's `dataset(shuffle=True, seed=seed)` orders its samples.
+
+    For a baseline that must see the same sample order as a cached run.
+    """
+    arrays = tf.nest.map_structure(tf.constant, tuple(arrays))
+    count = int(tf.nest.flatten(arrays)[0].shape[0])
+    ids = tf.range(count, dtype=tf.int64)
+
+    def one_pass(epoch):
+        order = tf.data.Dataset.from_tensor_slices(epoch_order(ids, True, seed, epoch))
+        return order.batch(batch_size, drop_remainder=drop_remainder).map(
+            lambda rows: tf.nest.map_structure(lambda t: tf.gather(t, rows), arrays),
+            num_parallel_calls=tf.data.AUTOTUNE)
+
+    return (pass_numbers().flat_map(one_pass)
+            .apply(tf.data.experimental.assert_cardinality(_batches(count, batch_size, drop_remainder)))
+            .prefetch(tf.data.AUTOTUNE))
