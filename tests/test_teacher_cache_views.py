@@ -208,3 +208,41 @@ def test_a_plain_baseline_sees_the_cached_runs_sample_order(digits_batch):
         xp = np.concatenate([xb.numpy() for xb, _ in plain])
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(xa, xp)
+
+
+def test_mixup_views_replay_the_mixed_image_and_label_the_teacher_saw(digits_batch):
+    from keras_kd.teachers.cache_mixup import Mixup
+
+    x, y = digits_batch
+    teacher = tiny_cnn(16, name="teacher")
+    mixup = Mixup(0.4, base=crop_flip)
+    built = build(teacher, _data(x, y), augment=mixup, views=2, seed=5)
+    # One view by hand, in numpy: λ·crop_flip(x_i) + (1 − λ)·crop_flip(x_j).
+    seed = tf.constant([5, 7 * 2 + 1], tf.int64)  # sample 7, view 1
+    j, lam = int(mixup.partner(seed, 32)), float(mixup.weight(seed))
+    assert 0.0 <= lam <= 1.0
+    left = crop_flip(x[7], mixup._seed(seed, 4)).numpy()
+    right = crop_flip(x[j], mixup._seed(seed, 5)).numpy()
+    np.testing.assert_allclose(mixup(x[7], seed, x[j]).numpy(), lam * left + (1 - lam) * right,
+                               rtol=1e-6, atol=1e-7)
+    expected_y = np.zeros(10, np.float32)
+    expected_y[y[7]] += lam
+    expected_y[y[j]] += 1 - lam
+    np.testing.assert_allclose(mixup.labels(y[7], y[j], seed, 10).numpy(), expected_y, rtol=1e-6)
+    labels_seen = []
+    for xb, yb, out in built.dataset(batch_size=8, shuffle=True, seed=1):
+        np.testing.assert_allclose(_teacher_logits(teacher, xb.numpy()), out["logits"].numpy(),
+                                   rtol=1e-5, atol=1e-6)
+        assert yb.shape == (len(xb), 10)
+        np.testing.assert_allclose(yb.numpy().sum(axis=1), 1.0, rtol=1e-6)
+        labels_seen.append(yb.numpy())
+    assert (np.count_nonzero(np.concatenate(labels_seen), axis=1) <= 2).all()
+    distiller = keras_kd.Distiller(teacher, tiny_cnn(8), losses=[losses.KD(temperature=4.0)])
+    distiller.compile(optimizer="adam",
+                      loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    history = distiller.fit(built.dataset(batch_size=8, shuffle=True), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    with pytest.raises(ValueError, match="needs the inputs in memory"):
+        build(teacher, _data(x, y), augment=mixup, views=2, in_memory=False)
+    with pytest.raises(ValueError, match="alpha must be a number > 0"):
+        Mixup(0.0)

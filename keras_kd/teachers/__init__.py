@@ -26,7 +26,7 @@ def __getattr__(name):
     # The cache is built on tf.data: loaded on first use, so that importing
     # keras_kd does not import TensorFlow on the JAX backend (or when only a
     # run config is validated).
-    if name in ("cache", "build", "crop_flip", "TeacherCache", "caching"):
+    if name in ("cache", "build", "crop_flip", "Mixup", "TeacherCache", "caching"):
         caching = importlib.import_module("keras_kd.teachers.caching")
         return caching if name == "caching" else getattr(caching, name)
     raise AttributeError(f"module 'keras_kd.teachers' has no attribute {name!r}")
@@ -37,6 +37,7 @@ __all__ = [
     "EnsembleLogits",
     "Merged",
     "MergedKD",
+    "Mixup",
     "TeacherCache",
     "build",
     "cache",

@@ -97,16 +97,31 @@ def from_memory(inputs, arrays, ids, batch_size, shuffle, seed, drop_remainder, 
     seeds = tf.constant(arrays["view_seeds"])
     outputs = {k: tf.constant(v) for k, v in arrays.items() if k.startswith(OUT)}
     ids = tf.constant(ids, tf.int64)
+    inputs_count = int(tf.nest.flatten(inputs[0])[0].shape[0])
     take = lambda tree, rows: tf.nest.map_structure(lambda t: tf.gather(t, rows), tree)  # noqa: E731
+
+    pairs = bool(getattr(augment, "pairs", False))
+    if pairs and len(inputs) < 2:
+        raise ValueError("A pair augmentation (mixup) mixes labels too: the cached dataset "
+                         "must yield (x, y) or (x, y, sample_weight), not x alone.")
+    logits = arrays.get(OUT + "logits")
+    num_classes = None if logits is None else int(logits.shape[-1])
 
     def one_sample(index, epoch):
         view = view_choice(index, epoch, views, seed, view_order)
-        x = augment(take(inputs[0], index), seeds[index, view])
-        return index, view, x
+        view_seed = seeds[index, view]
+        if not pairs:
+            return index, view, augment(take(inputs[0], index), view_seed)
+        other = augment.partner(view_seed, inputs_count)
+        x = augment(take(inputs[0], index), view_seed, take(inputs[0], other))
+        y = augment.labels(inputs[1][index], inputs[1][other], view_seed, num_classes)
+        return index, view, x, y
 
-    def one_batch(index, view, x=None):
-        # The augmented x comes from `one_sample`; only the other parts are gathered.
+    def one_batch(index, view, x=None, y=None):
+        # The augmented x (and mixed y) come from `one_sample`; the rest is gathered.
         parts = (take(inputs[0], index) if x is None else x, *take(inputs[1:], index))
+        if y is not None:
+            parts = (parts[0], y, *parts[2:])
         return assemble(parts, view, take(hashes, index),
                         {k: take(v, index) for k, v in outputs.items()})
 

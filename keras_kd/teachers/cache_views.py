@@ -75,7 +75,7 @@ def _stateful_ops(graph):
     return sorted(set(found))
 
 
-def check_stateless(augment, sample):
+def check_stateless(augment, sample, pairs=False):
     """Refuses an `augment(x, seed)` that is not a pure function of its seed.
 
     Two checks: its traced graph may hold no stateful random op (the global
@@ -86,7 +86,8 @@ def check_stateless(augment, sample):
         raise TypeError(f"augment must be a function (x, seed) -> x, got {augment!r}.")
     seed = tf.constant([7, 11], tf.int64)
     spec = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), sample)
-    traced = tf.function(augment)
+    # A pair augmentation (mixup) is checked on the sample mixed with itself.
+    traced = tf.function((lambda x, s: augment(x, s, x)) if pairs else augment)
     try:
         graph = traced.get_concrete_function(spec, tf.TensorSpec([2], tf.int64)).graph
     except Exception as error:  # the user's function: any failure is reported with its cause
@@ -109,13 +110,16 @@ def check_stateless(augment, sample):
             "tf.random.uniform, tf.random.Generator or Keras augmentation layers.")
 
 
-def make_views(x, index, views, base_seed, augment):
-    """`(views_x, seeds, view_hashes)` for one sample: views stacked on a new axis 0."""
+def make_views(x, index, views, base_seed, augment, partner=None):
+    """`(views_x, seeds, view_hashes)` for one sample: views stacked on a new axis 0.
+
+    `partner(seed)` gives the partner sample of a pair augmentation (mixup)."""
     seeds = view_seeds(index, views, base_seed)
     if augment is None:
         stacked = tf.nest.map_structure(lambda t: tf.repeat(t[None], views, axis=0), x)
     else:
-        per_view = [augment(x, seeds[v]) for v in range(views)]
+        per_view = [augment(x, seeds[v]) if partner is None else
+                    augment(x, seeds[v], partner(seeds[v])) for v in range(views)]
         stacked = tf.nest.map_structure(lambda *ts: tf.stack(ts), *per_view)
     return stacked, seeds, fingerprint_batch(stacked)
 

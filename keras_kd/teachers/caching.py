@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from keras_kd.teachers import cache_store as store
 from keras_kd.teachers import cache_replay as replay
+from keras_kd.teachers.cache_mixup import Mixup, is_pair_augment  # noqa: F401  (Mixup: re-exported)
 from keras_kd.teachers import cache_views as views_lib
 from keras_kd.losses.topk import (  # noqa: F401  (check_cached_outputs: re-exported)
     TOPK_INDICES,
@@ -127,8 +128,10 @@ def _refuse_other_settings(path, stored, wanted):
 class _Computer:
     """One pass of the teacher over every view of every sample, part by part."""
 
-    def __init__(self, teacher, dataset, taps, augment, views, top_k, temperatures, seed):
+    def __init__(self, teacher, dataset, taps, augment, views, top_k, temperatures, seed,
+                 inputs=None):
         self.view = ModelView(teacher, taps, role="teacher")
+        self.inputs = inputs  # the elements in memory: pair augmentations read partners there
         self.dataset, self.augment, self.views, self.seed = dataset, augment, views, seed
         self.top_k, self.temperatures = top_k, temperatures
         self.forward = tf.function(self._forward)
@@ -152,10 +155,20 @@ class _Computer:
         """Yields dicts of numpy arrays, `part_size` samples each, from sample `start`."""
         def prepare(index, element):
             x = views_lib.features(element)
-            stacked, seeds, hashes = views_lib.make_views(x, index, self.views, self.seed, self.augment)
+            stacked, seeds, hashes = views_lib.make_views(
+                x, index, self.views, self.seed, self.augment,
+                partner=self.partner if is_pair_augment(self.augment) else None)
             return index, stacked, seeds, hashes, views_lib.fingerprint_sample(x)
 
-        pipe = (self.dataset.unbatch().enumerate().skip(start)
+        if self.inputs is None:
+            samples = self.dataset.unbatch().enumerate()
+        else:
+            features = tf.nest.map_structure(tf.constant, self.inputs[0])
+            count = int(tf.nest.flatten(features)[0].shape[0])
+            take = lambda i: tf.nest.map_structure(lambda t: tf.gather(t, i), features)  # noqa: E731
+            self.partner = lambda seed: take(self.augment.partner(seed, count))  # noqa: E731
+            samples = tf.data.Dataset.range(count).map(lambda i: (i, take(i)))
+        pipe = (samples.skip(start)
                 .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
                 .batch(batch_size).prefetch(tf.data.AUTOTUNE))
         pending, count = [], 0
@@ -227,6 +240,10 @@ class TeacherCache:
         options = dict(batch_size=int(batch_size), shuffle=shuffle, seed=seed,
                        drop_remainder=drop_remainder, augment=self.augment, views=self.views,
                        view_order=view_order)
+        if is_pair_augment(self.augment) and not self.inputs_in_memory:
+            raise ValueError(f"This cache's augment {self.augment.__qualname__} mixes samples "
+                             "in pairs, which needs the inputs in memory; load it with "
+                             "build(..., in_memory=True).")
         if self.inputs_in_memory:
             ids = np.arange(count, dtype=np.int64) if indices is None else indices
             return replay.from_memory(self._inputs, self._arrays, ids, **options)
@@ -258,17 +275,28 @@ def build(teacher, dataset, taps=(LOGITS,), path=None, augment=None, views=1, to
         raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}.")
     _refuse_unreproducible(dataset)
     first = next(iter(dataset.unbatch().take(1)))
+    pairs = is_pair_augment(augment)
     if augment is not None:
-        views_lib.check_stateless(augment, views_lib.features(first))
+        views_lib.check_stateless(augment, views_lib.features(first), pairs=pairs)
+    snapshot = None
+    if pairs:  # a partner's pixels and label are read by index: the inputs must be in memory
+        snapshot = None if in_memory is False else _read_inputs(dataset, _input_limit(in_memory))[1]
+        if snapshot is None:
+            raise ValueError(
+                f"augment={augment.__qualname__} mixes each sample with a partner sample, which "
+                "needs the inputs in memory; they are over 2 GiB (or in_memory=False was "
+                "passed). Pass in_memory=True if they fit, or use a per-sample augmentation.")
     batch_size = int(tf.nest.flatten(views_lib.features(next(iter(dataset))))[0].shape[0])
     settings = _settings(teacher, taps, augment, views, top_k, temperatures, seed, part_size)
-    computer = _Computer(teacher, dataset, taps, augment, views, top_k, temperatures, seed)
+    computer = _Computer(teacher, dataset, taps, augment, views, top_k, temperatures, seed,
+                         inputs=snapshot)
     if path is None:
         parts = list(computer.parts(0, part_size, batch_size))
         arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         nbytes = sum(v.nbytes for k, v in arrays.items() if k.startswith(_OUT))
         records = tf.data.Dataset.from_tensor_slices(arrays)
-        inputs = None if in_memory is False else _read_inputs(dataset, _input_limit(in_memory))[1]
+        inputs = snapshot if snapshot is not None else (
+            None if in_memory is False else _read_inputs(dataset, _input_limit(in_memory))[1])
         return TeacherCache(dataset, records, len(arrays["index"]), views, augment, top_k, None,
                             nbytes, arrays, inputs)
     path = os.fspath(path)
