@@ -20,7 +20,8 @@ import tensorflow as tf
 
 from keras_kd.teachers import cache_store as store
 from keras_kd.teachers import cache_replay as replay
-from keras_kd.teachers.cache_mixup import Mixup, is_pair_augment  # noqa: F401  (Mixup: re-exported)
+from keras_kd.teachers.cache_compute import TeacherPass, read_inputs
+from keras_kd.teachers.cache_mixup import Mixup, is_pair_augment  # noqa: F401  (re-exported)
 from keras_kd.teachers import cache_views as views_lib
 from keras_kd.losses.topk import (  # noqa: F401  (check_cached_outputs: re-exported)
     TOPK_INDICES,
@@ -30,7 +31,7 @@ from keras_kd.losses.topk import (  # noqa: F401  (check_cached_outputs: re-expo
     rest_key,
     topk_summary,
 )
-from keras_kd.taps import LOGITS, ModelView
+from keras_kd.taps import LOGITS
 
 _CHECK_BATCHES = 2
 crop_flip = views_lib.crop_flip  # the CIFAR crop + flip, stateless
@@ -125,70 +126,6 @@ def _refuse_other_settings(path, stored, wanted):
             "left untouched. Use a new path, or pass overwrite=True to replace it.")
 
 
-class _Computer:
-    """One pass of the teacher over every view of every sample, part by part."""
-
-    def __init__(self, teacher, dataset, taps, augment, views, top_k, temperatures, seed,
-                 inputs=None):
-        self.view = ModelView(teacher, taps, role="teacher")
-        self.inputs = inputs  # the elements in memory: pair augmentations read partners there
-        self.dataset, self.augment, self.views, self.seed = dataset, augment, views, seed
-        self.top_k, self.temperatures = top_k, temperatures
-        self.forward = tf.function(self._forward)
-
-    def _forward(self, x):
-        flat = tf.nest.map_structure(lambda t: tf.reshape(t, [-1, *t.shape[2:]]), x)
-        result = self.view(flat, training=False)
-        per_view = lambda t: tf.reshape(t, [-1, self.views, *t.shape[1:]])  # noqa: E731
-        outputs = {tap: per_view(value) for tap, value in result.items()}
-        if self.top_k:
-            logits = outputs.pop(LOGITS)
-            values, indices, rest = topk_summary(result[LOGITS], self.top_k, self.temperatures)
-            small = tf.int16 if logits.shape[-1] <= np.iinfo(np.int16).max else tf.int32
-            outputs[TOPK_VALUES] = per_view(values)
-            outputs[TOPK_INDICES] = per_view(tf.cast(indices, small))
-            for temperature, value in rest.items():
-                outputs[rest_key(temperature)] = per_view(value)
-        return outputs
-
-    def parts(self, start, part_size, batch_size):
-        """Yields dicts of numpy arrays, `part_size` samples each, from sample `start`."""
-        def prepare(index, element):
-            x = views_lib.features(element)
-            stacked, seeds, hashes = views_lib.make_views(
-                x, index, self.views, self.seed, self.augment,
-                partner=self.partner if is_pair_augment(self.augment) else None)
-            return index, stacked, seeds, hashes, views_lib.fingerprint_sample(x)
-
-        if self.inputs is None:
-            samples = self.dataset.unbatch().enumerate()
-        else:
-            features = tf.nest.map_structure(tf.constant, self.inputs[0])
-            count = int(tf.nest.flatten(features)[0].shape[0])
-            take = lambda i: tf.nest.map_structure(lambda t: tf.gather(t, i), features)  # noqa: E731
-            self.partner = lambda seed: take(self.augment.partner(seed, count))  # noqa: E731
-            samples = tf.data.Dataset.range(count).map(lambda i: (i, take(i)))
-        pipe = (samples.skip(start)
-                .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-                .batch(batch_size).prefetch(tf.data.AUTOTUNE))
-        pending, count = [], 0
-        for index, stacked, seeds, hashes, sample_hash in pipe:
-            outputs = self.forward(stacked)
-            chunk = {"index": index.numpy(), "sample_hash": sample_hash.numpy(),
-                     "view_seeds": seeds.numpy(), "view_hash": hashes.numpy()}
-            chunk.update({_OUT + k: v.numpy() for k, v in outputs.items()})
-            pending.append(chunk)
-            count += len(chunk["index"])
-            while count >= part_size:
-                merged = {k: np.concatenate([c[k] for c in pending]) for k in pending[0]}
-                yield {k: v[:part_size] for k, v in merged.items()}
-                rest = {k: v[part_size:] for k, v in merged.items()}
-                count -= part_size
-                pending = [rest] if count else []
-        if count:
-            yield {k: np.concatenate([c[k] for c in pending]) for k in pending[0]}
-
-
 class TeacherCache:
     """Teacher outputs per sample and view, replayed with their inputs on demand.
 
@@ -280,7 +217,7 @@ def build(teacher, dataset, taps=(LOGITS,), path=None, augment=None, views=1, to
         views_lib.check_stateless(augment, views_lib.features(first), pairs=pairs)
     snapshot = None
     if pairs:  # a partner's pixels and label are read by index: the inputs must be in memory
-        snapshot = None if in_memory is False else _read_inputs(dataset, _input_limit(in_memory))[1]
+        snapshot = None if in_memory is False else read_inputs(dataset, _input_limit(in_memory))[1]
         if snapshot is None:
             raise ValueError(
                 f"augment={augment.__qualname__} mixes each sample with a partner sample, which "
@@ -288,7 +225,7 @@ def build(teacher, dataset, taps=(LOGITS,), path=None, augment=None, views=1, to
                 "passed). Pass in_memory=True if they fit, or use a per-sample augmentation.")
     batch_size = int(tf.nest.flatten(views_lib.features(next(iter(dataset))))[0].shape[0])
     settings = _settings(teacher, taps, augment, views, top_k, temperatures, seed, part_size)
-    computer = _Computer(teacher, dataset, taps, augment, views, top_k, temperatures, seed,
+    computer = TeacherPass(teacher, dataset, taps, augment, views, top_k, temperatures, seed,
                          inputs=snapshot)
     if path is None:
         parts = list(computer.parts(0, part_size, batch_size))
@@ -296,7 +233,7 @@ def build(teacher, dataset, taps=(LOGITS,), path=None, augment=None, views=1, to
         nbytes = sum(v.nbytes for k, v in arrays.items() if k.startswith(_OUT))
         records = tf.data.Dataset.from_tensor_slices(arrays)
         inputs = snapshot if snapshot is not None else (
-            None if in_memory is False else _read_inputs(dataset, _input_limit(in_memory))[1])
+            None if in_memory is False else read_inputs(dataset, _input_limit(in_memory))[1])
         return TeacherCache(dataset, records, len(arrays["index"]), views, augment, top_k, None,
                             nbytes, arrays, inputs)
     path = os.fspath(path)
@@ -314,7 +251,7 @@ def build(teacher, dataset, taps=(LOGITS,), path=None, augment=None, views=1, to
         stored = store.read_parts(path, num_parts, keys=None if in_memory is not False else {"sample_hash"})
     nbytes = store.disk_bytes(path)
     stream = in_memory is False or (in_memory is None and nbytes > MEMORY_LIMIT)
-    current, inputs = _read_inputs(dataset, 0 if stream else _input_limit(in_memory))
+    current, inputs = read_inputs(dataset, 0 if stream else _input_limit(in_memory))
     _refuse_other_data(path, current, stored["sample_hash"])
     if stream:
         return TeacherCache(dataset, store.stream_parts(path, num_parts), count, views, augment,
@@ -325,21 +262,6 @@ def build(teacher, dataset, taps=(LOGITS,), path=None, augment=None, views=1, to
 
 def _input_limit(in_memory):
     return None if in_memory is True else MEMORY_LIMIT
-
-
-def _read_inputs(dataset, limit):
-    """One pass: per-sample fingerprints, and the elements as numpy (None past `limit` bytes)."""
-    hashes, batches, size = [], [], 0
-    for element in dataset:
-        parts = tuple(element) if isinstance(element, (tuple, list)) else (element,)
-        hashes.append(views_lib.fingerprint_batch(parts[0]).numpy())
-        if batches is not None:
-            leaves = tf.nest.map_structure(lambda t: t.numpy(), parts)
-            size += sum(leaf.nbytes for leaf in tf.nest.flatten(leaves))
-            batches = None if limit is not None and size > limit else batches + [leaves]
-    inputs = None if not batches else tf.nest.map_structure(
-        lambda *leaves: np.concatenate(leaves), *batches)
-    return np.concatenate(hashes), inputs
 
 
 def _write(path, computer, settings, part_size, batch_size):
