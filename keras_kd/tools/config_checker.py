@@ -67,6 +67,15 @@ class Checker:
             return None
         return int(value) if integer else float(value)
 
+    def kind(self, key, raw, kinds):
+        """The `type` of a `{type: ..., ...}` mapping, one of `kinds`; None,
+        with the problem recorded, when `raw` is no mapping or the type is unknown."""
+        if not isinstance(raw, dict):
+            self.bad(key, f"expected a mapping with a 'type' ({', '.join(kinds)}), "
+                     f"got {show_value(raw)}")
+            return None
+        return self.choice(f"{key}.type", raw.get("type"), kinds)
+
     def boolean(self, key, value):
         if not isinstance(value, bool):
             self.bad(key, f"expected true or false, got {show_value(value)}")

@@ -80,11 +80,7 @@ def check_optimizer(check, raw, epochs):
     schedule = out["schedule"]
     if schedule is not None:
         key = "optimizer.schedule"
-        if not isinstance(schedule, dict):
-            check.bad(key, f"expected a mapping with a 'type' ({', '.join(LR_SCHEDULES)}), "
-                      f"got {show_value(schedule)}")
-            return out
-        kind = check.choice(f"{key}.type", schedule.get("type"), LR_SCHEDULES)
+        kind = check.kind(key, schedule, LR_SCHEDULES)
         if kind == "constant":
             check.keys(key, schedule, ("type",))
         elif kind == "cosine":

@@ -108,11 +108,9 @@ def check_weight_schedule(check, key, raw):
     values are factors of the term's weight."""
     if raw is None:
         return None
+    kind = check.kind(key, raw, WEIGHT_SCHEDULES)
     if not isinstance(raw, dict):
-        check.bad(key, f"expected a mapping with a 'type' ({', '.join(WEIGHT_SCHEDULES)}), "
-                  f"got {show_value(raw)}")
         return None
-    kind = check.choice(f"{key}.type", raw.get("type"), WEIGHT_SCHEDULES)
     if kind == "constant":
         check.keys(key, raw, ("type",))
     elif kind == "linear_warmup":
