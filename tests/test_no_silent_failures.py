@@ -264,7 +264,7 @@ def test_numpy_scalars_are_accepted_wherever_numbers_are():
     assert schedules.get(np.float64(0.3))(0) == pytest.approx(0.3)
     assert schedules.LinearWarmup(np.float32(1.0), np.int32(3))(3) == pytest.approx(1.0)
     assert losses.AttentionTransfer("relu1", "relu1", p=np.int64(2)).p == 2
-    checked = config._Checker()
+    checked = config.Checker()
     assert checked.number("epochs", np.int64(3), minimum=1, integer=True) == 3
     assert checked.problems == []
 

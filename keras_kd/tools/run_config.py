@@ -15,6 +15,10 @@
 4. evaluates on the test split, writes `output_dir/results.json` and exports
    the student.
 
+Its parts live beside it: `run_data` (the tf.data pipelines), `run_builders`
+(models, terms and optimizer from the config) and `run_output` (the output
+directory: config copy, results.json, export paths, resuming).
+
 Tests and benchmarks can inject data and models:
 
 ```python
@@ -28,285 +32,36 @@ results = run_config.run(cfg, train_data=(x, y), test_data=(x, y),
 """
 
 import contextlib
-import inspect
-import json
-import math
 import os
-import shutil
 import time
 
 from keras_kd.tools import config as config_lib
-
-RESULTS = "results.json"
-CONFIG_COPY = "config.yaml"
+from keras_kd.tools.run_builders import (
+    add_coupled_weight_decay,
+    build_model,
+    build_optimizer,
+    build_terms,
+    weight_schedule,
+)
+from keras_kd.tools.run_data import (
+    cifar_augment,
+    count_steps,
+    input_shape_and_classes,
+    load_run_data,
+)
+from keras_kd.tools.run_output import (
+    CONFIG_COPY,
+    RESULTS,
+    export_paths,
+    prepare_output_dir,
+    resumed_epoch,
+    write_results,
+)
 
 
 def _log(verbose, message):
     if verbose:
         print(message, flush=True)
-
-
-# ----------------------------------------------------------------------------
-# Data.
-
-def _pipeline(source, ds, training, seed):
-    """Batched tf.data pipeline from arrays or an unbatched dataset."""
-    import tensorflow as tf
-
-    if isinstance(source, tuple):
-        source = tf.data.Dataset.from_tensor_slices(
-            (tf.cast(source[0], tf.float32), tf.cast(source[1], tf.int32)))
-    if training and ds["shuffle_buffer"]:
-        source = source.shuffle(ds["shuffle_buffer"], seed=seed, reshuffle_each_iteration=True)
-    if training and ds["augment"] == "cifar":
-        source = source.map(cifar_augment, num_parallel_calls=tf.data.AUTOTUNE)
-    if ds["normalize"]:
-        mean = tf.constant(ds["normalize"]["mean"], tf.float32)
-        std = tf.constant(ds["normalize"]["std"], tf.float32)
-        source = source.map(lambda x, y: ((x - mean) / std, y),
-                            num_parallel_calls=tf.data.AUTOTUNE)
-    return source.batch(ds["batch_size"]).prefetch(tf.data.AUTOTUNE)
-
-
-def cifar_augment(image, label):
-    """The RepDistiller/CRD augmentation: pad 4 pixels with zeros, take a
-    random crop of the original size, flip left-right with probability ½."""
-    import tensorflow as tf
-
-    shape = tf.shape(image)
-    padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
-    image = tf.image.random_crop(padded, shape)
-    return tf.image.random_flip_left_right(image), label
-
-
-def _data(cfg, train_data, test_data):
-    from keras_kd import datasets
-
-    ds = cfg["dataset"]
-    out = []
-    for given, split, training in ((train_data, ds["train_split"], True),
-                                   (test_data, ds["test_split"], False)):
-        if given is None:
-            given = datasets.load(ds["name"], split, data_dir=ds["data_dir"])
-        if isinstance(given, (tuple, list)):
-            given = tuple(given)
-        elif training and _is_batched(given):
-            out.append(given)  # a ready pipeline: used as is
-            continue
-        out.append(_pipeline(given, ds, training, cfg["seed"]))
-    return out
-
-
-def _is_batched(dataset):
-    spec = dataset.element_spec
-    first = spec[0] if isinstance(spec, tuple) else spec
-    return first.shape.rank is not None and first.shape.rank >= 1 and first.shape[0] is None
-
-
-def _steps(dataset):
-    import tensorflow as tf
-
-    count = int(dataset.cardinality())
-    if count == tf.data.INFINITE_CARDINALITY:
-        raise ValueError("dataset: the training data is infinite; cannot count an epoch")
-    if count < 0:
-        count = sum(1 for _ in dataset)
-    if count == 0:
-        raise ValueError("dataset: the training split is empty")
-    return count
-
-
-def _shape_and_classes(cfg, train, teacher):
-    from keras_kd import datasets
-
-    ds = cfg["dataset"]
-    shape = ds["input_shape"] or tuple(train.element_spec[0].shape[1:])
-    classes = ds["num_classes"]
-    if classes is None:
-        try:
-            classes = datasets.info(ds["name"])["num_classes"]
-        except ValueError:
-            classes = None
-    if classes is None and teacher is not None and teacher.outputs:
-        classes = int(teacher.outputs[0].shape[-1])
-    if classes is None:
-        try:
-            import tensorflow_datasets as tfds
-
-            classes = tfds.builder(ds["name"], data_dir=ds["data_dir"]).info.features[
-                "label"].num_classes
-        except Exception:
-            raise ValueError(
-                f"dataset.num_classes: cannot tell how many classes '{ds['name']}' has; "
-                "set dataset.num_classes") from None
-    return tuple(int(d) for d in shape), int(classes)
-
-
-# ----------------------------------------------------------------------------
-# Models, terms, optimizer.
-
-def build_model(spec, input_shape, num_classes, search_path=()):
-    """A model from a `.keras` path, a zoo name or `module:function`.
-
-    A function is called with `input_shape=` and `num_classes=` when its
-    signature takes them (or **kwargs), else with no arguments.
-    """
-    import keras
-
-    from keras_kd import zoo
-
-    kind = config_lib.model_kind(spec)
-    if kind == "keras":
-        return keras.saving.load_model(spec)
-    if kind == "zoo":
-        return zoo.get(spec, input_shape=input_shape, num_classes=num_classes)
-    function = config_lib.import_function(spec, search_path)
-    params = inspect.signature(function).parameters
-    takes_all = any(p.kind == p.VAR_KEYWORD for p in params.values())
-    kwargs = {k: v for k, v in (("input_shape", input_shape), ("num_classes", num_classes))
-              if takes_all or k in params}
-    model = function(**kwargs)
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"'{spec}' returned {type(model).__name__}, not a keras.Model")
-    return model
-
-
-def _weight_schedule(raw, weight):
-    from keras_kd.regimes import schedules
-
-    if raw is None:
-        return None
-    if raw["type"] == "constant":
-        return schedules.Constant(weight)
-    if raw["type"] == "linear_warmup":
-        return schedules.LinearWarmup(weight, raw["warmup_epochs"], raw.get("start", 0.0) * weight)
-    return schedules.Piecewise(raw["boundaries_epochs"], [f * weight for f in raw["factors"]])
-
-
-def build_terms(cfg, teacher, student=None):
-    """`(terms, {term name: schedule}, callbacks)` from `method` or `terms`."""
-    from keras_kd import zoo
-    from keras_kd.zoo import recipes as methods
-
-    if cfg["method"] is not None:
-        recipe = methods.recipe(cfg["method"], cfg["epochs"], teacher=teacher, student=student)
-        return recipe.terms, {}, list(recipe.callbacks), recipe.student_loss_weight
-    terms, scheduled = [], {}
-    for i, raw in enumerate(cfg["terms"]):
-        kwargs = {k: v for k, v in raw.items() if k not in ("type", "schedule")}
-        if kwargs.get("bn_layers") == "auto":
-            kwargs["bn_layers"] = zoo.overhaul_bn_layers(teacher, tuple(kwargs["teacher_layers"]))
-        if raw["type"] == "FSP":
-            kwargs["pairs"] = [tuple(p) if isinstance(p, list) else p for p in kwargs["pairs"]]
-        term = config_lib.term_class(raw["type"])(**kwargs)
-        if raw.get("schedule"):
-            scheduled[term.name] = _weight_schedule(raw["schedule"], term.weight)
-        terms.append(term)
-    return terms, scheduled, [], cfg["student_loss_weight"]
-
-
-def build_optimizer(opt, steps_per_epoch, epochs):
-    """The Keras optimizer; epoch boundaries become steps with the real
-    `steps_per_epoch` (a boundary is the first epoch with the new rate)."""
-    import keras
-
-    lr = opt["learning_rate"]
-    schedule = opt["schedule"]
-    if schedule and schedule["type"] == "piecewise":
-        bounds = schedule["boundaries_epochs"]
-        if "factors" in schedule:
-            values = [lr * f for f in schedule["factors"]]
-        else:
-            values = [lr * schedule["factor"] ** i for i in range(len(bounds) + 1)]
-        # PiecewiseConstantDecay keeps the old value AT a boundary step; the
-        # first step of epoch b is optimizer.iterations == b * steps.
-        lr = keras.optimizers.schedules.PiecewiseConstantDecay(
-            [b * steps_per_epoch - 1 for b in bounds], values)
-    elif schedule and schedule["type"] == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(
-            lr, decay_steps=epochs * steps_per_epoch,
-            alpha=schedule.get("min_learning_rate", 0.0) / lr)
-    decoupled = opt["weight_decay"] if opt["weight_decay_mode"] == "decoupled" else None
-    decoupled = decoupled or None
-    if opt["name"] == "sgd":
-        return keras.optimizers.SGD(lr, momentum=opt["momentum"], nesterov=opt["nesterov"],
-                                    weight_decay=decoupled)
-    if opt["name"] == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=decoupled or 0.0)
-    return keras.optimizers.Adam(lr, weight_decay=decoupled)
-
-
-def add_coupled_weight_decay(model, weight_decay):
-    """PyTorch-style (coupled) weight decay: the gradient of every trainable
-    variable gets `weight_decay · w` added, through an L2 penalty
-    `weight_decay / 2 · Σ w²` on each variable without a regularizer (it
-    counts in the logged loss; exported models do not carry it)."""
-    import keras
-
-    if not weight_decay:
-        return
-    penalty = keras.regularizers.L2(weight_decay / 2.0)
-    for variable in model.trainable_variables:
-        if variable.regularizer is None:
-            variable.regularizer = penalty
-
-
-# ----------------------------------------------------------------------------
-# Output directory bookkeeping.
-
-def export_paths(cfg):
-    """{format: path} of the student exports."""
-    stem = cfg["export"]["path"]
-    suffix = {"keras": ".keras", "savedmodel": "", "tflite": ".tflite"}
-    return {fmt: stem + suffix[fmt] for fmt in cfg["export"]["formats"]}
-
-
-def _prepare_output(cfg, digest, overwrite, export, verbose):
-    """Returns the finished results when the same run is already done."""
-    out = cfg["output_dir"]
-    results_path = os.path.join(out, RESULTS)
-    copy_path = os.path.join(out, CONFIG_COPY)
-    previous = None
-    if os.path.isfile(copy_path):
-        previous = config_lib.config_hash(config_lib.read(copy_path))
-    if overwrite:
-        for name in (RESULTS, "backup", "logs"):
-            path = os.path.join(out, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            elif os.path.exists(path):
-                os.remove(path)
-    else:
-        if previous is not None and previous != digest:
-            raise FileExistsError(
-                f"output_dir: '{out}' holds a run of a different config (hash {previous}, this "
-                f"one {digest}). Choose another output_dir (--output-dir) or pass --overwrite "
-                "to discard it.")
-        if os.path.isfile(results_path):
-            with open(results_path) as handle:
-                results = json.load(handle)
-            print(f"Already finished: {results_path} (test accuracy "
-                 f"{results.get('test_accuracy')}). Nothing to do; --overwrite retrains.")
-            return results
-        if export:
-            existing = [p for p in export_paths(cfg).values() if os.path.exists(p)]
-            if existing:
-                raise FileExistsError(
-                    f"export.path: {', '.join(existing)} already exist(s) and would be "
-                    "replaced by this run's student. Pass --overwrite to replace, or set "
-                    "export.path (--set export.path=...) elsewhere.")
-    os.makedirs(out, exist_ok=True)
-    config_lib.dump(cfg, copy_path)
-    return None
-
-
-def _resumed_epoch(backup_dir):
-    """Epochs finished before the interruption (BackupAndRestore's record)."""
-    path = os.path.join(backup_dir, "training_metadata.json")
-    if not os.path.isfile(path):
-        return None
-    with open(path) as handle:
-        return json.load(handle).get("epoch")
 
 
 @contextlib.contextmanager
@@ -321,8 +76,6 @@ def _policy(mixed):
     finally:
         keras.config.set_dtype_policy(previous)
 
-
-# ----------------------------------------------------------------------------
 
 def run(cfg, train_data=None, test_data=None, teacher_model=None, student_model=None,
         steps_per_epoch=None, epochs=None, callbacks=(), overwrite=False, export=True,
@@ -362,19 +115,19 @@ def run(cfg, train_data=None, test_data=None, teacher_model=None, student_model=
     if epochs is not None:
         cfg["epochs"] = int(epochs)
     digest = config_lib.config_hash(cfg)
-    done = _prepare_output(cfg, digest, overwrite, export, verbose)
+    done = prepare_output_dir(cfg, digest, overwrite, export, verbose)
     if done is not None:
         return done
     out = cfg["output_dir"]
     backup_dir = os.path.join(out, "backup")
-    resumed = _resumed_epoch(backup_dir) if backup else None
+    resumed = resumed_epoch(backup_dir) if backup else None
     if resumed is not None:
         _log(verbose, f"Resuming from {backup_dir}: {resumed} of {cfg['epochs']} epochs "
              "already done.")
     keras.utils.set_random_seed(cfg["seed"])
     start = time.time()
-    train, test = _data(cfg, train_data, test_data)
-    steps = steps_per_epoch or _steps(train)
+    train, test = load_run_data(cfg, train_data, test_data)
+    steps = steps_per_epoch or count_steps(train)
     strategy = (tf.distribute.MirroredStrategy() if cfg["strategy"] == "mirrored"
                 else tf.distribute.get_strategy())
     with _policy(cfg["mixed_precision"]), strategy.scope():
@@ -384,7 +137,7 @@ def run(cfg, train_data=None, test_data=None, teacher_model=None, student_model=
             if config_lib.model_kind(cfg["teacher"]) == "zoo":
                 _log(verbose, f"Warning: teacher '{cfg['teacher']}' is a zoo architecture "
                      "with random weights.")
-        input_shape, classes = _shape_and_classes(cfg, train, teacher)
+        input_shape, classes = input_shape_and_classes(cfg, train, teacher)
         student = student_model or build_model(cfg["student"], input_shape, classes, search_path)
         opt = cfg["optimizer"]
         if opt["weight_decay_mode"] == "coupled":
@@ -411,7 +164,7 @@ def run(cfg, train_data=None, test_data=None, teacher_model=None, student_model=
 
                 train = cached_train_data(cfg, train_data, teacher, terms)
             if cfg["student_loss_schedule"]:
-                scheduled["student_loss"] = _weight_schedule(cfg["student_loss_schedule"], slw)
+                scheduled["student_loss"] = weight_schedule(cfg["student_loss_schedule"], slw)
             if scheduled:
                 built_callbacks.append(schedules.LossWeightScheduler(scheduled))
             built_callbacks.extend(extra)
@@ -439,8 +192,7 @@ def run(cfg, train_data=None, test_data=None, teacher_model=None, student_model=
             export_model(student, path, format=formats[fmt], overwrite=overwrite)
             results["exports"][fmt] = path
             _log(verbose, f"Exported the student ({fmt}) to {path}")
-    with open(os.path.join(out, RESULTS), "w") as handle:
-        json.dump(results, handle, indent=2, default=_json_default)
+    write_results(out, results)
     _log(verbose, f"Test accuracy {scores['accuracy']:.4f}; results in "
          f"{os.path.join(out, RESULTS)}")
     return results
@@ -457,7 +209,15 @@ def student_scores(student, test, run_eagerly=False, verbose=0):
     return {k: float(scores[k]) for k in ("loss", "accuracy")}
 
 
-def _json_default(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return str(value)
+__all__ = [
+    "CONFIG_COPY",
+    "RESULTS",
+    "add_coupled_weight_decay",
+    "build_model",
+    "build_optimizer",
+    "build_terms",
+    "cifar_augment",
+    "export_paths",
+    "run",
+    "student_scores",
+]

@@ -28,9 +28,12 @@ What it does:
    table of every trial.
 
 Needs `keras-tuner` (`pip install keras-kd[tune]`).
+
+Beside this module (the data split, the resumable search and the CLI flags):
+`tune_search` (the search spaces and the KerasTuner hypermodel) and
+`tune_report` (best.yaml and trials.md).
 """
 
-import inspect
 import json
 import os
 
@@ -38,126 +41,22 @@ import numpy as np
 
 from keras_kd.losses import registry
 from keras_kd.tools import config as config_lib
+from keras_kd.tools.tune_report import (
+    BEST_CONFIG,
+    OBJECTIVE,
+    TRIALS_TABLE,
+    best_config,
+    best_scored_trial,
+    recipe_to_config_terms,
+    trials_table,
+)
+from keras_kd.tools.tune_search import SPACES, keras_tuner_module, make_hypermodel
 
 SETTINGS_FILE = "tune.json"
-BEST_CONFIG = "best.yaml"
-TRIALS_TABLE = "trials.md"
 PROJECT = "kerastuner"
-OBJECTIVE = "val_accuracy"
 # Settings that change the numbers; a resumed search must keep them.
 _FIXED = ("method", "dataset", "teacher", "student", "epochs", "batch_size", "train_size",
           "val_fraction", "split_seed", "learning_rate", "seed", "algorithm")
-
-
-def _keras_tuner():
-    try:
-        import keras_tuner
-    except ImportError:
-        raise ImportError(
-            "keras-kd tune needs KerasTuner: pip install keras-tuner "
-            "(or pip install 'keras-kd[tune]').") from None
-    return keras_tuner
-
-
-# ----------------------------------------------------------------------------
-# Search spaces: method -> function(hp, default recipe) -> recipe overrides.
-
-def _standardization(hp, cls_name, default):
-    """{'logit_standardization': hp} when the term class takes it, else {}."""
-    import inspect
-
-    from keras_kd import losses
-
-    if "logit_standardization" not in inspect.signature(getattr(losses, cls_name)).parameters:
-        return {}
-    return {"logit_standardization": hp.Boolean("logit_standardization", default=default)}
-
-
-def _logit_space(hp, standardize_default=False):
-    return {
-        "temperature": hp.Choice("temperature", [1.0, 2.0, 4.0, 8.0], default=4.0),
-        "weight": hp.Choice("weight", [0.5, 0.9, 1.0, 2.0], default=1.0),
-        "student_loss_weight": hp.Choice("student_loss_weight", [0.1, 0.5, 1.0], default=1.0),
-        **_standardization(hp, "KD", standardize_default),
-    }
-
-
-def _kd_space(hp, default):
-    return _logit_space(hp, standardize_default=default.weights.get("logit_standardization",
-                                                                     False))
-
-
-def _dkd_space(hp, default):
-    return {
-        "temperature": hp.Choice("temperature", [1.0, 2.0, 4.0, 8.0], default=4.0),
-        "alpha": hp.Choice("alpha", [0.5, 1.0, 2.0], default=1.0),
-        "beta": hp.Choice("beta", [0.5, 1.0, 2.0, 4.0, 8.0], default=1.0),
-        "student_loss_weight": hp.Choice("student_loss_weight", [0.1, 0.5, 1.0], default=1.0),
-        **_standardization(hp, "DKD", default.weights.get("logit_standardization", False)),
-    }
-
-
-def _dist_space(hp, default):
-    return {
-        "beta": hp.Choice("beta", [0.5, 1.0, 2.0], default=1.0),
-        "gamma": hp.Choice("gamma", [0.5, 1.0, 2.0], default=1.0),
-        "temperature": hp.Choice("temperature", [1.0, 2.0, 4.0], default=1.0),
-        "student_loss_weight": hp.Choice("student_loss_weight", [0.5, 1.0], default=1.0),
-    }
-
-
-def _nkd_space(hp, default):
-    return {
-        "gamma": hp.Choice("gamma", [0.5, 1.0, 1.5, 2.0], default=1.5),
-        "temperature": hp.Choice("temperature", [1.0, 2.0, 4.0], default=1.0),
-        "weight": hp.Choice("weight", [0.5, 1.0, 2.0], default=1.0),
-    }
-
-
-def _scaled_space(hp, default):
-    """Feature methods: the term's weight as a factor of the recipe's rule."""
-    name = default.name
-    base = default.weights.get(name)
-    out = {"student_loss_weight": hp.Choice("student_loss_weight", [0.1, 0.5, 1.0],
-                                            default=default.student_loss_weight)}
-    if base is not None:
-        factor = hp.Choice("weight_factor", [0.01, 0.1, 1.0, 10.0], default=1.0)
-        out["weight"] = float(base) * factor
-    return out
-
-
-def _two_stage_space(hp, default):
-    """FitNets: stage 2's KD settings (stage 1 trains on the hint alone)."""
-    if default.name == "fsp":
-        return {}
-    return {
-        "temperature": hp.Choice("temperature", [1.0, 2.0, 4.0, 8.0], default=4.0),
-        "weight": hp.Choice("weight", [0.5, 0.9, 1.0, 2.0], default=1.0),
-        "student_loss_weight": hp.Choice("student_loss_weight", [0.1, 0.5, 1.0], default=1.0),
-    }
-
-
-def _no_space(hp, default):
-    return {}
-
-
-SPACES = {
-    "scratch": _no_space,
-    "kd": _kd_space,
-    "kd_ls": _kd_space,
-    "dist": _dist_space,
-    "dkd": _dkd_space,
-    "dkd_ls": _dkd_space,
-    "nkd": _nkd_space,
-    "fitnet": _two_stage_space,
-    "fsp": _two_stage_space,
-    "overhaul": _scaled_space,
-    "review": _scaled_space,
-    "at": _scaled_space,
-    "rkd": _scaled_space,
-    "pkt": _scaled_space,
-    "sp": _scaled_space,
-}
 
 
 # ----------------------------------------------------------------------------
@@ -189,194 +88,6 @@ def load_train_only(dataset, train_size=None, data_dir=None):
 
     x, y = datasets.load(dataset, "train", as_numpy=True, data_dir=data_dir)
     return bench._subset(x, y, train_size)
-
-
-# ----------------------------------------------------------------------------
-# The hypermodel.
-
-def _adam_cosine(learning_rate, epochs, examples, batch_size):
-    import keras
-
-    steps = max(1, epochs * -(-examples // batch_size))
-    return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps))
-
-
-def make_hypermodel(settings, teacher, input_shape, num_classes, train_examples,
-                    search_path=()):
-    """A KerasTuner HyperModel: build() returns the compiled Distiller of a
-    trial (student re-initialised from `settings['seed']`); fit() adds the
-    recipe's callbacks (two-stage methods)."""
-    import keras
-
-    from keras_kd.zoo import recipes as methods
-    from keras_kd.distiller import Distiller
-    from keras_kd.tools.run_config import build_model
-
-    kt = _keras_tuner()
-    method = settings["method"]
-
-    class DistillationHyperModel(kt.HyperModel):
-        def build(self, hp):
-            keras.utils.set_random_seed(settings["seed"])
-            student = build_model(settings["student"], input_shape, num_classes, search_path)
-            default = methods.recipe(method, settings["epochs"], teacher=teacher,
-                                     student=student)
-            overrides = SPACES[method](hp, default)
-            plan = methods.recipe(method, settings["epochs"], teacher=teacher, student=student,
-                                  **overrides)
-            self.plan = plan
-            optimizer = _adam_cosine(settings["learning_rate"], settings["epochs"],
-                                     train_examples, settings["batch_size"])
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-            if method == "scratch":
-                student.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
-                return student
-            model = Distiller(teacher, student, losses=plan.terms,
-                              student_loss_weight=plan.student_loss_weight)
-            model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
-            return model
-
-        def fit(self, hp, model, *args, callbacks=None, **kwargs):
-            callbacks = list(callbacks or []) + list(self.plan.callbacks)
-            return model.fit(*args, callbacks=callbacks, **kwargs)
-
-    return DistillationHyperModel()
-
-
-# ----------------------------------------------------------------------------
-# Outputs: the best setting as a run config, the trials as a table.
-
-def _term_entry(term):
-    """A `terms:` entry for a built term: its constructor arguments."""
-    kind = type(term).__name__
-    try:
-        known = registry.get(kind) is type(term)
-    except (TypeError, ValueError):
-        known = False
-    if not known:
-        raise ValueError(f"A {kind} term cannot be written to a run config.")
-    allowed = registry.arguments(type(term))
-    defaults = {n: p.default for n, p in inspect.signature(type(term).__init__).parameters.items()}
-    cfg = term.get_config()
-    entry = {"type": kind}
-    for key in allowed:
-        # Arguments left at their default stay out of the file, except the
-        # ones a reader looks for (temperature, the name other keys refer to).
-        if key in cfg and cfg[key] is not None and (
-                key in ("temperature", "name") or cfg[key] != defaults.get(key)):
-            value = cfg[key]
-            if isinstance(value, tuple):
-                value = list(value)
-            if key == "pairs":
-                value = [list(p) for p in value]
-            if key in ("regressor", "adapter") and not isinstance(value, str):
-                continue
-            entry[key] = _plain(value)
-    # The weight lives in a float32 variable: 7 significant digits give back 0.9, not 0.8999999.
-    entry["weight"] = float(f"{float(getattr(term, 'target_weight', None) or term.weight):.7g}")
-    return entry
-
-
-def _plain(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def recipe_to_config_terms(plan):
-    """`(terms, student_loss_weight, student_loss_schedule)` of a Recipe, its
-    `Stages` callback written as piecewise weight schedules."""
-    from keras_kd.regimes.stages import STUDENT_LOSS, Stages
-
-    terms = [_term_entry(t) for t in plan.terms]
-    slw, slw_schedule = float(plan.student_loss_weight), None
-    stages = [c for c in plan.callbacks if isinstance(c, Stages)]
-    if stages:
-        (callback,) = stages
-        bounds, epoch = [], 0
-        for stage in callback.stages[:-1]:
-            epoch += stage.epochs
-            bounds.append(epoch)
-
-        def schedule(key, default):
-            values = [stage.weights.get(key, default) for stage in callback.stages]
-            peak = max(values)
-            if peak == 0:
-                return 0.0, None
-            return peak, {"type": "piecewise", "boundaries_epochs": bounds,
-                          "factors": [v / peak for v in values]}
-
-        for entry, term in zip(terms, plan.terms):
-            weight, sched = schedule(term.name, entry["weight"])
-            entry["weight"] = weight
-            if sched is not None:
-                entry["schedule"] = sched
-        slw, slw_schedule = schedule(STUDENT_LOSS, slw)
-    return terms, slw, slw_schedule
-
-
-def best_config(settings, plan, val_accuracy, trials, output_dir):
-    """The raw mapping of the best setting as a `keras-kd distill` config."""
-    terms, slw, slw_schedule = recipe_to_config_terms(plan)
-    data = {
-        "teacher": None if settings["method"] == "scratch" else os.path.abspath(settings["teacher"]),
-        "student": settings["student"],
-        "dataset": {"name": settings["dataset"], "batch_size": settings["batch_size"]},
-    }
-    if settings.get("data_dir"):
-        data["dataset"]["data_dir"] = settings["data_dir"]
-    if settings["method"] != "scratch":
-        data["terms"] = terms
-        data["student_loss_weight"] = slw
-    if slw_schedule:
-        data["student_loss_schedule"] = slw_schedule
-    data.update({
-        "optimizer": {"name": "adam", "learning_rate": settings["learning_rate"],
-                      "schedule": {"type": "cosine"}},
-        "epochs": settings["epochs"],
-        "seed": settings["seed"],
-        "output_dir": os.path.join(output_dir, "distill"),
-        "export": {"formats": ["keras"], "path": os.path.join(output_dir, "distill", "student")},
-    })
-    header = (f"# Best of {trials} trial(s) of `keras-kd tune --method {settings['method']}`: "
-              f"validation accuracy {val_accuracy:.4f}\n"
-              f"# on {settings['val_examples']} images carved from the training split "
-              f"(the test split was not read).\n"
-              f"#   keras-kd distill {os.path.join(output_dir, BEST_CONFIG)}\n")
-    return header, data
-
-
-def trials_table(tuner):
-    """Markdown: every trial's hyperparameters and validation accuracy, best first."""
-    trials = list(tuner.oracle.trials.values())
-    names = []
-    for trial in trials:
-        for name in trial.hyperparameters.values:
-            if name not in names:
-                names.append(name)
-    rows = []
-    for trial in trials:
-        score = trial.score
-        rows.append((-(score if score is not None else -1.0), trial.trial_id, trial))
-    rows.sort(key=lambda r: (r[0], int(r[1])))
-    lines = ["| trial | " + " | ".join(names) + f" | {OBJECTIVE} | status |",
-             "|---|" + "---|" * (len(names) + 2)]
-    for _, trial_id, trial in rows:
-        values = [str(trial.hyperparameters.values.get(n, "")) for n in names]
-        score = "" if trial.score is None else f"{trial.score:.4f}"
-        lines.append(f"| {trial_id} | " + " | ".join(values) + f" | {score} | "
-                     f"{str(trial.status).split('.')[-1].lower()} |")
-    return "\n".join(lines)
-
-
-def _best_trial(tuner):
-    """The best scored trial; ties go to the earliest trial (stable on resume)."""
-    scored = [t for t in tuner.oracle.trials.values() if t.score is not None]
-    if not scored:
-        raise ValueError("No trial finished with a score; see the errors above.")
-    return min(scored, key=lambda t: (-t.score, int(t.trial_id)))
 
 
 def _check_settings(output_dir, settings):
@@ -421,7 +132,7 @@ def run(method, student, dataset, teacher=None, epochs=6, trials=10, batch_size=
 
     from keras_kd.zoo import recipes as methods
 
-    kt = _keras_tuner()
+    kt = keras_tuner_module()
     if method not in methods.METHODS:
         raise ValueError(f"Unknown method '{method}'; known: {', '.join(methods.METHODS)}.")
     if method != "scratch" and not teacher:
@@ -463,7 +174,7 @@ def run(method, student, dataset, teacher=None, epochs=6, trials=10, batch_size=
               flush=True)
     tuner.search(x_train, y_train, validation_data=(x_val, y_val), epochs=int(epochs),
                  batch_size=int(batch_size), shuffle=True, verbose={0: 0, 1: 2}.get(verbose, 1))
-    best_trial = _best_trial(tuner)
+    best_trial = best_scored_trial(tuner)
     best_hp = best_trial.hyperparameters
     # Rebuild the best recipe to write it (build() sets hypermodel.plan).
     hypermodel.build(best_hp)
@@ -531,3 +242,19 @@ def from_args(args):
                learning_rate=args.learning_rate, seed=args.seed, algorithm=args.algorithm,
                output_dir=args.output_dir, data_dir=args.data_dir,
                verbose=0 if args.quiet else 1)
+
+
+__all__ = [
+    "BEST_CONFIG",
+    "SPACES",
+    "TRIALS_TABLE",
+    "add_arguments",
+    "best_config",
+    "from_args",
+    "load_train_only",
+    "make_hypermodel",
+    "recipe_to_config_terms",
+    "run",
+    "trials_table",
+    "validation_split",
+]
