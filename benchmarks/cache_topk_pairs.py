@@ -20,8 +20,8 @@ mass between 10 classes at once).
 3. KD error of top-10 against full logits at T = 1, 4, 8 on those pairs,
    |mean top-k KD − mean full KD| / mean full KD, for two students: a
    random-weight one and one trained for one epoch on labels (mid-training).
-4. The accuracy effect: a small student (widths 16/32/64, 1 conv per
-   stage) trains for 6 epochs on the 4,096 pairs from the full-logit cache
+4. The accuracy effect: a small student (two conv stages of 16/32 channels,
+   then a dense layer on the flattened map) trains for 6 epochs on the 4,096 pairs from the full-logit cache
    with KD (T = 4) and from the top-10 cache with TopKKD (k = 10, T = 4),
    0.5·CE + 0.5·KD, same seed, same sample order; test accuracy on 4,096 test
    pairs (both halves from the test split), paired by seed.
@@ -43,9 +43,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_kd  # noqa: E402
-from keras_kd import zoo  # noqa: E402
 from keras_kd.losses.logits import kd_per_sample  # noqa: E402
-from keras_kd.losses.topk import TOPK_INDICES, TOPK_VALUES, TopKKD, rest_key, topk_kd_per_sample  # noqa: E402
+from keras_kd.losses.topk import (  # noqa: E402
+    TOPK_INDICES, TOPK_VALUES, TopKKD, rest_key, topk_kd_per_sample, topk_summary)
 from keras_kd.teachers import cache_store  # noqa: E402
 from keras_kd.teachers.caching import build  # noqa: E402
 
@@ -77,10 +77,20 @@ def accuracy(model, x, y):
     return float((logits.argmax(-1) == y).mean())
 
 
-def cnn(widths, convs, seed, name):
+def student_cnn(seed):
+    """Two conv stages then a dense layer on the flattened map: the label
+    depends on *where* each class is (left or right), which a global
+    average pool would erase."""
     keras.utils.set_random_seed(seed)
-    return zoo.cnn((28, 56, 1), 100, widths=widths, convs_per_stage=convs, pool_after=(1, 2),
-                   name=name)
+    layers = keras.layers
+    image = keras.Input((28, 56, 1))
+    x = image
+    for width in (16, 32):
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
+        x = layers.ReLU()(layers.BatchNormalization()(x))
+        x = layers.MaxPooling2D()(x)
+    logits = layers.Dense(100, name="logits")(layers.Flatten()(x))
+    return keras.Model(image, logits, name="student")
 
 
 def pair_teacher(single):
@@ -112,7 +122,7 @@ def kd_error(full, top, student_logits):
 
 
 def train_student(teacher, cached, term, seed, x_test, y_test, epochs):
-    student = cnn((16, 32, 64), 1, seed, "student")
+    student = student_cnn(seed)
     distiller = keras_kd.Distiller(teacher, student,  # fed the cache: the teacher never runs
                                    losses=[term], student_loss_weight=0.5)
     distiller.compile(optimizer=keras.optimizers.Adam(1e-3), loss=ce())
@@ -150,14 +160,27 @@ def main():
         result["teacher_top10_mass_T4_median"] = float(np.median(np.sort(p, 1)[:, -K:].sum(1)))
         p1 = tf.nn.softmax(full_out["logits"]).numpy()
         result["teacher_top10_mass_T1_median"] = float(np.median(np.sort(p1, 1)[:, -K:].sum(1)))
-        random_student = cnn((16, 32, 64), 1, 1, "student")
-        trained_student = cnn((16, 32, 64), 1, 1, "student")
+        random_student = student_cnn(1)
+        trained_student = student_cnn(1)
         trained_student.compile(optimizer=keras.optimizers.Adam(1e-3), loss=ce())
         trained_student.fit(x_train, y_train, batch_size=64, epochs=1, verbose=0)
         result["kd_error"] = {
             name: kd_error(full_out["logits"], top_out, model.predict(x_train, batch_size=512, verbose=0))
             for name, model in (("random-weight student", random_student),
                                 ("student after 1 epoch", trained_student))}
+        # Other k, from the same full logits (top-k + rest computed in memory).
+        student_logits = random_student.predict(x_train, batch_size=512, verbose=0)
+        result["k_sweep"] = {}
+        for k in (5, 10, 20, 30, 50):
+            values, indices, rest = topk_summary(tf.constant(full_out["logits"]), k, TEMPERATURES)
+            sweep = {"bytes_ratio": (k * 4 + k * 2 + 4 * 4) / (100 * 4)}
+            for t in TEMPERATURES:
+                exact = np.asarray(kd_per_sample(full_out["logits"], student_logits, t)).mean()
+                approx = np.asarray(topk_kd_per_sample(values, indices, rest[t], student_logits, t)).mean()
+                mass = np.sort(tf.nn.softmax(full_out["logits"] / t).numpy(), 1)[:, -k:].sum(1)
+                sweep[t] = {"relative_error": float(abs(approx - exact) / exact),
+                            "top_k_mass_median": float(np.median(mass))}
+            result["k_sweep"][k] = sweep
         print(json.dumps(result, indent=1), flush=True)
         runs = []
         for seed in seeds:

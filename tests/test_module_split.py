@@ -32,8 +32,6 @@ MAX_LINES = 400
 NOT_YET_SPLIT = {
     "keras_kd/validation.py",
     "keras_kd/losses/overhaul.py",
-    "keras_kd/tools/bench.py",
-    "keras_kd/teachers/caching.py",
     "keras_kd/zoo/recipes.py",
 }
 

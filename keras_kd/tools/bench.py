@@ -27,11 +27,9 @@ run of that same student.
 """
 
 import dataclasses
-import datetime
 import json
 import os
 import sys
-import time
 
 import keras
 import numpy as np
@@ -45,6 +43,7 @@ from keras_kd.tools.bench_train import (  # noqa: F401  (re-exported: scripts us
     logit_cache,
     student_loss,
     train_one,
+    train_teacher,
 )
 from keras_kd.tools.results import environment, write_json  # noqa: F401  (environment: for callers)
 
@@ -192,23 +191,6 @@ def find_teacher(pair, output_dir, teacher_path=None):
         return shipped
     trained = os.path.join(output_dir, "teacher.keras")
     return trained if os.path.exists(trained) else None
-
-
-def train_teacher(pair, data, output_dir, epochs, learning_rate, verbose):
-    """Trains the pair's teacher on the full training set and saves it."""
-    (x, y), _ = data
-    keras.utils.set_random_seed(0)
-    teacher = build_model(pair.teacher, pair.dataset)
-    optimizer = adam_cosine(learning_rate, epochs, len(y), pair.batch_size)
-    teacher.compile(optimizer=optimizer, loss=student_loss(), metrics=["accuracy"])
-    teacher.fit(
-        x, y, batch_size=pair.batch_size, epochs=epochs, shuffle=True,
-        verbose=fit_verbose(verbose),
-        callbacks=[keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard", "teacher"))],
-    )
-    path = os.path.join(output_dir, "teacher.keras")
-    teacher.save(path)
-    return path
 
 
 def run(

@@ -144,3 +144,22 @@ def train_one(method, student_name, seed, teacher, pair, data, settings, output_
         "epochs": epochs,
         "finished": datetime.datetime.now().isoformat(timespec="seconds"),
     }
+
+
+def train_teacher(pair, data, output_dir, epochs, learning_rate, verbose):
+    """Trains the pair's teacher on the full training set and saves it."""
+    (x, y), _ = data
+    keras.utils.set_random_seed(0)
+    from keras_kd.tools.bench import build_model
+
+    teacher = build_model(pair.teacher, pair.dataset)
+    optimizer = adam_cosine(learning_rate, epochs, len(y), pair.batch_size)
+    teacher.compile(optimizer=optimizer, loss=student_loss(), metrics=["accuracy"])
+    teacher.fit(
+        x, y, batch_size=pair.batch_size, epochs=epochs, shuffle=True,
+        verbose=fit_verbose(verbose),
+        callbacks=[keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard", "teacher"))],
+    )
+    path = os.path.join(output_dir, "teacher.keras")
+    teacher.save(path)
+    return path
