@@ -1,4 +1,5 @@
-"""Old import paths of modules that moved in 0.2, kept for one release.
+"""Old import paths of modules and functions renamed in 0.2, kept for one
+release.
 
 `import keras_kd.bench` (and `python -m keras_kd.cli`) still work: a finder
 answers the old name with the module at its new path (the same module
@@ -9,6 +10,9 @@ can drift from the new ones. Remove in 0.3.
 A module split in several (`keras_kd.validation`) maps to a tuple of new
 modules: the old name is then a small module that reads each name from
 the first new module that has it (live, so it never holds a stale copy).
+
+A renamed function (the losses' `*_per_sample`, now `<name>_loss`) is
+`renamed_function(new, "old_name")`, defined at the function's own place.
 """
 
 import functools

@@ -83,10 +83,8 @@ def rkd_loss(teacher, student, distance_weight=25.0, angle_weight=50.0):
     relations carry no gradient. The angle term builds an (n, n, features)
     tensor: keep the tapped features small (e.g. the pooled embedding).
 
-    Batch-level: it compares the samples of a batch with each other, so it
-    returns one float32 scalar per batch (exactly 0 for a batch of one
-    sample), not per-sample values, and a Distiller's `sample_weight`
-    does not weight it (the term's value is this scalar).
+    Returns one float32 scalar per batch, not per-sample values: batch-level,
+    so `sample_weight` does not weight it (see the module docstring).
 
     Example:
 
@@ -130,10 +128,8 @@ def pkt_loss(teacher, student, eps=1e-7):
         K_ij = (⟨x̂_i, x̂_j⟩ + 1) / 2,   P_ij = K_ij / Σ_j K_ij
         L = mean_{i,j} P^t_ij · log((P^t_ij + eps) / (P^s_ij + eps))
 
-    Batch-level: it compares the samples of a batch with each other, so it
-    returns one float32 scalar per batch (exactly 0 for a batch of one
-    sample), not per-sample values, and a Distiller's `sample_weight`
-    does not weight it (the term's value is this scalar).
+    Returns one float32 scalar per batch, not per-sample values: batch-level,
+    so `sample_weight` does not weight it (see the module docstring).
 
     Example:
 
@@ -160,10 +156,8 @@ def sp_loss(teacher, student):
         G = row-L2-normalise(F · Fᵀ)   (torch F.normalize, eps 1e-12)
         L = Σ_{i,j} (G_t − G_s)²_ij / n²
 
-    Batch-level: it compares the samples of a batch with each other, so it
-    returns one float32 scalar per batch (exactly 0 for a batch of one
-    sample), not per-sample values, and a Distiller's `sample_weight`
-    does not weight it (the term's value is this scalar).
+    Returns one float32 scalar per batch, not per-sample values: batch-level,
+    so `sample_weight` does not weight it (see the module docstring).
 
     Example:
 
