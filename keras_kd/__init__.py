@@ -18,6 +18,10 @@ if os.path.basename(sys.argv[0]) == "keras-kd" and "--validate-only" in sys.argv
     os.environ.setdefault("KERAS_BACKEND", "numpy")
 
 from keras_kd import _aliases  # noqa: E402
+
+# First: a module being moved may still import another by its old name.
+_aliases.install()
+
 from keras_kd import callbacks, datasets, losses, regimes, teachers  # noqa: E402
 from keras_kd.distiller import Distiller  # noqa: E402
 from keras_kd.export import export_model  # noqa: E402
@@ -25,8 +29,6 @@ from keras_kd.regimes import schedules, self_distillation  # noqa: E402
 from keras_kd.regimes.self_distillation import born_again  # noqa: E402
 from keras_kd.regimes.stages import Stage, Stages  # noqa: E402
 from keras_kd.taps import ModelView  # noqa: E402
-
-_aliases.install()
 
 
 def __getattr__(name):

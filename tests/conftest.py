@@ -31,6 +31,7 @@ BOTH_BACKENDS = {
     "test_losses_attention",
     "test_losses_decoupled",
     "test_losses_fsp",
+    "test_losses_functional",
     "test_losses_hints",
     "test_losses_overhaul",
     "test_losses_relational",

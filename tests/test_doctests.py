@@ -9,7 +9,7 @@ from tests.doctests import assert_doctests
 
 @pytest.mark.parametrize("module, examples", [
     (logits, {"kd_loss": 1}),
-    (features, {"feature_mse": 2}),
+    (features, {"feature_mse_loss": 2}),
     (pair, {"sum_over_pairs": 1}),
 ], ids=["logits", "features", "pair"])
 def test_docstring_examples_are_there_and_pass(module, examples):
@@ -17,10 +17,10 @@ def test_docstring_examples_are_there_and_pass(module, examples):
 
 
 def test_a_deleted_example_fails_the_check():
-    saved = features.feature_mse.__doc__
+    saved = features.feature_mse_loss.__doc__
     try:
-        features.feature_mse.__doc__ = saved.split(">>>")[0]
-        with pytest.raises(AssertionError, match="feature_mse"):
-            assert_doctests(features, {"feature_mse": 2})
+        features.feature_mse_loss.__doc__ = saved.split(">>>")[0]
+        with pytest.raises(AssertionError, match="feature_mse_loss"):
+            assert_doctests(features, {"feature_mse_loss": 2})
     finally:
-        features.feature_mse.__doc__ = saved
+        features.feature_mse_loss.__doc__ = saved

@@ -18,12 +18,12 @@ def numpy_feature_mse(t, s):
     return ((t - s) ** 2).sum() / t.size
 
 
-def test_feature_mse_per_sample_matches_numpy_element_by_element():
+def test_feature_mse_loss_matches_numpy_element_by_element():
     rng = np.random.default_rng(0)
     for shape in [(4, 3, 3, 2), (5, 7)]:
         t = rng.normal(size=shape).astype("float32")
         s = (rng.normal(size=shape) * np.arange(1, shape[0] + 1).reshape((-1,) + (1,) * (len(shape) - 1))).astype("float32")
-        got = np.asarray(features.feature_mse_per_sample(t, s))
+        got = np.asarray(features.feature_mse_loss(t, s))
         expected = numpy_per_sample(numpy_feature_mse, t, s)
         assert len(set(np.round(expected, 3))) == shape[0]  # distinct per sample
         np.testing.assert_allclose(got, expected, rtol=1e-5)

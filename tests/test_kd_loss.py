@@ -74,8 +74,10 @@ def test_kd_loss_matches_numpy(temperature):
     rng = np.random.default_rng(0)
     teacher = rng.normal(scale=3.0, size=(16, 10)).astype("float32")
     student = rng.normal(scale=3.0, size=(16, 10)).astype("float32")
-    got = float(losses.kd_loss(teacher, student, temperature))
-    np.testing.assert_allclose(got, numpy_kd(teacher, student, temperature), rtol=1e-5)
+    got = np.asarray(losses.kd_loss(teacher, student, temperature))
+    assert got.shape == (16,)
+    np.testing.assert_allclose(got, numpy_kd_per_sample(teacher, student, temperature), rtol=1e-5)
+    np.testing.assert_allclose(got.mean(), numpy_kd(teacher, student, temperature), rtol=1e-5)
 
 
 def test_kd_loss_hand_value():
@@ -83,16 +85,17 @@ def test_kd_loss_hand_value():
     p = np.exp(np.array([1.0, 0.5, 0.05]))
     p /= p.sum()
     expected = 4.0 * float((p * np.log(3 * p)).sum())
-    got = float(losses.kd_loss(np.array([[2.0, 1.0, 0.1]]), np.ones((1, 3)), 2.0))
+    got = float(np.asarray(losses.kd_loss(np.array([[2.0, 1.0, 0.1]]), np.ones((1, 3)), 2.0))[0])
     assert got == pytest.approx(expected, rel=1e-6)
     assert got == pytest.approx(0.2895, abs=1e-4)  # the docstring's example
 
 
 def test_kd_loss_is_zero_for_identical_logits():
     logits = np.random.default_rng(1).normal(size=(4, 5)).astype("float32")
-    assert float(losses.kd_loss(logits, logits, 3.0)) == pytest.approx(0.0, abs=1e-6)
+    np.testing.assert_allclose(np.asarray(losses.kd_loss(logits, logits, 3.0)), 0.0, atol=1e-6)
     # Equal up to a constant shift per row: softmax is shift-invariant.
-    assert float(losses.kd_loss(logits, logits + 7.0, 3.0)) == pytest.approx(0.0, abs=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(losses.kd_loss(logits, logits + 7.0, 3.0)), 0.0, atol=1e-6)
 
 
 @pytest.mark.parametrize("temperature", [1.0, 5.0, 1e2, 1e4, 1e6])
@@ -100,7 +103,8 @@ def test_kd_two_classes_closed_form_scales_with_t_squared(temperature):
     # t = [1, 0], s = [0, 1]: log(p_1/q_1) = 1/T, log(p_2/q_2) = -1/T, so
     # KL = (p_1 - p_2)/T = tanh(1/2T)/T and T²·KL = T·tanh(1/2T) -> 1/2.
     expected = temperature * math.tanh(0.5 / temperature)
-    got = float(losses.kd_loss(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]]), temperature))
+    got = float(np.asarray(
+        losses.kd_loss(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]]), temperature))[0])
     assert got == pytest.approx(expected, rel=1e-6)
 
 
@@ -111,9 +115,9 @@ def test_kd_is_exact_at_any_temperature(temperature, scale):
     teacher = rng.normal(scale=scale, size=(6, 10)).astype("float32")
     student = rng.normal(scale=scale, size=(6, 10)).astype("float32")
     expected = exact_kd_per_sample(teacher, student, temperature)
-    got = np.asarray(losses.kd_per_sample(teacher, student, temperature))
+    got = np.asarray(losses.kd_loss(teacher, student, temperature))
     np.testing.assert_allclose(got, expected, rtol=1e-5)
-    compiled = tf.function(losses.kd_per_sample, jit_compile=True)
+    compiled = tf.function(losses.kd_loss, jit_compile=True)
     np.testing.assert_allclose(
         np.asarray(compiled(teacher, student, temperature)), expected, rtol=1e-5)
 
@@ -125,7 +129,7 @@ def test_large_temperature_limit_is_centred_logit_matching():
     u = teacher.astype(np.float64) - student
     centred = u - u.mean(axis=1, keepdims=True)
     limit = (centred**2).sum(axis=1) / (2 * 7)
-    got = np.asarray(losses.kd_per_sample(teacher, student, 1e6))
+    got = np.asarray(losses.kd_loss(teacher, student, 1e6))
     np.testing.assert_allclose(got, limit, rtol=1e-4)
     # The issue-14 case: the float32 direct form gave a negative KL here.
     assert np.all(got > 0)
@@ -140,7 +144,7 @@ def test_kd_gradient_is_exact_at_any_temperature(temperature):
     @tf.function(jit_compile=True)
     def gradient():
         with tf.GradientTape() as tape:
-            value = losses.kd_loss(teacher, student, temperature)
+            value = tf.reduce_mean(losses.kd_loss(teacher, student, temperature))
         return tape.gradient(value, student)
 
     expected = exact_kd_gradient(teacher, student.numpy(), temperature)
@@ -152,7 +156,7 @@ def test_huge_logits_and_disagreeing_rows_stay_finite_and_exact():
     # KL of ~100 nats (a confident, wrong student) takes the direct form.
     teacher = np.array([[60.0, 0.0, -60.0], [1.0, 1.0, 1.0]], "float32")
     student = np.array([[-60.0, 0.0, 60.0], [1.0, 1.0, 1.0]], "float32")
-    got = np.asarray(losses.kd_per_sample(teacher, student, 1.0))
+    got = np.asarray(losses.kd_loss(teacher, student, 1.0))
     np.testing.assert_allclose(got, exact_kd_per_sample(teacher, student, 1.0), rtol=1e-5, atol=1e-7)
 
 
@@ -170,15 +174,16 @@ def test_kd_loss_is_exact_in_float16_inputs():
     got = losses.kd_loss(teacher, student, 4.0)
     assert keras.backend.standardize_dtype(got.dtype) == "float32"
     np.testing.assert_allclose(
-        float(got), numpy_kd(teacher.astype("float32"), student.astype("float32"), 4.0),
+        np.asarray(got),
+        numpy_kd_per_sample(teacher.astype("float32"), student.astype("float32"), 4.0),
         rtol=1e-5,
     )
 
 
-def test_kd_per_sample_matches_numpy_element_by_element():
+def test_kd_loss_per_sample_matches_numpy_element_by_element():
     rng = np.random.default_rng(3)
     t, s = rng.normal(scale=2.0, size=(2, 6, 4)).astype("float32")
-    per_sample = np.asarray(losses.kd_per_sample(t, s, 2.0))
+    per_sample = np.asarray(losses.kd_loss(t, s, 2.0))
     assert per_sample.shape == (6,)
     np.testing.assert_allclose(per_sample, numpy_kd_per_sample(t, s, 2.0), rtol=1e-5)
 

@@ -88,6 +88,12 @@ def _data(seed, n=16, c=10, scale=3.0):
     return t, s, y
 
 
+def each_sample(reference, t, s, y, *args):
+    """The authors' batch loss of each sample alone: the per-sample values
+    `dkd_loss` / `nkd_loss` return (their batch mean is the authors' loss)."""
+    return np.array([reference(t[i:i + 1], s[i:i + 1], y[i:i + 1], *args) for i in range(len(t))])
+
+
 # ----------------------------------------------------------------------
 # Formulas.
 @pytest.mark.parametrize(
@@ -95,69 +101,72 @@ def _data(seed, n=16, c=10, scale=3.0):
 )
 def test_dkd_matches_mdistiller(alpha, beta, temperature):
     t, s, y = _data(0)
-    got = float(losses.dkd_loss(t, s, y, alpha, beta, temperature))
-    np.testing.assert_allclose(got, numpy_dkd(t, s, y, alpha, beta, temperature), rtol=1e-5)
+    got = np.asarray(losses.dkd_loss(t, s, y, alpha, beta, temperature))
+    np.testing.assert_allclose(
+        got, each_sample(numpy_dkd, t, s, y, alpha, beta, temperature), rtol=1e-5)
+    np.testing.assert_allclose(got.mean(), numpy_dkd(t, s, y, alpha, beta, temperature), rtol=1e-5)
 
 
 def test_dkd_one_hot_and_column_labels_equal_sparse():
     t, s, y = _data(1)
-    sparse = float(losses.dkd_loss(t, s, y))
+    sparse = np.asarray(losses.dkd_loss(t, s, y))
     one_hot = np.eye(10, dtype="float32")[y]
-    assert float(losses.dkd_loss(t, s, one_hot)) == pytest.approx(sparse, rel=1e-6)
-    assert float(losses.dkd_loss(t, s, y[:, None])) == pytest.approx(sparse, rel=1e-6)
+    np.testing.assert_allclose(np.asarray(losses.dkd_loss(t, s, one_hot)), sparse, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(losses.dkd_loss(t, s, y[:, None])), sparse, rtol=1e-6)
 
 
-def test_dkd_per_sample_mean_and_docstring_value():
+def test_dkd_per_sample_shape_and_docstring_values():
     t, s, y = _data(2, n=6, c=5)
-    per_sample = np.asarray(losses.dkd_per_sample(t, s, y))
+    per_sample = np.asarray(losses.dkd_loss(t, s, y))
     assert per_sample.shape == (6,)
-    assert per_sample.mean() == pytest.approx(float(losses.dkd_loss(t, s, y)), rel=1e-6)
     t = np.array([[3.0, 1.0, 0.2], [0.5, 2.5, 0.0]])
     s = np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 2.0]])
     y = np.array([0, 1])
-    expected = numpy_dkd(t, s, y, 1.0, 8.0, 4.0)
-    assert float(losses.dkd_loss(t, s, y)) == pytest.approx(expected, rel=1e-5)
-    assert round(expected, 4) == 4.1052  # the docstring's value
+    expected = each_sample(numpy_dkd, t, s, y, 1.0, 8.0, 4.0)
+    np.testing.assert_allclose(np.asarray(losses.dkd_loss(t, s, y)), expected, rtol=1e-5)
+    assert np.round(expected, 4).tolist() == [1.3264, 6.884]  # the docstring's values
+    assert round(numpy_dkd(t, s, y, 1.0, 8.0, 4.0), 4) == 4.1052  # their mean, mdistiller's
 
 
 def test_dkd_is_zero_for_identical_logits_and_stable_for_huge_logits():
     t, _, y = _data(3)
-    assert float(losses.dkd_loss(t, t, y)) == pytest.approx(0.0, abs=1e-5)
+    np.testing.assert_allclose(np.asarray(losses.dkd_loss(t, t, y)), 0.0, atol=1e-5)
     # The student's target probability underflows to 0 in float32; mdistiller
     # takes log(0) = -inf there, the logsumexp form stays finite.
     t = np.array([[0.0, 0.0, 0.0]], "float32")
     s = np.array([[-1e4, 0.0, 0.0]], "float32")
-    assert np.isfinite(float(losses.dkd_loss(t, s, np.array([0]), temperature=1.0)))
+    assert np.all(np.isfinite(np.asarray(losses.dkd_loss(t, s, np.array([0]), temperature=1.0))))
 
 
 def test_dkd_is_exact_for_float16_inputs():
     t, s, y = _data(4, scale=6.0)
     got = losses.dkd_loss(t.astype("float16"), s.astype("float16"), y)
     assert keras.backend.standardize_dtype(got.dtype) == "float32"
-    expected = numpy_dkd(t.astype("float16"), s.astype("float16"), y, 1.0, 8.0, 4.0)
-    np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+    expected = each_sample(numpy_dkd, t.astype("float16"), s.astype("float16"), y, 1.0, 8.0, 4.0)
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize("temperature,gamma", [(1.0, 1.5), (2.0, 1.0), (4.0, 0.5)])
 def test_nkd_matches_authors_code(temperature, gamma):
     t, s, y = _data(5)
-    got = float(losses.nkd_loss(t, s, y, temperature, gamma))
-    np.testing.assert_allclose(got, numpy_nkd(t, s, y, temperature, gamma), rtol=1e-5)
+    got = np.asarray(losses.nkd_loss(t, s, y, temperature, gamma))
+    np.testing.assert_allclose(got, each_sample(numpy_nkd, t, s, y, temperature, gamma), rtol=1e-5)
+    np.testing.assert_allclose(got.mean(), numpy_nkd(t, s, y, temperature, gamma), rtol=1e-5)
 
 
 def test_nkd_one_hot_labels_and_docstring_value():
     t, s, y = _data(6)
     one_hot = np.eye(10, dtype="float32")[y]
-    got = float(losses.nkd_loss(t, s, one_hot, 2.0))
-    np.testing.assert_allclose(got, numpy_nkd(t, s, one_hot, 2.0, 1.5), rtol=1e-5)
+    got = np.asarray(losses.nkd_loss(t, s, one_hot, 2.0))
+    np.testing.assert_allclose(got, each_sample(numpy_nkd, t, s, one_hot, 2.0, 1.5), rtol=1e-5)
     t = np.array([[3.0, 1.0, 0.2], [0.5, 2.5, 0.0]])
     s = np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 2.0]])
-    expected = numpy_nkd(t, s, np.array([0, 1]), 1.0, 1.5)
-    assert round(expected, 4) == 2.5861  # the docstring's value
-    assert float(losses.nkd_loss(t, s, np.array([0, 1]))) == pytest.approx(expected, rel=1e-5)
-    per_sample = np.asarray(losses.nkd_per_sample(t, s, np.array([0, 1])))
+    expected = each_sample(numpy_nkd, t, s, np.array([0, 1]), 1.0, 1.5)
+    assert np.round(expected, 4).tolist() == [1.9582, 3.214]  # the docstring's values
+    assert round(numpy_nkd(t, s, np.array([0, 1]), 1.0, 1.5), 4) == 2.5861  # their mean
+    per_sample = np.asarray(losses.nkd_loss(t, s, np.array([0, 1])))
     assert per_sample.shape == (2,)
-    assert per_sample.mean() == pytest.approx(expected, rel=1e-5)
+    np.testing.assert_allclose(per_sample, expected, rtol=1e-5)
 
 
 def test_gradients_flow_to_the_student_only():
@@ -168,7 +177,7 @@ def test_gradients_flow_to_the_student_only():
     for fn in (losses.dkd_loss, losses.nkd_loss):
         with tf.GradientTape(persistent=True) as tape:
             tape.watch([t, s])
-            value = fn(t, s, y)
+            value = tf.reduce_mean(fn(t, s, y))
         assert tape.gradient(value, t) is None
         grad = tape.gradient(value, s).numpy()
         assert np.all(np.isfinite(grad)) and np.abs(grad).sum() > 0

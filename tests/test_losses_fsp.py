@@ -67,13 +67,17 @@ def test_fsp_loss_matches_numpy_with_weights():
          (_rand(rng, 3, 4, 4, 3), _rand(rng, 3, 4, 4, 4))]
     s = [(_rand(rng, 3, 8, 8, 2), _rand(rng, 3, 4, 4, 3)),
          (_rand(rng, 3, 4, 4, 3), _rand(rng, 3, 4, 4, 4))]
-    np.testing.assert_allclose(
-        float(losses.fsp_loss(t, s)), numpy_fsp_loss(t, s), rtol=1e-5
-    )
-    np.testing.assert_allclose(
-        float(losses.fsp_loss(t, s, weights=[0.5, 2.0])),
-        numpy_fsp_loss(t, s, [0.5, 2.0]), rtol=1e-5,
-    )
+
+    def each_sample(pairs, i):
+        return [(a[i:i + 1], b[i:i + 1]) for a, b in pairs]
+
+    for weights in (None, [0.5, 2.0]):
+        got = np.asarray(losses.fsp_loss(t, s, weights=weights))
+        expected = [numpy_fsp_loss(each_sample(t, i), each_sample(s, i), weights)
+                    for i in range(3)]
+        np.testing.assert_allclose(got, expected, rtol=1e-5)
+        # RepDistiller's loss is their batch mean.
+        np.testing.assert_allclose(got.mean(), numpy_fsp_loss(t, s, weights), rtol=1e-5)
     value = losses.fsp_loss(
         [(a.astype("float16"), b.astype("float16")) for a, b in t],
         [(a.astype("float16"), b.astype("float16")) for a, b in s],

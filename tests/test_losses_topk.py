@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from keras_kd.losses.logits import kd_per_sample
-from keras_kd.losses.topk import TopKKD, topk_kd_per_sample, topk_summary
+from keras_kd.losses.logits import kd_loss
+from keras_kd.losses.topk import TopKKD, topk_kd_loss, topk_summary
 
 
 def numpy_topk_kd(teacher, student, k, temperature):
@@ -35,7 +35,7 @@ def logits():
 def test_topk_kd_matches_numpy_element_by_element(logits, k, temperature):
     t, s = logits
     values, indices, rest = topk_summary(t, k, [temperature])
-    got = np.asarray(topk_kd_per_sample(values, indices, rest[temperature], s, temperature))
+    got = np.asarray(topk_kd_loss(values, indices, rest[temperature], s, temperature))
     # The KL cancels terms of size ~1 in float32 (~1e-7 each), then is scaled by T².
     np.testing.assert_allclose(got, numpy_topk_kd(t, s, k, temperature), rtol=1e-5,
                                atol=5e-7 * temperature**2)
@@ -46,12 +46,12 @@ def test_topk_kd_with_every_class_is_full_kd(logits, temperature):
     t, s = logits
     values, indices, rest = topk_summary(t, 100, [temperature])
     assert np.isneginf(np.asarray(rest[temperature])).all()
-    got = np.asarray(topk_kd_per_sample(values, indices, rest[temperature], s, temperature))
-    np.testing.assert_allclose(got, np.asarray(kd_per_sample(t, s, temperature)), rtol=1e-5)
+    got = np.asarray(topk_kd_loss(values, indices, rest[temperature], s, temperature))
+    np.testing.assert_allclose(got, np.asarray(kd_loss(t, s, temperature)), rtol=1e-5)
     # And below full KD for k < classes (a coarsening never increases KL).
     v, i, r = topk_summary(t, 5, [temperature])
-    assert (np.asarray(topk_kd_per_sample(v, i, r[temperature], s, temperature))
-            <= np.asarray(kd_per_sample(t, s, temperature)) + 1e-5).all()
+    assert (np.asarray(topk_kd_loss(v, i, r[temperature], s, temperature))
+            <= np.asarray(kd_loss(t, s, temperature)) + 1e-5).all()
 
 
 def test_topk_kd_gradient_is_finite_when_k_is_every_class(logits):
@@ -61,7 +61,7 @@ def test_topk_kd_gradient_is_finite_when_k_is_every_class(logits):
     values, indices, rest = topk_summary(t, 100, [4.0])
     s = tf.Variable(s)
     with tf.GradientTape() as tape:
-        loss = tf.reduce_mean(topk_kd_per_sample(values, indices, rest[4.0], s, 4.0))
+        loss = tf.reduce_mean(topk_kd_loss(values, indices, rest[4.0], s, 4.0))
     grad = tape.gradient(loss, s).numpy()
     assert np.isfinite(grad).all() and np.abs(grad).max() > 0
 

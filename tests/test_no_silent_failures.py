@@ -157,7 +157,7 @@ def test_unlabeled_minus_one_and_non_finite_float_labels():
 
 
 def test_label_check_is_a_no_op_for_valid_labels():
-    from keras_kd.validation import check_label_values
+    from keras_kd.checks.batches import check_label_values
 
     y = tf.constant([0, 9, -1])
     np.testing.assert_array_equal(tf.function(check_label_values)(y, 10), y)

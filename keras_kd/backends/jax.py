@@ -12,7 +12,7 @@ import jax
 import keras
 
 from keras_kd.batch import unpack_batch
-from keras_kd.validation import check_batch
+from keras_kd.checks.batches import check_batch
 
 
 def num_replicas():

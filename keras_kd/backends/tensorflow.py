@@ -8,7 +8,7 @@ gradient step and handles replicas.
 import tensorflow as tf
 
 from keras_kd.batch import unpack_batch
-from keras_kd.validation import check_batch
+from keras_kd.checks.batches import check_batch
 
 
 def num_replicas():

@@ -127,13 +127,6 @@ def flatten_per_sample(x):
     return ops.reshape(x, (-1, features))
 
 
-def describe_shape(shape):
-    """`(None, 8, 8, 16)`-style text for error messages."""
-    if shape is None:
-        return "(unknown)"
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
-
-
 def as_name_list(value, what):
     """A layer name or a list of names -> a list of non-empty strings."""
     if isinstance(value, str):

@@ -1,18 +1,15 @@
 """Helpers shared by the terms that treat the ground-truth class apart from
-the rest (DKD, NKD): labels, target / non-target columns, binary KL.
+the rest (DKD, NKD): labels, target / non-target columns.
 
 Every helper works on rows `(rows, classes)`; dense logits are flattened to
 one row per position first (`target_rows`). Gathers use static shapes, so
 the terms compile under XLA.
 """
 
-import math
-
 from keras import ops
 
-from keras_kd.scalars import is_real
-
-from keras_kd.losses.dense import check_logit_pair, check_mask, position_labels
+from keras_kd.checks.tensors import check_logit_pair, check_mask
+from keras_kd.losses.dense import position_labels
 
 
 def sparse_labels(labels, num_classes):
@@ -82,28 +79,3 @@ def target(values, labels):
     return ops.squeeze(picked, axis=-1)
 
 
-def binary_log_probs(scaled_logits, labels):
-    """log [p_gt, 1 − p_gt] of softmax(scaled_logits), stably, `(rows, 2)`.
-
-    log p_gt = z_y − logsumexp(z) and log(1 − p_gt) = logsumexp(z_¬y) −
-    logsumexp(z): no log of a probability that may underflow to 0.
-    """
-    total = ops.logsumexp(scaled_logits, axis=-1)
-    log_gt = target(scaled_logits, labels) - total
-    log_other = ops.logsumexp(non_target(scaled_logits, labels), axis=-1) - total
-    return ops.stack([log_gt, log_other], axis=-1)
-
-
-def kl_rows(log_p, log_q):
-    """Σ_k p_k (log p_k − log q_k) per row, p = exp(log_p)."""
-    return ops.sum(ops.exp(log_p) * (log_p - log_q), axis=-1)
-
-
-def check_epochs(value, what):
-    """A number of epochs >= 0 (int when whole), or a clear error."""
-    if not is_real(value):  # NumPy scalars count; bools and strings do not
-        raise TypeError(f"{what} must be a number of epochs, got {value!r}.")
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{what} must be a finite number >= 0, got {value}.")
-    return int(value) if value == int(value) else value

@@ -7,12 +7,10 @@ student.
 
 import keras
 
+from keras_kd.checks.tensors import describe_shape
+
 # The adapter kinds `make_adapter` builds (besides a keras layer given as is).
 ADAPTER_KINDS = ("auto", "conv1x1", "conv3x3", "dense")
-
-
-def _describe(shape):
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
 def make_adapter(kind, teacher_shape, student_shape, name):
@@ -31,8 +29,8 @@ def make_adapter(kind, teacher_shape, student_shape, name):
     rank = len(student_shape)
     if len(teacher_shape) != rank:
         raise ValueError(
-            f"Cannot adapt a student feature of shape {_describe(student_shape)}"
-            f" to a teacher feature of shape {_describe(teacher_shape)}: the "
+            f"Cannot adapt a student feature of shape {describe_shape(student_shape)}"
+            f" to a teacher feature of shape {describe_shape(teacher_shape)}: the "
             "ranks differ. Tap layers of the same kind (both conv maps or "
             "both vectors), or pass your own keras layer as the adapter."
         )
@@ -43,13 +41,13 @@ def make_adapter(kind, teacher_shape, student_shape, name):
         if rank != 4:
             raise ValueError(
                 f"adapter='{kind}' needs NHWC feature maps, got shape "
-                f"{_describe(student_shape)}; use adapter='dense'."
+                f"{describe_shape(student_shape)}; use adapter='dense'."
             )
         if teacher_shape[1:3] != student_shape[1:3]:
             raise ValueError(
                 f"adapter='{kind}' keeps the spatial size, but the student map "
-                f"is {_describe(student_shape)} and the teacher's "
-                f"{_describe(teacher_shape)}. Tap a student layer with the "
+                f"is {describe_shape(student_shape)} and the teacher's "
+                f"{describe_shape(teacher_shape)}. Tap a student layer with the "
                 "teacher's height and width, or pass your own keras layer "
                 "(e.g. a strided conv) as the adapter."
             )
@@ -61,7 +59,7 @@ def make_adapter(kind, teacher_shape, student_shape, name):
         if rank != 2:
             raise ValueError(
                 f"adapter='dense' needs (batch, features) vectors, got shape "
-                f"{_describe(student_shape)}; use adapter='conv1x1'."
+                f"{describe_shape(student_shape)}; use adapter='conv1x1'."
             )
         return keras.layers.Dense(channels, name=name)
     raise ValueError(
@@ -70,15 +68,3 @@ def make_adapter(kind, teacher_shape, student_shape, name):
     )
 
 
-def check_same_shape(term, teacher_tap, teacher_shape, student_tap, student_shape):
-    """Raises a ValueError naming the taps and the fix when shapes differ."""
-    if tuple(teacher_shape[1:]) == tuple(student_shape[1:]):
-        return
-    raise ValueError(
-        f"{type(term).__name__} '{term.name}': the teacher tap '{teacher_tap}' "
-        f"has shape {_describe(teacher_shape)} but the student tap "
-        f"'{student_tap}' has shape {_describe(student_shape)}, and no adapter "
-        "maps one onto the other. Pass adapter='auto' (a trainable 1x1 conv "
-        "for feature maps, a dense layer for vectors), adapter='conv3x3', or "
-        "your own keras layer, or tap layers of equal shape."
-    )

@@ -5,14 +5,11 @@ Attention Transfer" (ICLR 2017, arXiv:1612.03928)."""
 import keras
 from keras import ops
 
-from keras_kd.losses._ops import (
-    describe_shape,
-    l2_normalize,
-    pool_to_common_size,
-    to_float32,
-)
-from keras_kd.losses.pair import MultiPairTerm, check_feature_map, sum_over_pairs
-from keras_kd.scalars import as_python, is_real
+from keras_kd._aliases import renamed_function
+from keras_kd.losses._ops import l2_normalize, pool_to_common_size, to_float32
+from keras_kd.checks.tensors import check_feature_map, describe_shape
+from keras_kd.losses.pair import MultiPairTerm, sum_over_pairs
+from keras_kd.checks.numbers import as_python, is_real
 
 
 def _check_p(p):
@@ -61,22 +58,16 @@ def attention_map(features, p=2):
     return l2_normalize(q, axis=-1)
 
 
-def attention_transfer_per_sample(teacher_features, student_features, p=2):
-    """Mean over positions of (A_s − A_t)² for each sample, shape (batch,)."""
-    t, s = pool_to_common_size(
-        to_float32(teacher_features), to_float32(student_features)
-    )
-    diff = attention_map(s, p) - attention_map(t, p)
-    return ops.mean(ops.square(diff), axis=-1)
-
-
 def attention_transfer_loss(teacher_features, student_features, p=2):
     """Attention-transfer loss (Zagoruyko & Komodakis 2017, eq. 2) between
-    two NHWC maps, a float32 scalar.
+    two NHWC maps, one float32 value per sample, shape `(batch,)`.
 
-    Formula, with A = `attention_map(·, p)`:
+    Formula, with A = `attention_map(·, p)`, for sample b:
 
-        L_AT = mean_{b, hw} (A_s[b, hw] − A_t[b, hw])²
+        L_AT[b] = mean_{hw} (A_s[b, hw] − A_t[b, hw])²
+
+    Its batch mean is RepDistiller's `at_loss` (the `AttentionTransfer`
+    class averages with the batch's `sample_weight`).
 
     When the spatial sizes differ, the larger feature map is average-pooled
     (adaptive, as torch) to the smaller size before the maps are computed,
@@ -87,10 +78,19 @@ def attention_transfer_loss(teacher_features, student_features, p=2):
     >>> import numpy as np
     >>> t = np.ones((1, 2, 2, 3))
     >>> s = np.ones((1, 4, 4, 5))
-    >>> float(attention_transfer_loss(t, s))
-    0.0
+    >>> [float(v) for v in np.asarray(attention_transfer_loss(t, s))]
+    [0.0]
     """
-    return ops.mean(attention_transfer_per_sample(teacher_features, student_features, p))
+    t, s = pool_to_common_size(
+        to_float32(teacher_features), to_float32(student_features)
+    )
+    diff = attention_map(s, p) - attention_map(t, p)
+    return ops.mean(ops.square(diff), axis=-1)
+
+
+attention_transfer_per_sample = renamed_function(
+    attention_transfer_loss, "attention_transfer_per_sample"
+)
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
@@ -135,7 +135,7 @@ class AttentionTransfer(MultiPairTerm):
 
     def call(self, teacher, student, labels=None, training=None):
         return sum_over_pairs(
-            attention_transfer_per_sample(teacher[t], student[s], self.p)
+            attention_transfer_loss(teacher[t], student[s], self.p)
             for t, s in zip(self.teacher_layers, self.student_layers)
         )
 

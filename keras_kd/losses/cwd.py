@@ -7,8 +7,10 @@ mmrazor's `ChannelWiseDivergence` (`mmrazor/models/losses/cwd.py`)."""
 import keras
 from keras import ops
 
-from keras_kd.losses._ops import describe_shape
-from keras_kd.losses.logits import _kd_positions, check_kd_temperature
+from keras_kd._aliases import renamed_function
+from keras_kd.checks.tensors import describe_shape
+from keras_kd.losses.logits import _kd_positions
+from keras_kd.checks.numbers import check_kd_temperature
 from keras_kd.losses.pair import SinglePairTerm
 from keras_kd.taps import LOGITS
 
@@ -20,8 +22,36 @@ def _channel_rows(x):
     return ops.transpose(x, (0, 2, 1))
 
 
-def cwd_per_sample(teacher_maps, student_maps, temperature=1.0):
-    """The CWD loss of each sample, shape `(batch,)`; see `cwd_loss`."""
+def cwd_loss(teacher_maps, student_maps, temperature=1.0):
+    """Channel-wise distillation (Shu et al., ICCV 2021).
+
+    Each channel c of a map (batch, H, W, C) becomes a distribution over its
+    H·W positions, φ(y_c) = softmax(y_c / T) over (h, w). For sample n:
+
+        cwd_n = T² / C · Σ_c KL(φ(t_{n,c}) ‖ φ(s_{n,c}))
+
+    whose mean over the N samples of a batch is the authors' `CriterionCWD(norm_type="channel", divergence="kl")`
+    and mmrazor's `ChannelWiseDivergence` (sum of the KL over all channels
+    and positions, divided by N·C, times T²). The KL is computed with the
+    cancellation-free form of `kd_loss`, so it stays exact at any T. The
+    teacher's maps carry no gradient. mmrazor's Cityscapes setting for
+    PSPNet logits: T = 1, loss weight 5.
+
+    Args:
+        teacher_maps: `(batch, H, W, C)` teacher logit (or feature) maps.
+        student_maps: student maps of the same shape.
+        temperature: T > 0.
+
+    Returns:
+        float32 values of shape `(batch,)`, one per sample.
+
+    Example:
+
+    >>> import numpy as np
+    >>> t = np.zeros((1, 2, 2, 1)); t[0, 0, 0, 0] = 2.0
+    >>> [round(float(v), 4) for v in np.asarray(cwd_loss(t, np.zeros((1, 2, 2, 1))))]
+    [0.468]
+    """
     temperature = check_kd_temperature(temperature)
     t_shape, s_shape = tuple(teacher_maps.shape), tuple(student_maps.shape)
     if len(s_shape) != 4 or len(t_shape) != 4 or t_shape[1:] != s_shape[1:]:
@@ -38,37 +68,7 @@ def cwd_per_sample(teacher_maps, student_maps, temperature=1.0):
     return ops.mean(_kd_positions(t, s, temperature), axis=-1)
 
 
-def cwd_loss(teacher_maps, student_maps, temperature=1.0):
-    """Channel-wise distillation (Shu et al., ICCV 2021).
-
-    Each channel c of a map (batch, H, W, C) becomes a distribution over its
-    H·W positions, φ(y_c) = softmax(y_c / T) over (h, w). With N samples:
-
-        cwd = T² / (N·C) · Σ_{n, c} KL(φ(t_{n,c}) ‖ φ(s_{n,c}))
-
-    as the authors' `CriterionCWD(norm_type="channel", divergence="kl")`
-    and mmrazor's `ChannelWiseDivergence` (sum of the KL over all channels
-    and positions, divided by N·C, times T²). The KL is computed with the
-    cancellation-free form of `kd_loss`, so it stays exact at any T. The
-    teacher's maps carry no gradient. mmrazor's Cityscapes setting for
-    PSPNet logits: T = 1, loss weight 5.
-
-    Args:
-        teacher_maps: `(batch, H, W, C)` teacher logit (or feature) maps.
-        student_maps: student maps of the same shape.
-        temperature: T > 0.
-
-    Returns:
-        A float32 scalar.
-
-    Example:
-
-    >>> import numpy as np
-    >>> t = np.zeros((1, 2, 2, 1)); t[0, 0, 0, 0] = 2.0
-    >>> round(float(cwd_loss(t, np.zeros((1, 2, 2, 1)))), 4)
-    0.468
-    """
-    return ops.mean(cwd_per_sample(teacher_maps, student_maps, temperature))
+cwd_per_sample = renamed_function(cwd_loss, "cwd_per_sample")
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
@@ -121,7 +121,7 @@ class CWD(SinglePairTerm):
             )
 
     def call(self, teacher, student, labels=None, training=None):
-        return cwd_per_sample(
+        return cwd_loss(
             teacher[self.teacher_layer], student[self.student_layer], self.temperature
         )
 

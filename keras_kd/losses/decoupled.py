@@ -19,16 +19,16 @@ This module keeps the historical import path; the code lives in `dkd.py`,
 """
 
 from keras_kd.losses._targets import non_target, sparse_labels
-from keras_kd.losses.dkd import DKD, dkd_loss, dkd_per_sample
-from keras_kd.losses.nkd import NKD, nkd_loss, nkd_per_sample
+# dkd_per_sample / nkd_per_sample: the 0.1 names of dkd_loss / nkd_loss,
+# deprecated, importable until 0.3.
+from keras_kd.losses.dkd import DKD, dkd_loss, dkd_per_sample  # noqa: F401
+from keras_kd.losses.nkd import NKD, nkd_loss, nkd_per_sample  # noqa: F401
 
 __all__ = [
     "DKD",
     "NKD",
     "dkd_loss",
-    "dkd_per_sample",
     "nkd_loss",
-    "nkd_per_sample",
     "non_target",
     "sparse_labels",
 ]

@@ -15,46 +15,6 @@ contributes 0. Everything has static shapes, so it compiles under XLA.
 from keras import ops
 
 
-def check_logit_pair(teacher_logits, student_logits, what):
-    """Both logits as float32, after checking their shapes agree.
-
-    Accepts `(batch, classes)` or dense `(batch, ..., classes)` logits with a
-    static number of classes; float32 so that softmax and logs stay exact
-    under `mixed_float16`.
-    """
-    t = ops.cast(ops.convert_to_tensor(teacher_logits), "float32")
-    s = ops.cast(ops.convert_to_tensor(student_logits), "float32")
-    if len(s.shape) < 2 or s.shape[-1] is None:
-        raise ValueError(
-            f"{what}: logits must have shape (batch, classes) or (batch, H, "
-            f"W, classes) with a static number of classes; got student "
-            f"logits of shape {tuple(s.shape)}."
-        )
-    if len(t.shape) != len(s.shape) or t.shape[-1] != s.shape[-1]:
-        raise ValueError(
-            f"{what}: teacher logits {tuple(t.shape)} and student logits "
-            f"{tuple(s.shape)} must have the same rank and the same number "
-            "of classes (the same classes in the same order)."
-        )
-    return t, s
-
-
-def check_ignore_index(value):
-    """Returns `value` as an int, or raises a TypeError naming the fix."""
-    if isinstance(value, bool):
-        raise TypeError(f"ignore_index must be an integer label, got {value!r}.")
-    try:
-        as_int = int(value)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"ignore_index must be an integer label (e.g. -1 or 255), got "
-            f"{value!r}."
-        ) from None
-    if as_int != value:
-        raise TypeError(f"ignore_index must be a whole number, got {value!r}.")
-    return as_int
-
-
 def position_labels(labels, logits_shape):
     """Integer labels of shape `logits_shape[:-1]` from the accepted forms.
 
@@ -123,22 +83,6 @@ def dense_mask(logits, labels, ignore_index=-1):
     if labels is None or len(logits.shape) <= 2:
         return None
     return label_mask(labels, tuple(logits.shape), ignore_index)
-
-
-def check_mask(mask, values_shape, what):
-    """Casts `mask` to float32 and checks it has the positions' shape."""
-    mask = ops.cast(ops.convert_to_tensor(mask), "float32")
-    if len(mask.shape) != len(values_shape) or any(
-        m is not None and v is not None and m != v
-        for m, v in zip(mask.shape, values_shape)
-    ):
-        raise ValueError(
-            f"{what}: the mask must have the shape of the logits without "
-            f"their class axis, {tuple(values_shape)}; got "
-            f"{tuple(mask.shape)}. Use 1 for positions that count and 0 for "
-            "ignored ones."
-        )
-    return mask
 
 
 def mean_over_positions(values, mask=None):

@@ -7,13 +7,10 @@ hunto/DIST_KD `segmentation/losses/dist_kd.py` (dense logits)."""
 import keras
 from keras import ops
 
-from keras_kd.losses.base import DistillationLoss, check_temperature, check_weight
-from keras_kd.losses.dense import (
-    check_ignore_index,
-    check_logit_pair,
-    check_mask,
-    dense_mask,
-)
+from keras_kd.losses.base import DistillationLoss
+from keras_kd.checks.numbers import check_ignore_index, check_temperature, check_weight
+from keras_kd.losses.dense import dense_mask
+from keras_kd.checks.tensors import check_logit_pair, check_mask
 from keras_kd.taps import LOGITS
 
 # The authors' epsilon, added to the product of the two norms.

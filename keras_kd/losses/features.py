@@ -3,35 +3,49 @@
 import keras
 from keras import ops
 
-from keras_kd.losses.adapters import ADAPTER_KINDS, check_same_shape, make_adapter
+from keras_kd._aliases import renamed_function
+from keras_kd.losses.adapters import ADAPTER_KINDS, make_adapter
+from keras_kd.checks.tensors import check_same_shape
 from keras_kd.losses.pair import SinglePairTerm
 
 
-def feature_mse(teacher_features, student_features):
-    """Mean over all elements of (teacher − student)², a float32 scalar.
+def feature_mse_loss(teacher_features, student_features):
+    """Mean squared error of each sample's features, shape `(batch,)`.
+
+    For sample b, over all its elements (positions and channels):
+
+        mse[b] = mean_{h, w, c} (F_t[b] − F_s[b])²
+
+    as `keras.losses.mean_squared_error` of the flattened features. The
+    `FeatureMSE` class averages these values with the batch's
+    `sample_weight`, so with equal weights its value is the mean over all
+    elements of the batch.
 
     Example:
 
     >>> import numpy as np
-    >>> float(feature_mse(np.ones((2, 3)), np.zeros((2, 3))))
-    1.0
+    >>> t = np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> s = np.array([[1.0, 0.0], [3.0, 2.0]])
+    >>> [float(v) for v in np.asarray(feature_mse_loss(t, s))]
+    [2.0, 2.0]
+    >>> [float(v) for v in np.asarray(feature_mse_loss(np.ones((2, 3)), np.zeros((2, 3))))]
+    [1.0, 1.0]
     """
-    t = ops.cast(teacher_features, "float32")
-    s = ops.cast(student_features, "float32")
-    return ops.mean(ops.square(t - s))
-
-
-def feature_mse_per_sample(teacher_features, student_features):
-    """Mean squared error of each sample's features, shape (batch,)."""
     t = ops.cast(teacher_features, "float32")
     s = ops.cast(student_features, "float32")
     squared = ops.reshape(ops.square(t - s), (ops.shape(t)[0], -1))
     return ops.mean(squared, axis=-1)
 
 
+feature_mse_per_sample = renamed_function(feature_mse_loss, "feature_mse_per_sample")
+# 0.1's `feature_mse` returned the batch mean; it still does until 0.3.
+feature_mse = renamed_function(feature_mse_loss, "feature_mse", then=ops.mean)
+
+
 @keras.saving.register_keras_serializable(package="keras_kd")
 class FeatureMSE(SinglePairTerm):
-    """MSE between a teacher layer's output and a student layer's output.
+    """MSE between a teacher layer's output and a student layer's output,
+    see `feature_mse_loss`.
 
         loss = mean_b mean_{h,w,c} (F_t − A(F_s))²
 
@@ -106,15 +120,12 @@ class FeatureMSE(SinglePairTerm):
         out_shape = adapter.compute_output_shape(s_shape)
         self._check_shapes(t_shape, out_shape, adapted=True)
 
-    def _loss_per_sample(self, teacher_features, student_features):
-        return feature_mse_per_sample(teacher_features, student_features)
-
     def call(self, teacher, student, labels=None, training=None):
         s = student[self.student_layer]
         adapter = getattr(self, self._adapter_arg)
         if adapter is not None:
             s = adapter(s, training=training)
-        return self._loss_per_sample(teacher[self.teacher_layer], s)
+        return feature_mse_loss(teacher[self.teacher_layer], s)
 
     def get_config(self):
         kind = getattr(self, f"{self._adapter_arg}_kind")

@@ -5,10 +5,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_kd.losses._ops import describe_shape, pool_to_common_size, to_float32
-from keras_kd.losses.base import DistillationLoss, check_weight
-from keras_kd.losses.pair import check_feature_map, sum_over_pairs
-from keras_kd.scalars import is_integer
+from keras_kd.losses._ops import pool_to_common_size, to_float32
+from keras_kd.checks.tensors import check_feature_map, describe_shape
+from keras_kd.losses.base import DistillationLoss
+from keras_kd.checks.numbers import check_weight, is_integer
+from keras_kd.losses.pair import sum_over_pairs
 
 
 def fsp_matrix(first, second):
@@ -60,12 +61,14 @@ def _check_pair_weights(weights, n):
 def fsp_loss(teacher_pairs, student_pairs, weights=None):
     """FSP loss: Yim et al. 2017, eq. 2.
 
-    Formula, with G_t^k, G_s^k the FSP matrices (`fsp_matrix`) of pair k:
+    Formula, with G_t^k, G_s^k the FSP matrices (`fsp_matrix`) of pair k,
+    for each sample b:
 
-        L = Σ_k λ_k · mean_{b, i, j} (G_s^k[b, i, j] − G_t^k[b, i, j])²
+        L[b] = Σ_k λ_k · mean_{i, j} (G_s^k[b, i, j] − G_t^k[b, i, j])²
 
-    (RepDistiller's `FSP.compute_loss`, summed over pairs with weights λ_k,
-    1 each by default).
+    Its batch mean is RepDistiller's `FSP.compute_loss`, summed over pairs
+    with weights λ_k, 1 each by default; the `FSP` class averages the values
+    with the batch's `sample_weight`.
 
     Args:
         teacher_pairs: list of (first, second) teacher NHWC maps.
@@ -73,15 +76,15 @@ def fsp_loss(teacher_pairs, student_pairs, weights=None):
             teacher's channel counts pair by pair.
         weights: one weight per pair, or None.
 
-    Returns a float32 scalar.
+    Returns float32 values of shape `(batch,)`, one per sample.
 
     Example:
 
     >>> import numpy as np
     >>> t = [(np.ones((1, 2, 2, 1)), np.ones((1, 2, 2, 1)))]
     >>> s = [(np.ones((1, 2, 2, 1)), np.zeros((1, 2, 2, 1)))]
-    >>> float(fsp_loss(t, s))
-    1.0
+    >>> [float(v) for v in np.asarray(fsp_loss(t, s))]
+    [1.0]
     """
     teacher_pairs = list(teacher_pairs)
     student_pairs = list(student_pairs)
@@ -90,8 +93,10 @@ def fsp_loss(teacher_pairs, student_pairs, weights=None):
             f"fsp_loss got {len(teacher_pairs)} teacher pairs and "
             f"{len(student_pairs)} student pairs; they must match one to one."
         )
+    if not teacher_pairs:
+        raise ValueError("fsp_loss needs at least one (first, second) pair of maps.")
     weights = _check_pair_weights(weights, len(teacher_pairs))
-    total = ops.zeros((), "float32")
+    values = []
     for (t1, t2), (s1, s2), w in zip(teacher_pairs, student_pairs, weights):
         g_t = fsp_matrix(t1, t2)
         g_s = fsp_matrix(s1, s2)
@@ -101,8 +106,8 @@ def fsp_loss(teacher_pairs, student_pairs, weights=None):
                 f"and {describe_shape(g_s.shape)} (student) differ: each "
                 "pair needs the same channel counts in teacher and student."
             )
-        total = total + w * ops.mean(ops.square(g_s - g_t))
-    return total
+        values.append(w * _pair_loss_per_sample(g_t, g_s))
+    return sum_over_pairs(values)
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")

@@ -2,47 +2,38 @@
 (arXiv:1412.6550)."""
 
 import keras
-from keras import ops
 
-from keras_kd.losses._ops import describe_shape, to_float32
-from keras_kd.losses.features import FeatureMSE
+from keras_kd._aliases import renamed_function
+from keras_kd.checks.tensors import describe_shape
+from keras_kd.losses.features import FeatureMSE, feature_mse_loss
 
 
 def hint_loss(teacher_features, student_features):
-    """FitNets hint loss: the mean over all elements of (t − s)².
+    """FitNets hint loss of each sample, shape `(batch,)`.
 
     Formula, with the teacher's hint layer t and the (regressed) student's
-    guided layer s, both of shape (batch, ...):
+    guided layer s, both of shape (batch, ...), for sample b:
 
-        L_hint = mean_{b, h, w, c} (t − s)²
+        L_hint[b] = mean_{h, w, c} (t[b] − s[b])²
 
     Romero et al. 2014 (FitNets, eq. 3) write ½‖t − r(s)‖²; the public code
-    (RepDistiller's `HintLoss`, `nn.MSELoss()`) takes the mean, as here.
-
-    Returns a float32 scalar.
+    (RepDistiller's `HintLoss`, `nn.MSELoss()`) takes the mean over the
+    batch's elements, which is the batch mean of these values (the `FitNet`
+    class averages them with the batch's `sample_weight`). The same math as
+    `feature_mse_loss`, which computes it.
 
     Example:
 
     >>> import numpy as np
     >>> t = np.array([[1.0, 2.0], [3.0, 4.0]])
     >>> s = np.array([[1.0, 0.0], [3.0, 2.0]])
-    >>> float(hint_loss(t, s))
-    2.0
+    >>> [float(v) for v in np.asarray(hint_loss(t, s))]
+    [2.0, 2.0]
     """
-    t = to_float32(teacher_features)
-    s = to_float32(student_features)
-    return ops.mean(ops.square(t - s))
+    return feature_mse_loss(teacher_features, student_features)
 
 
-def hint_loss_per_sample(teacher_features, student_features):
-    """Mean of (t − s)² over each sample's elements, shape (batch,).
-
-    Its batch mean equals `hint_loss`.
-    """
-    t = to_float32(teacher_features)
-    s = to_float32(student_features)
-    squared = ops.square(t - s)
-    return ops.mean(squared, axis=tuple(range(1, len(squared.shape))))
+hint_loss_per_sample = renamed_function(hint_loss, "hint_loss_per_sample")
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
@@ -108,6 +99,3 @@ class FitNet(FeatureMSE):
                 "vectors), regressor='conv3x3', your own keras layer, or tap "
                 "layers of matching shapes."
             )
-
-    def _loss_per_sample(self, teacher_features, student_features):
-        return hint_loss_per_sample(teacher_features, student_features)

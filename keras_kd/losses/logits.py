@@ -6,20 +6,15 @@ import math
 import keras
 from keras import ops
 
-from keras_kd.losses.base import DistillationLoss, check_temperature
-from keras_kd.losses.dense import (
-    check_ignore_index,
-    check_logit_pair,
-    check_mask,
-    dense_mask,
-    mean_over_positions,
-)
-from keras_kd.losses.standardization import check_flag, standardize_logits
+from keras_kd.checks.numbers import check_flag, check_ignore_index, check_kd_temperature
+from keras_kd.checks.tensors import check_logit_pair, check_mask
+from keras_kd._aliases import renamed_function
+from keras_kd.losses.base import DistillationLoss
+from keras_kd.losses.dense import dense_mask, mean_over_positions
+from keras_kd.losses.standardization import standardize_logits
 from keras_kd.taps import LOGITS
 
 
-# T² must stay a finite float32 with room to spare.
-MAX_TEMPERATURE = 1e15
 # Rows whose KL is below this use the cancellation-free form; above it the
 # direct Σ p (log p − log q) is accurate to float32 rounding already.
 _STABLE_BELOW = 10.0
@@ -27,19 +22,6 @@ _STABLE_BELOW = 10.0
 # x⁷/9! relative to x²/2, 4e-8 at 0.5. Above it p·eˣ − p − p·x loses at most
 # 2·eps·eˣ/x² relative to rounding (8e-7 at 0.5).
 _TAYLOR_BELOW = 0.5
-
-
-def check_kd_temperature(value):
-    """`check_temperature`, plus the upper end of KD's valid range."""
-    value = check_temperature(value)
-    if value > MAX_TEMPERATURE:
-        raise ValueError(
-            f"temperature {value:g} is above {MAX_TEMPERATURE:g}, where T² "
-            "overflows float32. KD's loss is already its large-T limit, "
-            "(1/2C)·Σ(centred teacher − student logits)², to float32 "
-            "precision from T ≈ 1e6: use T <= 1e6."
-        )
-    return value
 
 
 def _phi_taylor(x):
@@ -101,29 +83,6 @@ def _kd_positions(t, s, temperature):
     return ops.where(direct < _STABLE_BELOW, stable, direct * (temperature**2))
 
 
-def kd_per_sample(
-    teacher_logits,
-    student_logits,
-    temperature=4.0,
-    mask=None,
-    logit_standardization=False,
-):
-    """T² · KL(softmax(t/T) ‖ softmax(s/T)) for each sample, shape (batch,).
-
-    Dense logits `(batch, H, W, classes)` give the average over the
-    positions where `mask` (shape `(batch, H, W)`, 1 = counts) is 1; see
-    `kd_loss`.
-    """
-    temperature = check_kd_temperature(temperature)
-    t, s = check_logit_pair(teacher_logits, student_logits, "kd_loss")
-    if logit_standardization:
-        t, s = standardize_logits(t), standardize_logits(s)
-    values = _kd_positions(t, s, temperature)
-    if mask is not None:
-        mask = check_mask(mask, values.shape, "kd_loss")
-    return mean_over_positions(values, mask)
-
-
 def kd_loss(
     teacher_logits,
     student_logits,
@@ -131,11 +90,15 @@ def kd_loss(
     mask=None,
     logit_standardization=False,
 ):
-    """Hinton's soft-target loss, averaged over the batch.
+    """Hinton's soft-target loss of each sample, shape `(batch,)`.
 
-    Formula, with p = softmax(t / T) and q = softmax(s / T):
+    Formula, with p = softmax(t / T) and q = softmax(s / T), for sample b:
 
-        kd = T² · mean_b Σ_k p_bk · (log p_bk − log q_bk)
+        kd_b = T² · Σ_k p_bk · (log p_bk − log q_bk)
+
+    Like Keras's loss functions (`keras.losses.kl_divergence`) it returns
+    one value per sample; the `KD` class averages them over the batch with
+    the batch's `sample_weight`, as Keras's loss classes do.
 
     The T² factor keeps the gradient magnitudes of the soft term comparable to
     the hard-label term when T changes (Hinton et al. 2015, §2). Computed
@@ -154,8 +117,7 @@ def kd_loss(
 
     Dense prediction: logits of shape `(batch, H, W, classes)` are compared
     pixel by pixel; each sample's value is the mean over its valid pixels,
-    Σ_{i: mask_bi = 1} kd_bi / max(Σ_i mask_bi, 1), and the loss is the mean
-    of those over the batch.
+    Σ_{i: mask_bi = 1} kd_bi / max(Σ_i mask_bi, 1).
 
     Args:
         teacher_logits: `(batch, classes)` or `(batch, H, W, classes)`
@@ -172,29 +134,36 @@ def kd_loss(
             9`; plain KD there uses T = 4, weight 0.9).
 
     Returns:
-        A float32 scalar.
+        float32 values of shape `(batch,)`.
 
     Example:
 
     >>> import numpy as np
-    >>> t = np.array([[2.0, 1.0, 0.1]])
-    >>> s = np.array([[1.0, 1.0, 1.0]])
-    >>> round(float(kd_loss(t, s, temperature=2.0)), 4)
-    0.2895
+    >>> t = np.array([[2.0, 1.0, 0.1], [0.0, 0.0, 0.0]])
+    >>> s = np.array([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
+    >>> [round(float(v), 4) for v in np.asarray(kd_loss(t, s, temperature=2.0))]
+    [0.2895, 0.0]
     """
-    return ops.mean(
-        kd_per_sample(
-            teacher_logits, student_logits, temperature, mask, logit_standardization
-        )
-    )
+    temperature = check_kd_temperature(temperature)
+    t, s = check_logit_pair(teacher_logits, student_logits, "kd_loss")
+    if logit_standardization:
+        t, s = standardize_logits(t), standardize_logits(s)
+    values = _kd_positions(t, s, temperature)
+    if mask is not None:
+        mask = check_mask(mask, values.shape, "kd_loss")
+    return mean_over_positions(values, mask)
+
+
+kd_per_sample = renamed_function(kd_loss, "kd_per_sample")
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
 class KD(DistillationLoss):
     """Hinton et al. 2015 soft-target distillation, see `kd_loss`.
 
-    The Distiller mixes it with the hard-label loss:
-    `total = student_loss_weight · CE(y, s) + weight · kd_loss(t, s, T)`.
+    The term's value is `kd_loss` averaged over the batch (with the batch's
+    `sample_weight`), and the Distiller mixes it with the hard-label loss:
+    `total = student_loss_weight · CE(y, s) + weight · mean_b kd_loss(t, s, T)`.
     The exported student is untouched by T (it predicts at T = 1).
 
     Dense logits `(batch, H, W, classes)` are distilled pixel by pixel. When
@@ -242,7 +211,7 @@ class KD(DistillationLoss):
     def call(self, teacher, student, labels=None, training=None):
         student_logits = student[LOGITS]
         mask = dense_mask(student_logits, labels, self.ignore_index)
-        return kd_per_sample(
+        return kd_loss(
             teacher[LOGITS],
             student_logits,
             self.temperature,

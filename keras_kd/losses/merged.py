@@ -6,8 +6,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_kd._aliases import renamed_function
 from keras_kd.losses._ops import to_float32
-from keras_kd.losses.base import DistillationLoss, check_temperature
+from keras_kd.losses.base import DistillationLoss
+from keras_kd.checks.numbers import check_temperature
 from keras_kd.taps import LOGITS, is_functional
 
 
@@ -62,10 +64,43 @@ def check_class_indices(class_indices, widths, names, num_classes=None):
     return checked
 
 
-def merged_kd_per_sample(
+def merged_kd_loss(
     teacher_logits_list, student_logits, class_indices_list, temperature=4.0
 ):
-    """The merged-teacher KD loss of each sample, `(batch,)`; see `merged_kd_loss`."""
+    """KD from teachers that each know a subset of the student's classes.
+
+    Teacher k outputs logits t_k over its classes, which are the student's
+    classes `idx_k` (in that order). The student's distribution is
+    re-normalised over each teacher's classes (a softmax of the gathered
+    student logits), and
+
+        loss_b = T² · Σ_k KL( softmax(t_bk / T) ‖ softmax(s[b, idx_k] / T) )
+
+    for each sample b (the `MergedKD` class averages over the batch with its
+    `sample_weight`), as in Vongkulbhisal et al. 2019 (Unifying Heterogeneous Classifiers,
+    CVPR) with Hinton's T². No labels are needed. Classes may overlap
+    between teachers; classes no teacher covers are not taught.
+
+    Args:
+        teacher_logits_list: a list of `(batch, n_k)` teacher logits.
+        student_logits: `(batch, classes)` student logits.
+        class_indices_list: for each teacher, its n_k student class indices
+            (distinct, in range).
+        temperature: T > 0.
+
+    Returns:
+        float32 values of shape `(batch,)`, one per sample.
+
+    Example:
+
+    >>> import numpy as np
+    >>> a = np.array([[2.0, 0.0]])            # knows student classes 0, 1
+    >>> b = np.array([[0.0, 1.0, 0.0]])       # knows student classes 3, 1, 2
+    >>> s = np.zeros((1, 4))
+    >>> values = merged_kd_loss([a, b], s, [[0, 1], [3, 1, 2]], 1.0)
+    >>> [round(float(v), 4) for v in np.asarray(values)]
+    [0.4511]
+    """
     temperature = check_temperature(temperature)
     if not isinstance(teacher_logits_list, (list, tuple)):
         teacher_logits_list = [teacher_logits_list]
@@ -86,46 +121,7 @@ def merged_kd_per_sample(
     return total * (temperature**2)
 
 
-def merged_kd_loss(
-    teacher_logits_list, student_logits, class_indices_list, temperature=4.0
-):
-    """KD from teachers that each know a subset of the student's classes.
-
-    Teacher k outputs logits t_k over its classes, which are the student's
-    classes `idx_k` (in that order). The student's distribution is
-    re-normalised over each teacher's classes (a softmax of the gathered
-    student logits), and
-
-        loss = T² · mean_b Σ_k KL( softmax(t_k / T) ‖ softmax(s[:, idx_k] / T) )
-
-    as in Vongkulbhisal et al. 2019 (Unifying Heterogeneous Classifiers,
-    CVPR) with Hinton's T². No labels are needed. Classes may overlap
-    between teachers; classes no teacher covers are not taught.
-
-    Args:
-        teacher_logits_list: a list of `(batch, n_k)` teacher logits.
-        student_logits: `(batch, classes)` student logits.
-        class_indices_list: for each teacher, its n_k student class indices
-            (distinct, in range).
-        temperature: T > 0.
-
-    Returns:
-        A float32 scalar.
-
-    Example:
-
-    >>> import numpy as np
-    >>> a = np.array([[2.0, 0.0]])            # knows student classes 0, 1
-    >>> b = np.array([[0.0, 1.0, 0.0]])       # knows student classes 3, 1, 2
-    >>> s = np.zeros((1, 4))
-    >>> round(float(merged_kd_loss([a, b], s, [[0, 1], [3, 1, 2]], 1.0)), 4)
-    0.4511
-    """
-    return ops.mean(
-        merged_kd_per_sample(
-            teacher_logits_list, student_logits, class_indices_list, temperature
-        )
-    )
+merged_kd_per_sample = renamed_function(merged_kd_loss, "merged_kd_per_sample")
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
@@ -216,7 +212,7 @@ class MergedKD(DistillationLoss):
                 f"MergedKD's teacher logits have {logits.shape[-1]} columns, "
                 f"the class map covers {start}."
             )
-        return merged_kd_per_sample(
+        return merged_kd_loss(
             parts, student[LOGITS], self.class_indices, self.temperature
         )
 

@@ -6,40 +6,12 @@ Labels" (ICCV 2023, arXiv:2303.13005); conventions of the authors' code
 import keras
 from keras import ops
 
+from keras_kd._aliases import renamed_function
 from keras_kd.losses._targets import non_target, target, target_rows
-from keras_kd.losses.base import (
-    DistillationLoss,
-    check_temperature,
-    check_weight,
-)
-from keras_kd.losses.dense import check_ignore_index, dense_mask, mean_over_positions
+from keras_kd.losses.base import DistillationLoss
+from keras_kd.checks.numbers import check_ignore_index, check_temperature, check_weight
+from keras_kd.losses.dense import dense_mask, mean_over_positions
 from keras_kd.taps import LOGITS
-
-
-def nkd_per_sample(
-    teacher_logits, student_logits, labels, temperature=1.0, gamma=1.5, mask=None
-):
-    """The NKD loss of each sample, shape `(batch,)`; see `nkd_loss`.
-
-    Dense logits `(batch, H, W, classes)` with labels `(batch, H, W)` give
-    each sample's mean over the positions where `mask` is 1.
-    """
-    temperature = check_temperature(temperature)
-    gamma = check_weight(gamma, "NKD's gamma")
-    t, s, y, mask, batch = target_rows(
-        teacher_logits, student_logits, labels, mask, "nkd_loss"
-    )
-    t = ops.stop_gradient(t)
-    # Target part, at T = 1 and without T².
-    t_target = target(ops.softmax(t, axis=-1), y)
-    s_target = target(ops.log_softmax(s, axis=-1), y)
-    loss_target = -t_target * s_target
-    # Non-target part, over the C − 1 non-target logits, at T, times γ·T².
-    t_soft = ops.softmax(non_target(t, y) / temperature, axis=-1)
-    s_log = ops.log_softmax(non_target(s, y) / temperature, axis=-1)
-    loss_non = -gamma * (temperature**2) * ops.sum(t_soft * s_log, axis=-1)
-    values = loss_target + loss_non
-    return mean_over_positions(ops.reshape(values, (batch, -1)), mask)
 
 
 def nkd_loss(
@@ -47,12 +19,17 @@ def nkd_loss(
 ):
     """Normalized Knowledge Distillation (Yang et al., ICCV 2023).
 
-    With y the ground-truth class, t_¬y / s_¬y the C − 1 non-target logits:
+    With y the ground-truth class, t_¬y / s_¬y the C − 1 non-target logits,
+    for each sample:
 
-        target     = −mean_b softmax(t)_y · log_softmax(s)_y          (T = 1)
-        non-target = −γ · T² · mean_b Σ_k softmax(t_¬y / T)_k
-                                         · log_softmax(s_¬y / T)_k
+        target     = −softmax(t)_y · log_softmax(s)_y                 (T = 1)
+        non-target = −γ · T² · Σ_k softmax(t_¬y / T)_k
+                                  · log_softmax(s_¬y / T)_k
         nkd        = target + non-target
+
+    One value per sample, as Keras's loss functions return; the `NKD` class
+    averages them with the batch's `sample_weight` (the authors' loss is the
+    batch mean).
 
     The non-target distributions are re-normalised over the non-target
     classes ("normalized loss"), as in the authors' `NKDLoss` (yzd-v/cls_KD):
@@ -76,7 +53,7 @@ def nkd_loss(
             where it is ignored (its label may then be anything).
 
     Returns:
-        A float32 scalar.
+        float32 values of shape `(batch,)`, one per sample.
 
     Example:
 
@@ -84,14 +61,29 @@ def nkd_loss(
     >>> t = np.array([[3.0, 1.0, 0.2], [0.5, 2.5, 0.0]])
     >>> s = np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 2.0]])
     >>> y = np.array([0, 1])
-    >>> round(float(nkd_loss(t, s, y, temperature=1.0, gamma=1.5)), 4)
-    2.5861
+    >>> values = nkd_loss(t, s, y, temperature=1.0, gamma=1.5)
+    >>> [round(float(v), 4) for v in np.asarray(values)]
+    [1.9582, 3.214]
     """
-    return ops.mean(
-        nkd_per_sample(
-            teacher_logits, student_logits, labels, temperature, gamma, mask
-        )
+    temperature = check_temperature(temperature)
+    gamma = check_weight(gamma, "NKD's gamma")
+    t, s, y, mask, batch = target_rows(
+        teacher_logits, student_logits, labels, mask, "nkd_loss"
     )
+    t = ops.stop_gradient(t)
+    # Target part, at T = 1 and without T².
+    t_target = target(ops.softmax(t, axis=-1), y)
+    s_target = target(ops.log_softmax(s, axis=-1), y)
+    loss_target = -t_target * s_target
+    # Non-target part, over the C − 1 non-target logits, at T, times γ·T².
+    t_soft = ops.softmax(non_target(t, y) / temperature, axis=-1)
+    s_log = ops.log_softmax(non_target(s, y) / temperature, axis=-1)
+    loss_non = -gamma * (temperature**2) * ops.sum(t_soft * s_log, axis=-1)
+    values = loss_target + loss_non
+    return mean_over_positions(ops.reshape(values, (batch, -1)), mask)
+
+
+nkd_per_sample = renamed_function(nkd_loss, "nkd_per_sample")
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
@@ -138,7 +130,7 @@ class NKD(DistillationLoss):
 
     def call(self, teacher, student, labels=None, training=None):
         student_logits = student[LOGITS]
-        return nkd_per_sample(
+        return nkd_loss(
             teacher[LOGITS],
             student_logits,
             labels,

@@ -2,90 +2,41 @@
 Overhaul of Feature Distillation" (ICCV 2019, arXiv:1904.01866), following
 the official code (clovaai/overhaul-distillation)."""
 
-import math
-
 import keras
 import numpy as np
 from keras import ops
 
-from keras_kd.losses._ops import as_name_list, describe_shape, to_float32
-from keras_kd.losses.pair import MultiPairTerm, check_feature_map, sum_over_pairs
+from keras_kd._aliases import renamed_function
+from keras_kd.losses._ops import as_name_list, to_float32
+from keras_kd.checks.tensors import check_feature_map, describe_shape
+from keras_kd.losses.overhaul_margins import get_layer, is_relu, margin_relu, teacher_margins
+from keras_kd.losses.pair import MultiPairTerm, sum_over_pairs
 from keras_kd.taps import split_tap
 
 
-def _normal_cdf(x):
-    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+def partial_l2_loss(teacher_transformed, student_features):
+    """The partial L2 distance of Heo et al. 2019 (eq. 6), for each sample.
 
+    Formula, with t = `margin_relu(teacher, margin)` and s the student's
+    (connected) pre-ReLU feature, for sample b:
 
-def _normal_pdf(x):
-    return math.exp(-x * x / 2.0) / math.sqrt(2.0 * math.pi)
+        L[b] = Σ_{h,w,c} (s − t)² · [s > t or t > 0]
 
+    (the official `distillation_loss` sums over the batch; the training loop
+    divides by the batch size, which is the batch mean of these values and
+    what the `Overhaul` class computes, with the batch's `sample_weight`). Where the teacher is negative the student only gets pushed
+    down when it is above the teacher's value.
 
-def overhaul_margin(bn_gamma, bn_beta):
-    """The per-channel margin of the teacher's pre-ReLU distribution.
-
-    A BatchNormalization layer makes each channel ~ N(m, s²) with m = β,
-    s = |γ|; the margin is the expected value of its negative responses,
-    E[x | x < 0] (the mean of a normal truncated above at 0):
-
-        margin = m − s · φ(m/s) / Φ(−m/s)   if Φ(−m/s) > 0.001
-               = −3 s                        otherwise
-
-    with φ, Φ the standard normal pdf and cdf (Heo et al. 2019, eq. 3;
-    `get_margin_from_BN` of the official code). Computed once, in numpy,
-    outside the training step. A channel with γ = 0 is a constant β: its
-    margin is min(β, 0).
-
-    Args:
-        bn_gamma, bn_beta: arrays of shape (channels,).
-
-    Returns a float32 numpy array of shape (channels,).
+    Returns float32 values of shape `(batch,)`, one per sample.
 
     Example:
 
     >>> import numpy as np
-    >>> [round(float(v), 4) for v in overhaul_margin([1.0, 2.0], [0.0, 10.0])]
-    [-0.7979, -6.0]
+    >>> t = np.array([[1.0, -1.0, -1.0]])
+    >>> s = np.array([[0.0, -3.0, 0.0]])
+    >>> [float(v) for v in np.asarray(partial_l2_loss(t, s))]  # (0-1)² + masked + (0+1)²
+    [2.0]
     """
-    gamma = np.asarray(bn_gamma, dtype="float64").reshape(-1)
-    beta = np.asarray(bn_beta, dtype="float64").reshape(-1)
-    if gamma.shape != beta.shape:
-        raise ValueError(
-            f"gamma and beta must have the same shape, got {gamma.shape} and "
-            f"{beta.shape}."
-        )
-    margins = []
-    for g, m in zip(gamma, beta):
-        s = abs(float(g))
-        m = float(m)
-        if s == 0.0:
-            margins.append(min(m, 0.0))
-            continue
-        cdf = _normal_cdf(-m / s)
-        if cdf > 0.001:
-            margins.append(m - s * _normal_pdf(m / s) / cdf)
-        else:
-            margins.append(-3.0 * s)
-    return np.asarray(margins, dtype="float32")
-
-
-def margin_relu(teacher_features, margin):
-    """The teacher transform of Heo et al. 2019: max(t, margin).
-
-    `margin` (channels,) broadcasts over the last (channel) axis.
-
-    Example:
-
-    >>> import numpy as np
-    >>> np.asarray(margin_relu(np.array([[-2.0, 1.0]]), np.array([-1.0, -1.0]))).tolist()
-    [[-1.0, 1.0]]
-    """
-    t = to_float32(teacher_features)
-    return ops.maximum(t, ops.cast(margin, "float32"))
-
-
-def partial_l2_per_sample(teacher_transformed, student_features):
-    """Σ over each sample's elements of the partial L2, shape (batch,)."""
     t = to_float32(teacher_transformed)
     s = to_float32(student_features)
     mask = ops.logical_or(s > t, t > 0)
@@ -93,71 +44,7 @@ def partial_l2_per_sample(teacher_transformed, student_features):
     return ops.sum(squared, axis=tuple(range(1, len(squared.shape))))
 
 
-def partial_l2_loss(teacher_transformed, student_features):
-    """The partial L2 distance of Heo et al. 2019 (eq. 6), over the batch.
-
-    Formula, with t = `margin_relu(teacher, margin)` and s the student's
-    (connected) pre-ReLU feature:
-
-        L = Σ_{b,h,w,c} (s − t)² · [s > t or t > 0] / batch
-
-    (the official `distillation_loss` sums; the training loop divides by the
-    batch size). Where the teacher is negative the student only gets pushed
-    down when it is above the teacher's value.
-
-    Returns a float32 scalar.
-
-    Example:
-
-    >>> import numpy as np
-    >>> t = np.array([[1.0, -1.0, -1.0]])
-    >>> s = np.array([[0.0, -3.0, 0.0]])
-    >>> float(partial_l2_loss(t, s))  # (0-1)² + masked + (0+1)²
-    2.0
-    """
-    return ops.mean(partial_l2_per_sample(teacher_transformed, student_features))
-
-
-def _is_relu(layer):
-    if isinstance(layer, keras.layers.ReLU):
-        return (
-            layer.max_value is None
-            and float(layer.negative_slope) == 0.0
-            and float(layer.threshold) == 0.0
-        )
-    if isinstance(layer, keras.layers.Activation):
-        return layer.activation is keras.activations.relu
-    return False
-
-
-def _get_layer(model, name, role):
-    try:
-        return model.get_layer(name)
-    except ValueError:
-        raise ValueError(
-            f"Overhaul: the {role} '{model.name}' has no layer named '{name}'. "
-            f"Layers that exist: {[layer.name for layer in model.layers]}."
-        ) from None
-
-
-def _producer(layer):
-    """The layer whose output feeds `layer` (None when not found)."""
-    try:
-        history = layer.input._keras_history
-    except (AttributeError, ValueError):
-        return None
-    return getattr(history, "operation", None)
-
-
-def _bn_gamma_beta(bn):
-    channels = int(bn.moving_mean.shape[-1])
-    gamma = (
-        ops.convert_to_numpy(bn.gamma) if bn.scale else np.ones(channels, "float32")
-    )
-    beta = (
-        ops.convert_to_numpy(bn.beta) if bn.center else np.zeros(channels, "float32")
-    )
-    return gamma, beta
+partial_l2_per_sample = renamed_function(partial_l2_loss, "partial_l2_per_sample")
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
@@ -260,38 +147,13 @@ class Overhaul(MultiPairTerm):
         call again: it recomputes the margins from the teacher's current
         weights (and updates the margin variables once built).
         """
-        margins = []
-        for i, name in enumerate(self.teacher_layers):
-            layer = _get_layer(teacher, name, "teacher")
-            if not _is_relu(layer):
-                raise ValueError(
-                    f"Overhaul '{self.name}': the teacher layer '{name}' is a "
-                    f"{type(layer).__name__}, not a ReLU. Overhaul distils "
-                    "the pre-ReLU feature, so name separate ReLU layers "
-                    "(keras.layers.ReLU() or Activation('relu')); a "
-                    "convolution with activation='relu' has no pre-ReLU tap."
-                )
-            if self.bn_layers is not None:
-                bn = _get_layer(teacher, self.bn_layers[i], "teacher")
-            else:
-                bn = _producer(layer)
-            if not isinstance(bn, keras.layers.BatchNormalization):
-                found = "nothing" if bn is None else f"'{bn.name}' ({type(bn).__name__})"
-                raise ValueError(
-                    f"Overhaul '{self.name}': the margin of the teacher ReLU "
-                    f"'{name}' comes from the BatchNormalization layer in "
-                    f"front of it, but its input comes from {found}. Pass "
-                    "bn_layers=[...] naming the BatchNormalization layer of "
-                    "each stage (e.g. the last BN of a residual block)."
-                )
-            gamma, beta = _bn_gamma_beta(bn)
-            margins.append(overhaul_margin(gamma, beta))
+        margins = teacher_margins(teacher, self.teacher_layers, self.bn_layers, self.name)
         self._margin_values = margins
         student_taps = []
         for s in self.student_layers:
             layer_name, which = split_tap(s)
-            layer = _get_layer(student, layer_name, "student")
-            if which == "input" or _is_relu(layer):
+            layer = get_layer(student, layer_name, "student")
+            if which == "input" or is_relu(layer):
                 student_taps.append(f"{layer_name}:input")
             else:
                 student_taps.append(layer_name)
@@ -408,7 +270,7 @@ class Overhaul(MultiPairTerm):
             self.student_taps,
         )
         return sum_over_pairs(
-            w * partial_l2_per_sample(
+            w * partial_l2_loss(
                 margin_relu(ops.stop_gradient(teacher[t_tap]), margin),
                 bn(conv(student[s_tap]), training=training),
             )

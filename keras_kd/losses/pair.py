@@ -9,7 +9,7 @@ Both check the layer names, set `teacher_taps` / `student_taps` and save the
 names in `get_config`.
 """
 
-from keras_kd.losses._ops import as_name_list, describe_shape
+from keras_kd.losses._ops import as_name_list
 from keras_kd.losses.base import DistillationLoss
 
 
@@ -82,16 +82,3 @@ def sum_over_pairs(values):
     return total
 
 
-def check_feature_map(term, role, tap, shape, static=False):
-    """Raises unless `shape` is an NHWC feature map (with static height, width
-    and channels when `static`), naming the term, the tap and the fix."""
-    if shape is not None and len(shape) == 4 and not (static and None in shape[1:]):
-        return
-    needs = "NHWC feature maps (batch, height, width, channels)"
-    if static:
-        needs += " with static height, width and channels"
-    raise ValueError(
-        f"{type(term).__name__} '{term.name}': the {role} tap '{tap}' has "
-        f"shape {describe_shape(shape)}, but {type(term).__name__} needs "
-        f"{needs}. Tap convolutional layers."
-    )

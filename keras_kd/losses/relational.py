@@ -19,8 +19,9 @@ a final partial batch of one sample no longer turns an epoch's loss to NaN.
 import keras
 from keras import ops
 
-from keras_kd.losses._ops import describe_shape, flatten_per_sample, l2_normalize
-from keras_kd.losses.base import check_weight
+from keras_kd.losses._ops import flatten_per_sample, l2_normalize
+from keras_kd.checks.tensors import describe_shape
+from keras_kd.checks.numbers import check_weight
 from keras_kd.losses.pair import SinglePairTerm
 
 
@@ -82,7 +83,8 @@ def rkd_loss(teacher, student, distance_weight=25.0, angle_weight=50.0):
     relations carry no gradient. The angle term builds an (n, n, features)
     tensor: keep the tapped features small (e.g. the pooled embedding).
 
-    Returns a float32 scalar; exactly 0 for a batch of one sample.
+    Returns one float32 scalar per batch, not per-sample values: batch-level,
+    so `sample_weight` does not weight it (see the module docstring).
 
     Example:
 
@@ -126,7 +128,8 @@ def pkt_loss(teacher, student, eps=1e-7):
         K_ij = (⟨x̂_i, x̂_j⟩ + 1) / 2,   P_ij = K_ij / Σ_j K_ij
         L = mean_{i,j} P^t_ij · log((P^t_ij + eps) / (P^s_ij + eps))
 
-    Returns a float32 scalar; exactly 0 for a batch of one sample.
+    Returns one float32 scalar per batch, not per-sample values: batch-level,
+    so `sample_weight` does not weight it (see the module docstring).
 
     Example:
 
@@ -153,7 +156,8 @@ def sp_loss(teacher, student):
         G = row-L2-normalise(F · Fᵀ)   (torch F.normalize, eps 1e-12)
         L = Σ_{i,j} (G_t − G_s)²_ij / n²
 
-    Returns a float32 scalar; exactly 0 for a batch of one sample.
+    Returns one float32 scalar per batch, not per-sample values: batch-level,
+    so `sample_weight` does not weight it (see the module docstring).
 
     Example:
 

@@ -5,14 +5,11 @@ Review" (CVPR 2021, arXiv:2104.09044), following the official code
 import keras
 from keras import ops
 
-from keras_kd.losses._ops import (
-    adaptive_avg_pool2d,
-    describe_shape,
-    resize_nearest,
-    to_float32,
-)
-from keras_kd.losses.pair import MultiPairTerm, check_feature_map, sum_over_pairs
-from keras_kd.scalars import is_integer
+from keras_kd._aliases import renamed_function
+from keras_kd.losses._ops import adaptive_avg_pool2d, resize_nearest, to_float32
+from keras_kd.checks.tensors import check_feature_map, describe_shape
+from keras_kd.losses.pair import MultiPairTerm, sum_over_pairs
+from keras_kd.checks.numbers import is_integer
 
 _LEVELS = (4, 2, 1)
 
@@ -49,20 +46,6 @@ def _hcl_pair_per_sample(t, s):
     return loss / tot
 
 
-def hcl_per_sample(teacher_list, student_list):
-    """`hcl_loss` for each sample, shape (batch,); its batch mean is
-    `hcl_loss`."""
-    teacher_list, student_list = list(teacher_list), list(student_list)
-    if len(teacher_list) != len(student_list):
-        raise ValueError(
-            f"hcl_loss got {len(teacher_list)} teacher maps and "
-            f"{len(student_list)} student maps; they pair one to one."
-        )
-    return sum_over_pairs(
-        _hcl_pair_per_sample(t, s) for t, s in zip(teacher_list, student_list)
-    )
-
-
 def hcl_loss(teacher_list, student_list):
     """Hierarchical context loss of Chen et al. 2021 (the official `hcl`).
 
@@ -74,18 +57,32 @@ def hcl_loss(teacher_list, student_list):
     where P_l is adaptive average pooling to l×l, MSE the mean over all
     elements and c_l = 1/2, 1/4, 1/8 for the levels kept in that order
     (levels ≥ h are skipped and do not consume a weight). Summed over pairs.
+    Computed for each sample (MSE over that sample's elements): the batch
+    mean of these values is the official `hcl`, and `ReviewKD` averages them
+    with the batch's `sample_weight`.
 
-    Returns a float32 scalar.
+    Returns float32 values of shape `(batch,)`, one per sample.
 
     Example:
 
     >>> import numpy as np
     >>> t = np.zeros((1, 2, 2, 1))
     >>> s = np.ones((1, 2, 2, 1))
-    >>> float(hcl_loss([t], [s]))  # (1 + 0.5 · 1) / 1.5 (only level 1 < 2)
-    1.0
+    >>> [float(v) for v in np.asarray(hcl_loss([t], [s]))]  # (1 + 0.5·1) / 1.5
+    [1.0]
     """
-    return ops.mean(hcl_per_sample(teacher_list, student_list))
+    teacher_list, student_list = list(teacher_list), list(student_list)
+    if len(teacher_list) != len(student_list):
+        raise ValueError(
+            f"hcl_loss got {len(teacher_list)} teacher maps and "
+            f"{len(student_list)} student maps; they pair one to one."
+        )
+    return sum_over_pairs(
+        _hcl_pair_per_sample(t, s) for t, s in zip(teacher_list, student_list)
+    )
+
+
+hcl_per_sample = renamed_function(hcl_loss, "hcl_per_sample")
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
@@ -303,7 +300,7 @@ class ReviewKD(MultiPairTerm):
 
     def call(self, teacher, student, labels=None, training=None):
         fused = self.fused_features(student, training=training)
-        return hcl_per_sample([teacher[t] for t in self.teacher_layers], fused)
+        return hcl_loss([teacher[t] for t in self.teacher_layers], fused)
 
     def get_config(self):
         return {**super().get_config(), "mid_channels": self.mid_channels}

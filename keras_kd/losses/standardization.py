@@ -50,8 +50,3 @@ def standardize_logits(logits):
     return centred / (1e-7 + std)
 
 
-def check_flag(value, what):
-    """A Python bool (NumPy bools too), or a TypeError naming the argument."""
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
-        return bool(value)
-    raise TypeError(f"{what} must be True or False, got {value!r}.")

@@ -11,6 +11,7 @@ defines KD on that support exactly, for teacher and student alike.
 import keras
 from keras import ops
 
+from keras_kd._aliases import renamed_function
 from keras_kd.losses.base import DistillationLoss, check_temperature
 from keras_kd.taps import LOGITS
 
@@ -52,8 +53,9 @@ def topk_summary(logits, k, temperatures):
     return values, ops.cast(indices, "int32"), rest
 
 
-def topk_kd_per_sample(topk_values, topk_indices, rest_lse, student_logits, temperature=4.0):
-    """T² · KL(p ‖ q) on the teacher's top-k classes plus one "rest" class.
+def topk_kd_loss(topk_values, topk_indices, rest_lse, student_logits, temperature=4.0):
+    """T² · KL(p ‖ q) on the teacher's top-k classes plus one "rest" class,
+    for each sample, shape `(batch,)` (`TopKKD` averages with `sample_weight`).
 
     With S the teacher's top-k classes (`topk_indices`), t_S their logits
     (`topk_values`), r = log Σ_{i∉S} exp(t_i/T) (`rest_lse`, cached) and s the
@@ -76,7 +78,7 @@ def topk_kd_per_sample(topk_values, topk_indices, rest_lse, student_logits, temp
     >>> import numpy as np
     >>> t = np.array([[2.0, 1.0, 0.1]]); s = np.array([[1.0, 1.0, 1.0]])
     >>> v, i, r = topk_summary(t, 3, [2.0])
-    >>> round(float(topk_kd_per_sample(v, i, r[2.0], s, temperature=2.0)[0]), 4)
+    >>> round(float(topk_kd_loss(v, i, r[2.0], s, temperature=2.0)[0]), 4)
     0.2895
     """
     temperature = check_temperature(temperature)
@@ -101,15 +103,12 @@ def topk_kd_per_sample(topk_values, topk_indices, rest_lse, student_logits, temp
     return kl * (temperature**2)
 
 
-def topk_kd_loss(topk_values, topk_indices, rest_lse, student_logits, temperature=4.0):
-    """The batch mean of `topk_kd_per_sample`."""
-    return ops.mean(topk_kd_per_sample(topk_values, topk_indices, rest_lse, student_logits,
-                                       temperature))
+topk_kd_per_sample = renamed_function(topk_kd_loss, "topk_kd_per_sample")
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
 class TopKKD(DistillationLoss):
-    """KD on the teacher's top-k classes + a rest class, see `topk_kd_per_sample`.
+    """KD on the teacher's top-k classes + a rest class, see `topk_kd_loss`.
 
     Fed by a top-k teacher cache (`teachers.cache(..., top_k=k,
     temperatures=[T])`), it reads the cached values; with a live teacher (or
@@ -144,13 +143,13 @@ class TopKKD(DistillationLoss):
                     f"TopKKD '{self.name}' runs at T={self.temperature} but the top-k teacher "
                     f"cache holds the rest mass only for T in {cached_temperatures(teacher)}; "
                     f"rebuild it with temperatures=[{self.temperature}] (or use one of those).")
-            return topk_kd_per_sample(teacher[TOPK_VALUES], teacher[TOPK_INDICES], teacher[key],
-                                      student[LOGITS], self.temperature)
+            return topk_kd_loss(teacher[TOPK_VALUES], teacher[TOPK_INDICES], teacher[key],
+                                student[LOGITS], self.temperature)
         logits = teacher[LOGITS]
         k = self.k or int(logits.shape[-1])
         values, indices, rest = topk_summary(logits, k, [self.temperature])
-        return topk_kd_per_sample(values, indices, rest[self.temperature], student[LOGITS],
-                                  self.temperature)
+        return topk_kd_loss(values, indices, rest[self.temperature], student[LOGITS],
+                            self.temperature)
 
     def get_config(self):
         return {**super().get_config(), "temperature": self.temperature, "k": self.k}

@@ -14,7 +14,7 @@ import keras
 
 from keras_kd.distiller import Distiller
 from keras_kd.losses import KD
-from keras_kd.scalars import is_integer
+from keras_kd.checks.numbers import is_integer
 
 
 def snapshot(model, name=None):

@@ -1,8 +1,7 @@
 """Multi-stage training (FitNets, FSP) as a callback on one ordinary `fit`."""
 
-from keras_kd.losses.base import check_weight
+from keras_kd.checks.numbers import check_weight, is_integer
 from keras_kd.regimes.schedules import STUDENT_LOSS, LossWeightScheduler
-from keras_kd.scalars import is_integer
 
 
 class Stage:

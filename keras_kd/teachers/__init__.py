@@ -14,12 +14,13 @@ Feature taps address one member teacher as `"teacher_name/layer_name"`
 
 import importlib
 
-from keras_kd.losses.merged import MergedKD, merged_kd_loss, merged_kd_per_sample
+from keras_kd.losses.merged import MergedKD, merged_kd_loss, merged_kd_per_sample  # noqa: F401
 from keras_kd.teachers.ensemble import Ensemble, EnsembleLogits, ensemble_logits
 from keras_kd.teachers.merged import Merged
 
 # `MergedKD` and its functions live in `keras_kd.losses` (every loss does);
-# they stay importable from here, where they were before 0.2.
+# they stay importable from here, where they were before 0.2
+# (`merged_kd_per_sample`, deprecated, until 0.3).
 
 
 def __getattr__(name):
@@ -44,5 +45,4 @@ __all__ = [
     "crop_flip",
     "ensemble_logits",
     "merged_kd_loss",
-    "merged_kd_per_sample",
 ]

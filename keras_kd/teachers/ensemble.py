@@ -8,7 +8,7 @@ import numpy as np
 from keras import ops
 
 from keras_kd.losses._ops import to_float32
-from keras_kd.losses.base import check_temperature, check_weight
+from keras_kd.checks.numbers import check_temperature, check_weight
 from keras_kd.teachers.group import TeacherGroup, names_and_models
 
 _MODES = ("mean", "geometric")

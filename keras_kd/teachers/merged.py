@@ -8,7 +8,7 @@ Comprehensive Classification", AAAI). Needs no labels.
 import keras
 
 from keras_kd.losses.merged import check_class_indices
-from keras_kd.scalars import is_integer
+from keras_kd.checks.numbers import is_integer
 from keras_kd.teachers.group import TeacherGroup, check_members, names_and_models
 
 

@@ -7,7 +7,7 @@ names the teacher BNs to pass to `losses.Overhaul(..., bn_layers=...)`."""
 import keras
 from keras import layers
 
-from keras_kd.scalars import is_integer
+from keras_kd.checks.numbers import is_integer
 
 # ---------------------------------------------------------------------------
 # CIFAR models of RepDistiller (Tian et al. 2020, "Contrastive Representation
