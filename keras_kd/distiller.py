@@ -9,25 +9,18 @@ import keras
 
 from keras_kd import outputs as model_outputs
 from keras_kd.backends import check_backend, steps_class
-from keras_kd.compile_checks import check_metrics, check_student_loss
+from keras_kd.checks.batches import with_label_checks
+from keras_kd.checks.compile import check_metrics, check_student_loss
+from keras_kd.checks.data import check_predict_data
+from keras_kd.checks.guards import guard_evaluate, guard_fit
+from keras_kd.checks.terms import check_terms
 from keras_kd.distiller_checks import check_losses, check_models, is_graph_model
-from keras_kd.guards import guard_evaluate, guard_fit
-from keras_kd.losses.base import (
-    DistillationLoss,
-    check_weight,
-    reduce_per_sample,
-)
+from keras_kd.checks.numbers import check_weight
 from keras_kd.taps import (
     ModelView,
     output_is_softmax,
     with_batch_statistics,
 )
-from keras_kd.validation import (
-    check_predict_data,
-    check_terms,
-    with_label_checks,
-)
-from keras_kd.losses.topk import check_cached_outputs
 from keras_kd.objective import DistillationObjective
 
 _FROM_LOGITS_STRINGS = {
@@ -166,7 +159,7 @@ class Distiller(steps_class(), DistillationObjective, keras.Model):
         added first, so the schedule applies without extra code.
         """
         from keras_kd.regimes.schedules import with_default_schedules
-        from keras_kd.validation import check_fit_data
+        from keras_kd.checks.data import check_fit_data
 
         x = args[0] if args else kwargs.get("x")
         y = args[1] if len(args) > 1 else kwargs.get("y")

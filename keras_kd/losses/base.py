@@ -11,9 +11,7 @@ from keras import ops
 
 from keras_kd.losses import registry
 from keras_kd.taps import LOGITS
-# check_temperature is imported from here by modules not yet moved to
-# keras_kd.checks (losses/topk.py); remove with the next release.
-from keras_kd.checks.numbers import check_temperature, check_weight  # noqa: F401
+from keras_kd.checks.numbers import check_weight
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")

@@ -12,7 +12,8 @@ import keras
 from keras import ops
 
 from keras_kd._aliases import renamed_function
-from keras_kd.losses.base import DistillationLoss, check_temperature
+from keras_kd.checks.numbers import check_temperature
+from keras_kd.losses.base import DistillationLoss
 from keras_kd.taps import LOGITS
 
 # Keys of a top-k teacher cache's outputs (beside any full feature taps).

@@ -39,8 +39,6 @@ The schedules themselves are in `weight_schedules.py`, the callback in
 `loss_weight_scheduler.py`; this module gathers both under one name.
 """
 
-from keras_kd.losses.base import DistillationLoss, check_weight
-from keras_kd.scalars import is_real
 from keras_kd.regimes.loss_weight_scheduler import (
     STUDENT_LOSS,
     LossWeightScheduler,

@@ -13,7 +13,7 @@ import math
 import keras
 
 from keras_kd.losses.base import check_weight
-from keras_kd.scalars import is_real
+from keras_kd.checks.numbers import is_real
 
 
 def _check_number(value, what, minimum=0.0, strict=False):

@@ -38,10 +38,7 @@ import os
 
 import yaml
 
-from keras_kd.losses import registry
-from keras_kd.zoo import recipes
 
-from keras_kd.scalars import is_real
 from keras_kd.tools.config_checker import Checker, ConfigError, show_value
 from keras_kd.tools.config_files import apply_overrides, parse_value, read
 from keras_kd.tools.config_models import check_model, import_function, model_kind

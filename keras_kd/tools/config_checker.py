@@ -8,7 +8,7 @@ on, so that `keras_kd.tools.config.validate` reports all of them at once.
 import difflib
 import math
 
-from keras_kd.scalars import is_real
+from keras_kd.checks.numbers import is_real
 
 
 class ConfigError(ValueError):

@@ -39,7 +39,6 @@ import os
 
 import numpy as np
 
-from keras_kd.losses import registry
 from keras_kd.tools import config as config_lib
 from keras_kd.tools.tune_report import (
     BEST_CONFIG,
