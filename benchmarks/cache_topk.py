@@ -17,7 +17,7 @@
 
 KD error: |mean top-k KD − mean full KD| / mean full KD over the samples, at
 T = 1, 4, 8, with top-k KD = KD on the teacher's top-k classes plus one rest
-class (keras_kd.losses.topk), full KD = keras_kd.losses.kd_per_sample.
+class (keras_kd.losses.topk), full KD = keras_kd.losses.kd_loss.
 """
 
 import argparse
@@ -37,8 +37,8 @@ import tensorflow as tf  # noqa: E402
 
 import keras_kd  # noqa: E402
 from keras_kd.teachers import cache_store, zoo  # noqa: E402
-from keras_kd.losses.logits import kd_per_sample  # noqa: E402
-from keras_kd.losses.topk import TOPK_INDICES, TOPK_VALUES, rest_key, topk_kd_per_sample  # noqa: E402
+from keras_kd.losses.logits import kd_loss  # noqa: E402
+from keras_kd.losses.topk import TOPK_INDICES, TOPK_VALUES, rest_key, topk_kd_loss  # noqa: E402
 from keras_kd.teachers.caching import build  # noqa: E402
 
 TEMPERATURES = (1.0, 4.0, 8.0)
@@ -60,8 +60,8 @@ def kd_errors(teacher, student, data, x, ks, workdir, tag):
         out = _outputs(topk)
         errors = []
         for temperature in TEMPERATURES:
-            exact = np.asarray(kd_per_sample(full_out, student_logits, temperature))
-            approx = np.asarray(topk_kd_per_sample(out[TOPK_VALUES], out[TOPK_INDICES],
+            exact = np.asarray(kd_loss(full_out, student_logits, temperature))
+            approx = np.asarray(topk_kd_loss(out[TOPK_VALUES], out[TOPK_INDICES],
                                                    out[rest_key(temperature)], student_logits,
                                                    temperature))
             errors.append((temperature, exact.mean(), abs(approx.mean() - exact.mean()) / exact.mean()))

@@ -43,9 +43,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_kd  # noqa: E402
-from keras_kd.losses.logits import kd_per_sample  # noqa: E402
+from keras_kd.losses.logits import kd_loss  # noqa: E402
 from keras_kd.losses.topk import (  # noqa: E402
-    TOPK_INDICES, TOPK_VALUES, TopKKD, rest_key, topk_kd_per_sample, topk_summary)
+    TOPK_INDICES, TOPK_VALUES, TopKKD, rest_key, topk_kd_loss, topk_summary)
 from keras_kd.teachers import cache_store  # noqa: E402
 from keras_kd.teachers.caching import build  # noqa: E402
 
@@ -113,8 +113,8 @@ def outputs(built):
 def kd_error(full, top, student_logits):
     rows = {}
     for t in TEMPERATURES:
-        exact = np.asarray(kd_per_sample(full, student_logits, t))
-        approx = np.asarray(topk_kd_per_sample(top[TOPK_VALUES], top[TOPK_INDICES],
+        exact = np.asarray(kd_loss(full, student_logits, t))
+        approx = np.asarray(topk_kd_loss(top[TOPK_VALUES], top[TOPK_INDICES],
                                                top[rest_key(t)], student_logits, t))
         rows[t] = {"full_kd": float(exact.mean()),
                    "relative_error": float(abs(approx.mean() - exact.mean()) / exact.mean())}
@@ -175,8 +175,8 @@ def main():
             values, indices, rest = topk_summary(tf.constant(full_out["logits"]), k, TEMPERATURES)
             sweep = {"bytes_ratio": (k * 4 + k * 2 + 4 * 4) / (100 * 4)}
             for t in TEMPERATURES:
-                exact = np.asarray(kd_per_sample(full_out["logits"], student_logits, t)).mean()
-                approx = np.asarray(topk_kd_per_sample(values, indices, rest[t], student_logits, t)).mean()
+                exact = np.asarray(kd_loss(full_out["logits"], student_logits, t)).mean()
+                approx = np.asarray(topk_kd_loss(values, indices, rest[t], student_logits, t)).mean()
                 mass = np.sort(tf.nn.softmax(full_out["logits"] / t).numpy(), 1)[:, -k:].sum(1)
                 sweep[t] = {"relative_error": float(abs(approx - exact) / exact),
                             "top_k_mass_median": float(np.median(mass))}
