@@ -158,6 +158,27 @@ def report(results):
                 f"{reach if reach is not None else 'not reached'} | "
                 f"{reach + s1 if reach is not None else 'not reached'} | "
                 f"{run['stage2'][best] * 100:.2f} ({best + 1}) |")
+    levels = [80.0, 84.0, 86.0, round(threshold * 100 - 0.5, 2), round(threshold * 100, 2)]
+    lines += ["", "Epochs to reach each test accuracy, mean over seeds (stage-2 epochs / "
+              "total epochs incl. stage 1; n/N = seeds that reached it, the mean is over those):",
+              "", "| run | " + " | ".join(f"{level:.2f}%" for level in levels) + " |",
+              "|---|" + "---|" * len(levels)]
+    for variant in VARIANTS:
+        group = [runs[f"{variant} | {s}"] for s in seeds if f"{variant} | {s}" in runs]
+        if not group:
+            continue
+        cells = []
+        for level in levels:
+            reached = [(first_reaching(r["stage2"], level / 100 - 1e-9), len(r["stage1"]))
+                       for r in group]
+            reached = [(e, s1) for e, s1 in reached if e is not None]
+            if not reached:
+                cells.append(f"0/{len(group)}")
+                continue
+            e2 = np.mean([e for e, _ in reached])
+            cells.append(f"{e2:.1f} / {e2 + np.mean([s1 for _, s1 in reached]):.1f} "
+                         f"({len(reached)}/{len(group)})")
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     lines += ["", "| run | seed | final % − scratch final % (paired) |", "|---|---|---|"]
     for variant in VARIANTS[1:]:
         diffs = []

@@ -469,7 +469,8 @@ def run(method, student, dataset, teacher=None, epochs=6, trials=10, batch_size=
         from keras_kd.tools.bench_train import logit_cache
 
         cache = logit_cache(teacher_model, x_train, y_train)
-        train = dict(x=cache.dataset(int(batch_size), shuffle=True, seed=int(seed)))
+        train = dict(x=cache.dataset(int(batch_size), shuffle=True, seed=int(seed)),
+                     shuffle=False)  # the cache's pipeline shuffles, seeded
     tuner.search(**train, validation_data=(x_val, y_val), epochs=int(epochs),
                  verbose={0: 0, 1: 2}.get(verbose, 1))
     best_trial = _best_trial(tuner)
