@@ -91,8 +91,12 @@ def main(argv=None):
             if row is None:
                 if cache is None:
                     cache = logit_cache(teacher, *data[0])
-                row = train_one("kd", pair.student, seed, teacher, pair, data, settings, logs,
-                                1, overrides=extra, cache=cache)
+                run_settings, run_overrides = dict(settings), dict(extra or {})
+                # train_one gives T to the recipe as `temperature=` (the bench's --temperature).
+                run_settings["temperature"] = run_overrides.pop("temperature",
+                                                                settings["temperature"])
+                row = train_one("kd", pair.student, seed, teacher, pair, data, run_settings,
+                                logs, 1, overrides=run_overrides, cache=cache)
             results["runs"][key] = {"label": label, "seed": seed, "accuracy": row["accuracy"],
                                     "weights": row["weights"], "source": source,
                                     "epochs": row["epochs"]}
