@@ -39,6 +39,11 @@ VARIANTS = (
     ("dist", "dist", {}),
     ("overhaul: rule (size-normalised)", "overhaul", {}),
     ("overhaul: published 1e-3", "overhaul", {"weight": 1e-3}),
+    ("fitnet: rule (hints ¼, then 1·CE + 1·KD)", "fitnet", {}),
+    ("fitnet: stage 2 convex 0.1·CE + 0.9·KD", "fitnet", {"weight": 0.9, "student_loss_weight": 0.1}),
+    ("review: authors' weight 1", "review", {}),
+    ("review: weight 0.1", "review", {"weight": 0.1}),
+    ("nkd: authors' T = 1, γ = 1.5", "nkd", {}),
 )
 
 

@@ -84,6 +84,35 @@ def test_a_tiny_search_resumes_reads_only_train_and_writes_a_valid_config(
     assert set(train_only) == {"train"}
 
 
+def test_logit_trials_read_the_teacher_cache_built_once(tmp_path, train_only, monkeypatch):
+    import tensorflow as tf
+
+    from keras_kd.tools import bench_train
+
+    built, fed = [], []
+    original_cache, original_fit = bench_train.logit_cache, Distiller.fit
+
+    def logit_cache(teacher, x, y, batch_size=512):
+        built.append(len(y))
+        return original_cache(teacher, x, y, batch_size)
+
+    def fit(self, x=None, *args, **kwargs):
+        fed.append(x)
+        return original_fit(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(bench_train, "logit_cache", logit_cache)
+    monkeypatch.setattr(Distiller, "fit", fit)
+    _search(tmp_path / "cached", train_size=200)
+    (_, y_train), _ = tune.validation_split(*tune.load_train_only("digits", 200), 0.1, seed=0)
+    assert built == [len(y_train)]  # once for both trials, on the training part only
+    assert len(fed) == 2 and all(isinstance(x, tf.data.Dataset) for x in fed)
+    assert len(fed[0].element_spec) == 3  # (x, y, teacher logits)
+
+    fed.clear()
+    _search(tmp_path / "live", train_size=200, cache_teacher=False)
+    assert built == [len(y_train)] and all(isinstance(x, np.ndarray) for x in fed)
+
+
 def test_a_resumed_search_with_other_settings_is_refused(tmp_path, train_only):
     out = tmp_path / "kd"
     _search(out, trials=1)

@@ -120,12 +120,14 @@ def _write_text(path, text):
 def run(method, student, dataset, teacher=None, epochs=6, trials=10, batch_size=64,
         train_size=None, val_fraction=0.1, split_seed=0, learning_rate=1e-3, seed=0,
         algorithm="bayesian", output_dir=None, data_dir=None, verbose=1, data=None,
-        search_path=()):
+        search_path=(), cache_teacher=True):
     """Runs (or resumes) a search; returns {'best': hp values, 'val_accuracy',
     'config': path, 'trials': path, 'table': markdown}.
 
     `data` (`(x, y)` arrays) replaces the training split (tests, user arrays);
-    the validation split is carved from it all the same.
+    the validation split is carved from it all the same. `cache_teacher`:
+    for the logit methods, the teacher's logits on the training part are
+    computed once (`bench_train.logit_cache`) and every trial reads them.
     """
     import keras
 
@@ -171,8 +173,16 @@ def run(method, student, dataset, teacher=None, epochs=6, trials=10, batch_size=
               f"{len(y_val)} validation images (carved from the training split; the test "
               f"split is not read); {done} of {trials} trial(s) done earlier in {output_dir}.",
               flush=True)
-    tuner.search(x_train, y_train, validation_data=(x_val, y_val), epochs=int(epochs),
-                 batch_size=int(batch_size), shuffle=True, verbose={0: 0, 1: 2}.get(verbose, 1))
+    train = dict(x=x_train, y=y_train, batch_size=int(batch_size), shuffle=True)
+    if cache_teacher and method in methods.LOGIT_METHODS:
+        # A frozen teacher's logits never change: one pass, not one per step of every trial.
+        from keras_kd.tools.bench_train import logit_cache
+
+        cache = logit_cache(teacher_model, x_train, y_train)
+        train = dict(x=cache.dataset(int(batch_size), shuffle=True, seed=int(seed)),
+                     shuffle=False)  # the cache's pipeline shuffles, seeded
+    tuner.search(**train, validation_data=(x_val, y_val), epochs=int(epochs),
+                 verbose={0: 0, 1: 2}.get(verbose, 1))
     best_trial = best_scored_trial(tuner)
     best_hp = best_trial.hyperparameters
     # Rebuild the best recipe to write it (build() sets hypermodel.plan).
@@ -230,6 +240,9 @@ def add_arguments(parser):
     parser.add_argument("--output-dir", default=None,
                         help="KerasTuner project, best.yaml and trials.md (default "
                         "tune_runs/<dataset>_<method>); re-running resumes")
+    parser.add_argument("--live-teacher", action="store_true",
+                        help="run the teacher live for the logit methods too (default: its "
+                        "logits on the training part are computed once and cached)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -240,7 +253,7 @@ def from_args(args):
                val_fraction=args.val_fraction, split_seed=args.split_seed,
                learning_rate=args.learning_rate, seed=args.seed, algorithm=args.algorithm,
                output_dir=args.output_dir, data_dir=args.data_dir,
-               verbose=0 if args.quiet else 1)
+               verbose=0 if args.quiet else 1, cache_teacher=not args.live_teacher)
 
 
 __all__ = [
