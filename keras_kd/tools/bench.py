@@ -45,6 +45,7 @@ from keras_kd.tools.bench_train import (  # noqa: F401  (re-exported: scripts us
     train_one,
     train_teacher,
 )
+from keras_kd.tools.cli_flags import add_run_flags
 from keras_kd.tools.results import environment, write_json  # noqa: F401  (environment: for callers)
 
 SETTINGS_FILE = "bench.json"
@@ -359,14 +360,9 @@ def add_arguments(parser):
     parser.add_argument("--temperature", type=float, default=4.0, help="KD/DKD temperature")
     parser.add_argument("--teacher", default=None, help="teacher .keras file (default: "
                         "saved_models/<pair teacher file>, else trained)")
-    parser.add_argument("--data-dir", default=None, help="where to look first for the dataset")
-    parser.add_argument("--output-dir", default=None,
-                        help="results, report and TensorBoard logs (default bench_runs/<pair>); "
-                        "re-running with the same folder resumes")
-    parser.add_argument("--live-teacher", action="store_true",
-                        help="run the teacher live for the logit methods too (default: its "
-                        "logits are computed once and read from a per-sample cache)")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    add_run_flags(parser, "results, report and TensorBoard logs (default bench_runs/<pair>); "
+                  "re-running with the same folder resumes",
+                  "its logits are computed once and read from a per-sample cache")
 
 
 def from_args(args):

@@ -40,6 +40,7 @@ import os
 import numpy as np
 
 from keras_kd.tools import config as config_lib
+from keras_kd.tools.cli_flags import add_run_flags
 from keras_kd.tools.tune_report import (
     BEST_CONFIG,
     OBJECTIVE,
@@ -236,14 +237,9 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the student's initialisation and of the search")
     parser.add_argument("--algorithm", default="bayesian", choices=("bayesian", "random"))
-    parser.add_argument("--data-dir", default=None, help="where to look first for the dataset")
-    parser.add_argument("--output-dir", default=None,
-                        help="KerasTuner project, best.yaml and trials.md (default "
-                        "tune_runs/<dataset>_<method>); re-running resumes")
-    parser.add_argument("--live-teacher", action="store_true",
-                        help="run the teacher live for the logit methods too (default: its "
-                        "logits on the training part are computed once and cached)")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    add_run_flags(parser, "KerasTuner project, best.yaml and trials.md (default "
+                  "tune_runs/<dataset>_<method>); re-running resumes",
+                  "its logits on the training part are computed once and cached")
 
 
 def from_args(args):
