@@ -6,7 +6,9 @@
   (`teachers/merged.py`): teachers of different class subsets teach one
   student over the union of their classes, with `keras_kd.losses.MergedKD`.
 - `cache(teacher, dataset, ...)` (`teachers/caching.py`): teacher outputs
-  computed once and zipped into the `tf.data` pipeline.
+  computed once per sample and view, replayed with their inputs (by index
+  from memory, or zipped with the dataset when the inputs are large);
+  `Mixup` views mix sample pairs (`teachers/cache_mixup.py`).
 
 Feature taps address one member teacher as `"teacher_name/layer_name"`
 (`teachers/group.py` explains how, in one forward pass per teacher).
