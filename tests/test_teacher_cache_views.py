@@ -246,3 +246,8 @@ def test_mixup_views_replay_the_mixed_image_and_label_the_teacher_saw(digits_bat
         build(teacher, _data(x, y), augment=mixup, views=2, in_memory=False)
     with pytest.raises(ValueError, match="alpha must be a number > 0"):
         Mixup(0.0)
+    with pytest.raises(ValueError, match="not x alone"):  # before the teacher pass
+        build(teacher, tf.data.Dataset.from_tensor_slices(x).batch(8), augment=mixup, views=2)
+    with pytest.raises(ValueError, match="several inputs"):
+        build(teacher, tf.data.Dataset.from_tensor_slices(({"image": x}, y)).batch(8),
+              augment=mixup, views=2)

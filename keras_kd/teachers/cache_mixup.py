@@ -67,12 +67,15 @@ class Mixup:
         return a / tf.maximum(a + b, 1e-12)
 
     def __call__(self, x, seed, partner):
+        return self._mix_images(x, seed, partner, self.weight(seed))
+
+    def _mix_images(self, x, seed, partner, lam):
         if self.base is not None:
             x, partner = self.base(x, self._seed(seed, 4)), self.base(partner, self._seed(seed, 5))
-        lam = tf.cast(self.weight(seed), x.dtype)
+        lam = tf.cast(lam, x.dtype)
         return lam * x + (1 - lam) * tf.cast(partner, x.dtype)
 
-    def labels(self, y, partner_y, seed, num_classes):
+    def labels(self, y, partner_y, seed, num_classes, lam=None):
         """λ·onehot(y) + (1 − λ)·onehot(partner_y) (labels already one-hot are mixed as they are)."""
         classes = self.num_classes or num_classes
         y, partner_y = tf.convert_to_tensor(y), tf.convert_to_tensor(partner_y)
@@ -82,8 +85,14 @@ class Mixup:
                                  "holds no full logits to read it from (top_k); pass "
                                  "Mixup(..., num_classes=C).")
             y, partner_y = tf.one_hot(y, classes), tf.one_hot(partner_y, classes)
-        lam = tf.cast(self.weight(seed), tf.float32)
+        lam = tf.cast(self.weight(seed) if lam is None else lam, tf.float32)
         return lam * tf.cast(y, tf.float32) + (1 - lam) * tf.cast(partner_y, tf.float32)
+
+    def mix(self, x, partner, y, partner_y, seed, num_classes):
+        """The view's image and label, with one draw of λ for both (the replay's hot path)."""
+        lam = self.weight(seed)
+        return (self._mix_images(x, seed, partner, lam),
+                self.labels(y, partner_y, seed, num_classes, lam=lam))
 
 
 def is_pair_augment(augment):

@@ -113,8 +113,8 @@ def from_memory(inputs, arrays, ids, batch_size, shuffle, seed, drop_remainder, 
         if not pairs:
             return index, view, augment(take(inputs[0], index), view_seed)
         other = augment.partner(view_seed, inputs_count)
-        x = augment(take(inputs[0], index), view_seed, take(inputs[0], other))
-        y = augment.labels(inputs[1][index], inputs[1][other], view_seed, num_classes)
+        x, y = augment.mix(take(inputs[0], index), take(inputs[0], other),
+                           inputs[1][index], inputs[1][other], view_seed, num_classes)
         return index, view, x, y
 
     def one_batch(index, view, x=None, y=None):

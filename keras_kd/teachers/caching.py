@@ -213,6 +213,15 @@ def build(teacher, dataset, taps=(LOGITS,), path=None, augment=None, views=1, to
     _refuse_unreproducible(dataset)
     first = next(iter(dataset.unbatch().take(1)))
     pairs = is_pair_augment(augment)
+    if pairs:  # refused before the teacher pass, not after it
+        element = tuple(first) if isinstance(first, (tuple, list)) else (first,)
+        if len(element) < 2:
+            raise ValueError(f"augment={augment.__qualname__} mixes labels too: the dataset to "
+                             "cache must yield (x, y) or (x, y, sample_weight), not x alone.")
+        if not tf.is_tensor(element[0]):
+            raise ValueError(f"augment={augment.__qualname__} mixes one image tensor with "
+                             f"another; this dataset's inputs are {type(element[0]).__name__} "
+                             "(several inputs). Mix them in your own pair augmentation.")
     if augment is not None:
         views_lib.check_stateless(augment, views_lib.features(first), pairs=pairs)
     snapshot = None
