@@ -2,18 +2,22 @@
 
     nice -n 10 python benchmarks/cache_views.py [--rounds 7] [--pairs reference fmnist]
 
-Pairs: the reference pair of shared/ANCHORS.md (benchmarks/step_time.py:
-4096 synthetic 32×32×3 images, batch 128, 32 steps per epoch) and the
-Fashion-MNIST pair (keras_kd.zoo.fmnist_teacher / fmnist_student, the first
-4096 training images, batch 128, 32 steps per epoch). KD at T = 4, student
+Pairs: the reference pair of shared/ANCHORS.md (benchmarks/step_time.py's
+models on `--samples` synthetic 32×32×3 images) and the Fashion-MNIST pair
+(keras_kd.zoo.fmnist_teacher / fmnist_student, the first `--samples`
+training images); batch 128 (`--samples 4096`: 32 steps per epoch). KD at T = 4, student
 loss weight 0.5, Adam(1e-3).
 
 Configurations, each one `fit(..., epochs=1)` per round, in a shuffled order
 per round, after one warm-up epoch each (tracing excluded):
 
-- student alone + aug: `student.fit` on shuffle(N) → map(crop + flip, the
-  CIFAR augmentation of run_config: random 4-pixel-padded crop and flip) →
-  batch → prefetch(AUTOTUNE): the pipeline users train with.
+- student alone + aug: `student.fit` on shuffle(N) → batch → map(the same
+  `crop_flip` the cache replays, in its batched form, a fresh random seed per
+  sample) → prefetch(AUTOTUNE): the same augmentation, one map per batch, as
+  the cache augments it.
+- student alone + aug, per-sample map: shuffle(N) → map(the stateful
+  `tf.image` crop + flip of run_config, per sample) → batch → prefetch: the
+  classic pipeline, for scale (a `tf.data` map call per sample costs ~35 µs).
 - cached KD + aug (K views): `teachers.cache(teacher, data, augment=crop_flip,
   views=K, shuffle=True)`, used exactly as docs/cache.md says (per-sample
   shuffle, the replayed view's fingerprint checked on every batch, prefetch
@@ -53,16 +57,16 @@ from keras_kd.teachers.caching import cache, crop_flip  # noqa: E402
 BATCH = 128
 
 
-def reference():
+def reference(samples):
     rng = np.random.default_rng(1234)
-    x = rng.random((step_time.N_SAMPLES, 32, 32, 3), dtype=np.float32)
-    y = rng.integers(0, 10, size=step_time.N_SAMPLES).astype(np.int32)
+    x = rng.random((samples, 32, 32, 3), dtype=np.float32)
+    y = rng.integers(0, 10, size=samples).astype(np.int32)
     return x, y, step_time.build_teacher, step_time.build_student
 
 
-def fmnist():
+def fmnist(samples):
     x, y = keras_kd.datasets.load("fashion_mnist", "train", as_numpy=True)
-    x, y = x[:4096].astype(np.float32), y[:4096].astype(np.int32)
+    x, y = x[:samples].astype(np.float32), y[:samples].astype(np.int32)
     if x.ndim == 3:
         x = x[..., None]
 
@@ -80,9 +84,17 @@ def configs(x, y, build_teacher, build_student, views):
 
     def live_pipeline(augment):
         data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(n, seed=1, reshuffle_each_iteration=True)
-        if augment:
+        if augment == "per sample":
             data = data.map(cifar_augment, num_parallel_calls=tf.data.AUTOTUNE)
-        return data.batch(BATCH, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        data = data.batch(BATCH, drop_remainder=True)
+        if augment == "per batch":
+            # The cache's own crop_flip, one map per batch; a fresh seed per sample each epoch.
+            def crop_flip_batch(images, labels):
+                seeds = tf.random.uniform([tf.shape(labels)[0], 2], maxval=2**62, dtype=tf.int64)
+                return crop_flip.batched(images, seeds), labels
+
+            data = data.map(crop_flip_batch, num_parallel_calls=tf.data.AUTOTUNE)
+        return data.prefetch(tf.data.AUTOTUNE)
 
     fixed = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH, drop_remainder=True)
     start = time.perf_counter()
@@ -106,16 +118,17 @@ def configs(x, y, build_teacher, build_student, views):
         return distiller, data
 
     return {
-        "student alone + aug": student_alone(live_pipeline(True)),
+        "student alone + aug": student_alone(live_pipeline("per batch")),
         f"cached KD + aug ({views} views)": kd(cached_aug),
-        "live KD + aug": kd(live_pipeline(True)),
-        "student alone, no aug": student_alone(live_pipeline(False)),
+        "live KD + aug": kd(live_pipeline("per batch")),
+        "student alone + aug, per-sample map": student_alone(live_pipeline("per sample")),
+        "student alone, no aug": student_alone(live_pipeline(None)),
         "cached KD, no aug": kd(cached_plain),
     }, {"aug": seconds_aug, "plain": seconds_plain}
 
 
-def measure(name, pair, rounds, views):
-    x, y, build_teacher, build_student = pair()
+def measure(name, pair, rounds, views, samples):
+    x, y, build_teacher, build_student = pair(samples)
     table, cache_seconds = configs(x, y, build_teacher, build_student, views)
     for model, data in table.values():
         model.fit(data, epochs=1, verbose=0)
@@ -158,13 +171,15 @@ def main():
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--views", type=int, default=4)
     parser.add_argument("--pairs", nargs="+", default=["reference", "fmnist"])
+    parser.add_argument("--samples", type=int, default=4096,
+                        help="training samples per epoch (default 4096: 32 steps)")
     args = parser.parse_args()
     pairs = {"reference": ("Reference pair (shared/ANCHORS.md)", reference),
              "fmnist": ("Fashion-MNIST pair (zoo.fmnist_teacher → fmnist_student)", fmnist)}
-    blocks = [measure(*pairs[p], args.rounds, args.views) for p in args.pairs]
+    blocks = [measure(*pairs[p], args.rounds, args.views, args.samples) for p in args.pairs]
     load = os.getloadavg()
     print(f"\nCommand: `nice -n 10 python benchmarks/cache_views.py --rounds {args.rounds} "
-          f"--views {args.views} --pairs {' '.join(args.pairs)}`; {os.cpu_count()} cores "
+          f"--views {args.views} --samples {args.samples} --pairs {' '.join(args.pairs)}`; {os.cpu_count()} cores "
           f"(load average {load[0]:.1f} at the end: shared machine), Python "
           f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}; "
           f"{args.rounds} rounds in shuffled order, ratios taken within a round.\n")

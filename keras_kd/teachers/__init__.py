@@ -32,10 +32,13 @@ def __getattr__(name):
     if name in ("cache", "build", "crop_flip", "Mixup", "TeacherCache", "caching"):
         caching = importlib.import_module("keras_kd.teachers.caching")
         return caching if name == "caching" else getattr(caching, name)
+    if name in ("CropFlip", "with_batched"):
+        return getattr(importlib.import_module("keras_kd.teachers.augment"), name)
     raise AttributeError(f"module 'keras_kd.teachers' has no attribute {name!r}")
 
 
 __all__ = [
+    "CropFlip",
     "Ensemble",
     "EnsembleLogits",
     "Merged",
@@ -47,4 +50,5 @@ __all__ = [
     "crop_flip",
     "ensemble_logits",
     "merged_kd_loss",
+    "with_batched",
 ]

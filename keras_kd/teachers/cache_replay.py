@@ -22,6 +22,7 @@ random offset), `"random"` a seeded uniform draw.
 import numpy as np
 import tensorflow as tf
 
+from keras_kd.teachers import augment as augment_lib
 from keras_kd.teachers import cache_views as views_lib
 
 VIEW_ORDERS = ("random", "cycle")
@@ -54,16 +55,23 @@ def _seed(seed, epoch, salt):
 
 
 def view_choice(index, epoch, views, seed, view_order):
-    """The view (in [0, views)) replayed for sample `index` on pass `epoch`."""
+    """The view (in [0, views)) replayed for sample `index` on pass `epoch`.
+
+    Elementwise in `index` (a scalar or a batch of sample indices): the draws
+    come from `augment.seeded_uniform`, so a batch gets the views its samples
+    get one by one.
+    """
+    index = tf.cast(index, tf.int64)
     if views == 1:
         return tf.zeros_like(index)
+    like = lambda value: tf.fill(tf.shape(index), tf.cast(value, tf.int64))  # noqa: E731
     if view_order == "cycle":
-        offset = tf.random.stateless_uniform(
-            [], seed=tf.stack([tf.cast(seed, tf.int64), index]), maxval=views, dtype=tf.int64)
-        return (offset + epoch) % views
-    return tf.random.stateless_uniform(
-        [], seed=tf.random.experimental.stateless_fold_in(_seed(seed, epoch, 1), index),
-        maxval=views, dtype=tf.int64)
+        keys = tf.stack([like(tf.cast(seed, tf.int64) * 1000003 + 2), index], axis=-1)
+        offset = tf.cast(augment_lib.seeded_uniform(keys, 1)[..., 0] * views, tf.int64)
+        return (tf.minimum(offset, views - 1) + tf.cast(epoch, tf.int64)) % views
+    keys = tf.stack([like(tf.cast(seed, tf.int64) * 1000003 + 1), like(epoch), index], axis=-1)
+    draw = tf.cast(augment_lib.seeded_uniform(keys, 1)[..., 0] * views, tf.int64)
+    return tf.minimum(draw, views - 1)
 
 
 def epoch_order(ids, shuffle, seed, epoch):
@@ -125,12 +133,24 @@ def from_memory(inputs, arrays, ids, batch_size, shuffle, seed, drop_remainder, 
         return assemble(parts, view, take(hashes, index),
                         {k: take(v, index) for k, v in outputs.items()})
 
+    single = tf.is_tensor(inputs[0])  # one input tensor, not a dict or tuple of them
+    batched = augment_lib.batched_form(augment) if single and not pairs else None
+
+    def augmented_batch(index, epoch):
+        # The whole batch's views at once: `augment.batched` equals the
+        # per-sample calls (checked when the cache was built).
+        view = view_choice(index, epoch, views, seed, view_order)
+        return one_batch(index, view, batched(take(inputs[0], index), pick(take(seeds, index), view)))
+
     def one_pass(epoch):
         data = tf.data.Dataset.from_tensor_slices(epoch_order(ids, shuffle, seed, epoch))
-        if augment is None:  # no per-sample map at all: tf.data pays ~35 µs per map call
+        if augment is None or batched is not None:
+            # No per-sample map at all: tf.data pays ~35 µs per map call.
             data = data.batch(batch_size, drop_remainder=drop_remainder)
-            return data.map(lambda i: one_batch(i, tf.zeros_like(i)),
-                            num_parallel_calls=tf.data.AUTOTUNE)
+            if augment is None:
+                return data.map(lambda i: one_batch(i, tf.zeros_like(i)),
+                                num_parallel_calls=tf.data.AUTOTUNE)
+            return data.map(lambda i: augmented_batch(i, epoch), num_parallel_calls=tf.data.AUTOTUNE)
         # One per-sample map, as a plain `map(augment)` pipeline has.
         data = data.map(lambda i: one_sample(i, epoch), num_parallel_calls=tf.data.AUTOTUNE)
         return data.batch(batch_size, drop_remainder=drop_remainder).map(

@@ -13,6 +13,8 @@ import inspect
 import numpy as np
 import tensorflow as tf
 
+from keras_kd.teachers.augment import crop_flip  # noqa: F401  (its former home)
+
 # Op types that draw from a global or stateful generator (or write a
 # variable, as Keras's SeedGenerator does): an augmentation using them gives
 # another image on every call, so a cached teacher output would not match.
@@ -131,18 +133,3 @@ def first_mismatch(stored, current):
     return (int(differ[0]), int(differ.size)) if differ.size else (None, 0)
 
 
-def crop_flip(x, seed, pad=4):
-    """The CIFAR augmentation, stateless: zero-pad `pad` pixels, take a random
-    crop of the original size, flip left-right with probability ½.
-
-    The same distribution as `run_config.cifar_augment` (RepDistiller/CRD),
-    but a pure function of `seed` (shape (2,), int), so a teacher cache can
-    replay it. One stateless draw and a slice: as fast as the stateful
-    `tf.image.random_crop` + `random_flip_left_right`.
-    """
-    draw = tf.random.stateless_uniform([3], seed=tf.cast(seed, tf.int64))
-    shape = tf.shape(x)
-    offsets = tf.cast(draw[:2] * (2 * pad + 1), tf.int32)  # each in [0, 2·pad]
-    padded = tf.pad(x, [[pad, pad], [pad, pad], [0, 0]])
-    crop = tf.slice(padded, tf.stack([offsets[0], offsets[1], 0]), shape)
-    return tf.cond(draw[2] < 0.5, lambda: tf.reverse(crop, [1]), lambda: crop)

@@ -22,6 +22,7 @@ from keras_kd.teachers import cache_store as store
 from keras_kd.teachers import cache_replay as replay
 from keras_kd.teachers.cache_compute import TeacherPass, read_inputs
 from keras_kd.teachers.cache_mixup import Mixup, is_pair_augment  # noqa: F401  (re-exported)
+from keras_kd.teachers import augment as augment_lib
 from keras_kd.teachers import cache_views as views_lib
 from keras_kd.losses.topk import (  # noqa: F401  (check_cached_outputs: re-exported)
     TOPK_INDICES,
@@ -224,6 +225,8 @@ def build(teacher, dataset, taps=(LOGITS,), path=None, augment=None, views=1, to
                              "(several inputs). Mix them in your own pair augmentation.")
     if augment is not None:
         views_lib.check_stateless(augment, views_lib.features(first), pairs=pairs)
+        if not pairs:
+            augment_lib.check_batched(augment, views_lib.features(next(iter(dataset.take(1)))))
     snapshot = None
     if pairs:  # a partner's pixels and label are read by index: the inputs must be in memory
         snapshot = None if in_memory is False else read_inputs(dataset, _input_limit(in_memory))[1]

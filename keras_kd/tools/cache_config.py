@@ -16,6 +16,7 @@ import tensorflow as tf
 from keras_kd import datasets
 from keras_kd.losses.topk import TopKKD
 from keras_kd.taps import LOGITS
+from keras_kd.teachers.augment import with_batched
 from keras_kd.teachers.caching import DEFAULT_TEMPERATURES, build, crop_flip
 
 
@@ -31,7 +32,8 @@ def _normalized_crop_flip(normalize):
     def crop_flip_normalize(x, seed):  # pad with zeros in pixel space, as RepDistiller
         return normalize(crop_flip(x, seed))
 
-    return crop_flip_normalize
+    # The per-pixel normalization broadcasts over a batch: one map per batch.
+    return with_batched(crop_flip_normalize, lambda x, seeds: normalize(crop_flip.batched(x, seeds)))
 
 
 def _is_batched(dataset):
