@@ -23,6 +23,11 @@ Each configuration is warmed up (tracing/compilation excluded), then timed in
 rounds, round-robin in a shuffled order; ratios are taken within a round and
 reported as the median over rounds with the min–max range. Every row reads
 the same pre-built list of numpy batches, cycling, on either backend.
+
+`--paired-rounds N` adds N rounds in which each library row is timed against
+its fused floor one step each in turn (row, floor, floor, row, ...): on a
+shared machine a burst of other work then lands on both sides of the ratio,
+and the per-round spread shrinks (rows "...@paired" in the output).
 """
 
 import argparse
@@ -41,6 +46,9 @@ def parse_args(argv=None):
     p.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow")
     p.add_argument("--rounds", type=int, default=None, help="default 9 (--quick: 2)")
     p.add_argument("--steps", type=int, default=None, help="steps per row per round (default 10)")
+    p.add_argument("--paired-rounds", type=int, default=0,
+                   help="extra rounds timing each library row against its fused floor one "
+                        "step each in turn (default 0)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--write-json", default=None, help="write the raw timings here")
     p.add_argument("--seed", type=int, default=0)
@@ -334,9 +342,28 @@ def main():
             times[key].append(1000.0 * rows[key].run(ARGS.steps) / ARGS.steps)
         print(f"round {r + 1}/{ARGS.rounds}: " + ", ".join(
             f"{k} {times[k][-1]:.1f}" for k in ROWS), file=sys.stderr)
+    # Paired: each library row against its floor, one step of each in turn
+    # (the order flipping every step), so a burst of load from elsewhere on
+    # the machine hits both sides of a ratio alike.
+    paired = {k: [] for k in FLOOR_OF}
+    for r in range(ARGS.paired_rounds):
+        order = list(FLOOR_OF)
+        order_rng.shuffle(order)
+        for key in order:
+            row, floor = rows[key], rows[FLOOR_OF[key]]
+            spent = {key: 0.0, "floor": 0.0}
+            for i in range(ARGS.steps):
+                pair = ((key, row), ("floor", floor)) if i % 2 == 0 else ((("floor", floor), (key, row)))
+                for name, which in pair:
+                    spent[name] += which.run(1)
+            paired[key].append(spent[key] / spent["floor"])
+        print(f"paired round {r + 1}/{ARGS.paired_rounds}: " + ", ".join(
+            f"{k} {v[-1]:.3f}" for k, v in paired.items()), file=sys.stderr)
     ratios = {}
     for key, floor in FLOOR_OF.items():
         ratios[key] = [a / b for a, b in zip(times[key], times[floor])]
+        if paired[key]:
+            ratios[key + "@paired"] = paired[key]
         old = [s + t for s, t in zip(times["student"], times["teacher"])]
         ratios[key + "@old_floor"] = [a / b for a, b in zip(times[key], old)]
     summary = {k: (statistics.median(v), min(v), max(v)) for k, v in ratios.items()}
@@ -351,6 +378,7 @@ def main():
         os.makedirs(os.path.dirname(os.path.abspath(ARGS.write_json)), exist_ok=True)
         with open(ARGS.write_json, "w") as handle:
             json.dump({"backend": ARGS.backend, "rounds": ARGS.rounds, "steps": ARGS.steps,
+                       "paired_rounds": ARGS.paired_rounds,
                        "machine": machine_info(), "python": platform.python_version(),
                        "keras": keras.__version__, "load": [load_start, os.getloadavg()[0]],
                        "ms_per_step": times, "ratios": ratios}, handle, indent=1)

@@ -39,6 +39,7 @@ drift 10-15 % between runs on shared machines.
 
 Usage:
     python benchmarks/step_time.py --quick              # ~1 minute smoke run
+    python benchmarks/step_time.py --backend jax --quick   # the JAX rows (fused_floor.py)
     python benchmarks/step_time.py --write              # full run, writes BENCHMARKS.md
     python benchmarks/step_time.py --rounds 9 --steps 12 --no-xla --out raw.json
 """
@@ -54,6 +55,48 @@ import statistics
 import sys
 import time
 
+
+
+def _backend_from_argv(argv):
+    """The `--backend` value, read before Keras is imported (it fixes the backend)."""
+    for i, arg in enumerate(argv):
+        if arg == "--backend" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--backend="):
+            return arg.split("=", 1)[1]
+    return "tensorflow"
+
+
+def jax_command(argv):
+    """`--backend jax`: the same reference pair timed by benchmarks/fused_floor.py
+    on JAX (keras_kd KD and KD + feature, keras.distillation, the fused floor
+    and the old two-call floor); this script's tf.data/tf.function rows are
+    TensorFlow's own."""
+    forwarded, skip = ["--backend", "jax"], False
+    names = {"--rounds": "--rounds", "--steps": "--steps", "--out": "--write-json",
+             "--seed": "--seed"}
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        key, _, value = arg.partition("=")
+        if key in names:
+            value = value or (argv[i + 1] if i + 1 < len(argv) else "")
+            skip = "=" not in arg
+            forwarded += [names[key], value]
+        elif arg == "--quick":
+            forwarded.append("--quick")
+        elif key in ("--backend", "--xla", "--no-xla", "--write"):
+            skip = key == "--backend" and "=" not in arg
+        else:
+            forwarded.append(arg)
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fused_floor.py")
+    return [sys.executable, script, *forwarded]
+
+
+if _backend_from_argv(sys.argv[1:]) == "jax" and __name__ == "__main__":
+    command = jax_command(sys.argv[1:])
+    os.execv(command[0], command)
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -617,6 +660,9 @@ def parse_args(argv=None):
                    default=None, metavar="PATH",
                    help="write the markdown report (default path: BENCHMARKS.md at the repo root)")
     p.add_argument("--seed", type=int, default=0, help="seed of the per-round order shuffle")
+    p.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow",
+                   help="jax: time the same pair on Keras's JAX backend through "
+                        "benchmarks/fused_floor.py (--rounds/--steps/--out/--quick forwarded)")
     args = p.parse_args(argv)
     if args.rounds is None:
         args.rounds = 2 if args.quick else 12

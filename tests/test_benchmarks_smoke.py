@@ -85,3 +85,15 @@ def test_soak_growth_arithmetic():
     assert result["rss_end_mib"] == 110.8  # median of steps 60..100
     assert abs(result["slope_mib_per_1000_steps"] - 10.0) < 1e-9
     assert abs(result["growth"] - 0.5 / 110.3) < 1e-12
+
+
+def test_step_time_backend_jax_hands_the_run_to_the_fused_floor_on_jax():
+    step_time = _import_benchmark("step_time")
+    command = step_time.jax_command(["--backend", "jax", "--rounds", "3", "--steps=5",
+                                     "--out", "raw.json", "--quick", "--no-xla", "--write"])
+    assert command[1].endswith("fused_floor.py")
+    assert command[2:] == ["--backend", "jax", "--rounds", "3", "--steps", "5",
+                           "--write-json", "raw.json", "--quick"]
+    assert step_time._backend_from_argv(["--backend=jax"]) == "jax"
+    assert step_time._backend_from_argv(["--rounds", "2"]) == "tensorflow"
+    assert step_time.parse_args(["--backend", "jax"]).backend == "jax"

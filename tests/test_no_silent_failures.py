@@ -275,3 +275,21 @@ def test_non_numbers_are_still_refused(value):
         losses.KD(temperature=value)
     with pytest.raises(TypeError, match="must be a number"):
         losses.KD(weight=value)
+
+
+def test_the_callbacks_fit_adds_let_keras_dispatch_batch_hooks_without_a_per_step_sync():
+    # A callback overriding on_train_batch_end without `async_safe` makes
+    # Keras pull every step's logs to the host (a sync per step, ~10% of a
+    # small model's epoch). The guards and the default schedule must not.
+    from keras_kd.checks.guards import RequireTestBatches, guard_fit
+
+    distiller = keras_kd.Distiller(tiny_cnn(), tiny_cnn(), losses=[losses.DKD(temperature=4.0)])
+    added = guard_fit(schedules.with_default_schedules(distiller, None), {"validation_data": 1})
+    added.append(RequireTestBatches())
+    assert any(isinstance(c, schedules.LossWeightScheduler) for c in added)
+    for callback in added:
+        hooks = ("on_train_batch_end", "on_test_batch_end", "on_batch_end")
+        overridden = [h for h in hooks
+                      if getattr(type(callback), h) is not getattr(keras.callbacks.Callback, h)]
+        assert not overridden or getattr(callback, "async_safe", False), (callback, overridden)
+    assert schedules.LossWeightScheduler(per_step=True).async_safe is False

@@ -100,6 +100,10 @@ class LossWeightScheduler(keras.callbacks.Callback):
             label = key if isinstance(key, str) else key.name
             self.schedules[key] = get(schedule, f"The schedule of '{label}'")
         self.per_step = bool(per_step)
+        # Per epoch, its batch hook does nothing, so Keras may dispatch the
+        # batch hooks off the training thread (no per-step sync); per step it
+        # logs the weight assigned at batch begin, which must not race.
+        self.async_safe = not self.per_step
         self.use_defaults = bool(use_defaults)
         # Assign every time, not only on change (for subclasses whose weights
         # another scheduler may also move, e.g. Stages).

@@ -24,6 +24,8 @@ LOGIT_METHODS = ("kd", "kd_ls", "dist", "dkd", "dkd_ls", "nkd")  # = keras_kd.zo
 class EpochTimer(keras.callbacks.Callback):
     """Wall time of every epoch, for the training-step time."""
 
+    async_safe = True  # counts steps only: no per-step sync of the logs
+
     def on_train_begin(self, logs=None):
         self.seconds, self.steps = [], 0
 
