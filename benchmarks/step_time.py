@@ -74,7 +74,7 @@ def jax_command(argv):
     TensorFlow's own."""
     forwarded, skip = ["--backend", "jax"], False
     names = {"--rounds": "--rounds", "--steps": "--steps", "--out": "--write-json",
-             "--seed": "--seed"}
+             "--seed": "--seed", "--paired-rounds": "--paired-rounds"}
     for i, arg in enumerate(argv):
         if skip:
             skip = False
@@ -660,6 +660,8 @@ def parse_args(argv=None):
                    default=None, metavar="PATH",
                    help="write the markdown report (default path: BENCHMARKS.md at the repo root)")
     p.add_argument("--seed", type=int, default=0, help="seed of the per-round order shuffle")
+    p.add_argument("--paired-rounds", type=int, default=0,
+                   help="with --backend jax: fused_floor.py's paired rounds (forwarded)")
     p.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow",
                    help="jax: time the same pair on Keras's JAX backend through "
                         "benchmarks/fused_floor.py (--rounds/--steps/--out/--quick forwarded)")
