@@ -5,10 +5,11 @@ label, the teacher's outputs on that view):
 
 - `from_memory`: the inputs were copied into memory when the cache was
   built (small data, the default under 2 GiB). Each pass shuffles sample
-  *indices* (one vectorized stateless shuffle), augments each sample with
-  one map, and gathers labels and outputs per batch. Per sample it does
-  what a plain `shuffle → map(augment) → batch` pipeline does, so a cached
-  epoch costs about what the student alone costs.
+  *indices* (one vectorized stateless shuffle) and gathers inputs, labels
+  and outputs per batch; the augmentation runs once per batch when it has a
+  batched form (`augment.batched`, e.g. `crop_flip`), else once per sample.
+  A cached epoch costs about what the student alone costs with the same
+  augmentation.
 - `from_source`: the inputs stay in the user's dataset (large data); it is
   read every pass and zipped with the cached records.
 
