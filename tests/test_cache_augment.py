@@ -84,6 +84,10 @@ def test_a_batched_form_that_differs_from_the_per_sample_one_is_refused():
     wrong = with_batched(lambda image, seed: crop_flip(image, seed), shifted)
     with pytest.raises(ValueError, match="does not give the per-sample views"):
         check_batched(wrong, x)
+    cast = with_batched(lambda image, seed: crop_flip(image, seed),
+                        lambda images, seeds: tf.cast(crop_flip.batched(images, seeds), tf.float64))
+    with pytest.raises(ValueError, match="returns float64 but the per-sample form returns float32"):
+        check_batched(cast, x)
     right = with_batched(lambda image, seed: crop_flip(image, seed) * 2.0,
                          lambda images, seeds: crop_flip.batched(images, seeds) * 2.0)
     check_batched(right, x)  # equal: accepted

@@ -174,6 +174,11 @@ def check_batched(augment, x, base_seed=0):
         raise TypeError(f"augment {name!r}: its batched(x, seeds) form failed on a batch of "
                         f"shape {tuple(x.shape)} with seeds of shape (batch, 2): {error}") from error
     alone = tf.stack([augment(x[i], seeds[i]) for i in range(count)])
+    if together.dtype != alone.dtype:
+        raise ValueError(
+            f"augment {name!r}: batched(x, seeds) returns {together.dtype.name} but the "
+            f"per-sample form returns {alone.dtype.name}; they must give the same views, "
+            "dtype included.")
     if together.shape != alone.shape or not bool(tf.reduce_all(
             tf.bitcast(together, tf.uint8) == tf.bitcast(alone, tf.uint8))):
         raise ValueError(
