@@ -17,6 +17,7 @@ import pytest  # noqa: E402
 # or the tools built on tf.data (run configs, bench, examples).
 BOTH_BACKENDS = {
     "test_backends",
+    "test_balance",
     "test_dense_labels",
     "test_feature_per_sample",
     "test_logit_standardization",

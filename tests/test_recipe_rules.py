@@ -98,3 +98,43 @@ def test_two_stage_recipes_spend_a_quarter_on_the_feature_term():
     assert stages.stages[1].weights == {"hint": 0.0, "kd": 1.0, "student_loss": 1.0}
     plan = methods.recipe("fsp", 3)
     assert [s.epochs for s in plan.callbacks[0].stages] == [1, 2]
+
+
+@pytest.mark.parametrize("method, name", [("at", "attention"), ("overhaul", "overhaul")])
+def test_feature_weights_are_balanced_by_gradient_on_a_training_sample(method, name):
+    """With `sample=`, `at` and `overhaul` set their weight when fit starts so
+    the weighted term's gradient on the student equals the labels'."""
+    import keras
+    import numpy as np
+
+    from keras_kd.balance import BalanceWeights, gradient_norms
+    from keras_kd.distiller import Distiller
+
+    keras.utils.set_random_seed(0)
+    teacher, student = zoo.fmnist_teacher(), zoo.fmnist_student()
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(64, 28, 28, 1)).astype("float32")
+    y = rng.integers(0, 10, size=64)
+    plan = methods.recipe(method, 6, teacher=teacher, student=student, sample=(x, y))
+    (callback,) = plan.callbacks
+    assert isinstance(callback, BalanceWeights)
+    assert plan.weights[method] == "balanced when fit starts"
+    assert plan.weights[f"{method} gradient ratio"] == 1.0
+    distiller = Distiller(teacher, student, losses=plan.terms)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    distiller.fit(x, y, batch_size=64, epochs=1, verbose=0, callbacks=plan.callbacks)
+    (term,) = plan.terms
+    assert plan.weights[method] == pytest.approx(term.weight)
+    norms = gradient_norms(distiller, x, y)  # SGD(0): the weights did not move
+    assert term.weight * norms[name] == pytest.approx(norms["student_loss"], rel=1e-3)
+    # An explicit weight is kept as given: no balancing.
+    plan = methods.recipe(method, 6, teacher=teacher, student=student, sample=(x, y), weight=2.0)
+    assert plan.callbacks == [] and plan.weights[method] == 2.0
+
+
+def test_recipe_refuses_a_sample_that_is_not_a_labelled_batch(fmnist_student):
+    import numpy as np
+
+    with pytest.raises(ValueError, match=r"sample must be a labelled training batch \(x, y\)"):
+        methods.recipe("at", 6, student=fmnist_student, sample=np.zeros((4, 28, 28, 1)))

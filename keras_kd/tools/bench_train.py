@@ -109,8 +109,10 @@ def train_one(method, student_name, seed, teacher, pair, data, settings, output_
     epochs, batch_size = settings["epochs"], settings["batch_size"]
     keras.utils.set_random_seed(seed)
     student = build_model(student_name, pair.dataset)
+    # The first training batch calibrates the gradient-balanced recipes.
     plan = methods.recipe(method, epochs, temperature=settings["temperature"],
-                          teacher=teacher, student=student, **(overrides or {}))
+                          teacher=teacher, student=student,
+                          sample=(x_train[:256], y_train[:256]), **(overrides or {}))
     timer = EpochTimer()
     log_dir = os.path.join(output_dir, "tensorboard", method, student_name, f"seed{seed}")
     callbacks = [timer, keras.callbacks.TensorBoard(log_dir)] + list(plan.callbacks)

@@ -22,6 +22,9 @@ OVERHAUL_REFERENCE_ELEMENTS = (32 * 32 * 32) / 4 + (16 * 16 * 64) / 2 + 8 * 8 * 
 # the convex 0.1·CE + 0.9·KD of Hinton et al. / keras.distillation (paired
 # 0, +0.70, +0.35 points). See docs/tuning.md.
 KD_WEIGHT = 1.0
+# Feature terms balanced by gradient (keras_kd.balance): the weighted term
+# pulls on the student's weights as hard as the labels when training starts.
+GRADIENT_RATIO = 1.0
 KD_HARD_WEIGHT = 1.0
 
 
@@ -47,6 +50,8 @@ class Context:
     # {tap name: (height, width, channels)} of the student's stage maps; None
     # when no model was given (the rules then assume the reference sizes).
     student_maps: dict = None
+    # (x, y): a training batch for the gradient-balance rules; None: size rules.
+    sample: tuple = None
 
     @property
     def first(self):

@@ -31,6 +31,7 @@ from keras_kd.regimes.stages import Stage, Stages
 
 from keras_kd.zoo.recipe_context import (  # noqa: F401  (re-exported: the public names)
     KD_HARD_WEIGHT,
+    GRADIENT_RATIO,
     KD_WEIGHT,
     OVERHAUL_REFERENCE_ELEMENTS,
     REFERENCE_EPOCHS,
@@ -233,28 +234,31 @@ def _overhaul(ctx, overrides):
     """Overhaul (Heo et al. 2019): the partial L2 between margin-ReLU'd
     teacher and connected student pre-ReLU maps, labels at weight 1.
 
-    Rule (size normalisation): the loss SUMS over every element of the
-    maps (as the official code), so its weight 1e-3 is rescaled by
-    (reference elements ÷ this student's elements), with the reference the
-    official CIFAR student's maps (WRN-16-2: 32×32×32, 16×16×64, 8×8×128,
-    stage weights ¼, ½, 1) — the same strength per element.
+    Rule (gradient balance, when the recipe is given a training `sample`):
+    the weight is set when `fit` starts so that the weighted term's gradient
+    on the student's weights equals the labels' (`keras_kd.balance`, ratio
+    1). Fashion-MNIST pair, 3 student seeds: 1.9e-4, 2.7e-4, 2.8e-4.
 
-    Measured on the digits validation split
-    (`benchmarks/recipe_rules.py --only 0,9,11,13,15,10,12,14`,
-    digits-cnn, 20 epochs, 3 seeds, paired with scratch at 95.82, 97.21,
-    97.56%; `docs/tuning/recipe_rules_digits_f10.json`):
-    the rule (weight 0.0213 for the 8×8 thin student, 21× the published
-    value) −6.62 ± 5.13 points (−3.83, −3.48, −12.54: harmful on every
-    seed); the published 1e-3 −0.46 ± 2.13 (+1.39, 0.00, −2.79). On maps
-    this small the per-element rule over-weights the term; not yet
-    replaced.
+    Why not the size rule it replaces (still used without a `sample`): the
+    loss SUMS over every element of the maps (as the official code), so the
+    published 1e-3 was rescaled by (reference elements ÷ this student's
+    elements), the reference being the official CIFAR student's maps
+    (WRN-16-2: 32×32×32, 16×16×64, 8×8×128, stage weights ¼, ½, 1). That
+    keeps the strength per element, but the per-element mismatch is not the
+    same on other data: at 2.6e-3 on Fashion-MNIST the term's gradient was
+    12–13× the labels' and the student lost 2.81 ± 0.45 points at 15 epochs
+    (docs/bench/fmnist-cnn-e15); on the digits validation split the rule
+    (0.0213) cost 6.62 ± 5.13 points and the published 1e-3 0.46 ± 2.13.
     """
     elements = _overhaul_elements(ctx)
     scale = 1.0 if elements is None else OVERHAUL_REFERENCE_ELEMENTS / elements
-    weight = _take(overrides, "weight", 1e-3 * scale)
+    weight = _take(overrides, "weight", None)
     slw = _take(overrides, "student_loss_weight", 1.0)
-    return Recipe("overhaul", [losses.Overhaul(list(STAGES), list(STAGES), weight=weight)],
-                  student_loss_weight=slw, weights={"student_loss": slw, "overhaul": weight})
+    term = losses.Overhaul(list(STAGES), list(STAGES),
+                           weight=1e-3 * scale if weight is None else weight)
+    return _balanced(Recipe("overhaul", [term], student_loss_weight=slw,
+                            weights={"student_loss": slw, "overhaul": term.weight}),
+                     ctx, "overhaul", balance=weight is None)
 
 
 def _review(ctx, overrides):
@@ -278,16 +282,42 @@ def _review(ctx, overrides):
 def _at(ctx, overrides):
     """Attention transfer (Zagoruyko & Komodakis 2017), labels at weight 1.
 
-    Rule (map area): the loss is a MEAN over the h·w positions of maps that
-    are L2-normalised over those positions, so it scales as 1/(h·w) for the
-    same mismatch; β = 1000 was set for CIFAR's 32×32 first-stage maps. So
-    β = 1000 · (h·w of the student's first tapped map) / (32·32): 766 for
-    28×28 Fashion-MNIST maps, 62.5 for the 8×8 digits.
+    Rule (gradient balance, when the recipe is given a training `sample`):
+    β is set when `fit` starts so that the weighted AT term's gradient on
+    the student's weights equals the labels' (`keras_kd.balance`, ratio 1).
+    Fashion-MNIST pair, 3 student seeds: β = 51, 51, 82.
+
+    Why not the published β = 1000 rescaled by map area (1000·h·w/32², the
+    rule this replaces, still used without a `sample`): at 766 for 28×28
+    maps its gradient was 15–20× the labels' and the student lost
+    3.10 ± 0.07 points at 15 epochs (docs/bench/fmnist-cnn-e15); on the
+    digits validation split β = 1000 cost 30 points. The area rule assumes
+    the student's attention maps start as far from the teacher's as on
+    CIFAR; the gradient rule measures how far they are.
     """
-    beta = _take(overrides, "weight", 1000.0 * ctx.area_ratio())
+    beta = _take(overrides, "weight", None)
     slw = _take(overrides, "student_loss_weight", 1.0)
-    return Recipe("at", [losses.AttentionTransfer(list(STAGES), list(STAGES), weight=beta)],
-                  student_loss_weight=slw, weights={"student_loss": slw, "at": beta})
+    term = losses.AttentionTransfer(list(STAGES), list(STAGES),
+                                    weight=1000.0 * ctx.area_ratio() if beta is None else beta)
+    return _balanced(Recipe("at", [term], student_loss_weight=slw,
+                            weights={"student_loss": slw, "at": term.weight}),
+                     ctx, "at", balance=beta is None)
+
+
+def _balanced(plan, ctx, key, balance):
+    """Adds the gradient-balance callback to a one-term recipe when a
+    training `sample` was given and the weight was not overridden; the
+    weight it sets is written into `plan.weights[key]` when `fit` starts."""
+    if balance and ctx.sample is not None:
+        from keras_kd.balance import BalanceWeights
+
+        x, y = ctx.sample
+        name = plan.terms[0].metric_name
+        plan.callbacks.append(BalanceWeights(x, y, [name], ratio=GRADIENT_RATIO,
+                                             record=plan.weights, record_keys={name: key}))
+        plan.weights[key] = "balanced when fit starts"
+        plan.weights[f"{key} gradient ratio"] = GRADIENT_RATIO
+    return plan
 
 
 def _rkd(ctx, overrides):
@@ -337,7 +367,7 @@ LOGIT_METHODS = ("kd", "kd_ls", "dist", "dkd", "dkd_ls", "nkd")
 
 
 def recipe(name, epochs, temperature=4.0, *, teacher=None, student=None, num_classes=None,
-           **overrides):
+           sample=None, **overrides):
     """The recipe of method `name` for a run of `epochs` epochs.
 
     Args:
@@ -347,6 +377,11 @@ def recipe(name, epochs, temperature=4.0, *, teacher=None, student=None, num_cla
         teacher, student: the models, so the rules read map sizes and the
             class count; without them the published weights are kept.
         num_classes: the class count, when no model gives it.
+        sample: `(x, y)`, a labelled batch of TRAINING data (a few hundred
+            samples). With it, the feature recipes whose published weight
+            depends on the maps' scale (`at`, `overhaul`) set their weight
+            by gradient balance when `fit` starts (`keras_kd.balance`; the
+            recipe's callbacks do it); without it, by the size rules.
         **overrides: replace a rule's result (`weight`, `student_loss_weight`,
             `temperature`, `logit_standardization`, `beta`, `alpha`, `gamma`,
             `warmup_epochs`, `hint_weight`; see each recipe).
@@ -363,8 +398,11 @@ def recipe(name, epochs, temperature=4.0, *, teacher=None, student=None, num_cla
             if model is not None and getattr(model, "outputs", None):
                 num_classes = int(model.outputs[0].shape[-1])
                 break
+    if sample is not None and (not isinstance(sample, (tuple, list)) or len(sample) != 2):
+        raise ValueError("sample must be a labelled training batch (x, y), got "
+                         f"{type(sample).__name__}.")
     ctx = Context(epochs=epochs, temperature=temperature, num_classes=num_classes,
-                  student_maps=stage_maps(student))
+                  student_maps=stage_maps(student), sample=sample)
     overrides = dict(overrides)
     plan = RECIPES[name](ctx, overrides)
     if overrides:
