@@ -91,7 +91,7 @@ def test_overrides_replace_a_rule_and_unknown_ones_are_refused(fmnist_student):
 
 
 def test_two_stage_recipes_spend_a_quarter_on_the_feature_term():
-    plan = methods.recipe("fitnet", 8)
+    plan = methods.recipe("fitnet", 8, two_stage=True)
     (stages,) = plan.callbacks
     assert [s.epochs for s in stages.stages] == [2, 6]
     assert stages.stages[0].weights == {"hint": 1.0, "kd": 0.0, "student_loss": 0.0}
@@ -100,8 +100,11 @@ def test_two_stage_recipes_spend_a_quarter_on_the_feature_term():
     assert [s.epochs for s in plan.callbacks[0].stages] == [1, 2]
 
 
-@pytest.mark.parametrize("method, name", [("at", "attention"), ("overhaul", "overhaul")])
-def test_feature_weights_are_balanced_by_gradient_on_a_training_sample(method, name):
+@pytest.mark.parametrize("method, name, key, override", [
+    ("at", "attention", "at", "weight"), ("overhaul", "overhaul", "overhaul", "weight"),
+    ("fitnet", "hint", "hint", "hint_weight")])
+def test_feature_weights_are_balanced_by_gradient_on_a_training_sample(method, name, key,
+                                                                       override):
     """With `sample=`, `at` and `overhaul` set their weight when fit starts so
     the weighted term's gradient on the student equals the labels'."""
     import keras
@@ -118,19 +121,20 @@ def test_feature_weights_are_balanced_by_gradient_on_a_training_sample(method, n
     plan = methods.recipe(method, 6, teacher=teacher, student=student, sample=(x, y))
     (callback,) = plan.callbacks
     assert isinstance(callback, BalanceWeights)
-    assert plan.weights[method] == "balanced when fit starts"
-    assert plan.weights[f"{method} gradient ratio"] == 1.0
+    assert plan.weights[key] == "balanced when fit starts"
+    assert plan.weights[f"{key} gradient ratio"] == 1.0
     distiller = Distiller(teacher, student, losses=plan.terms)
     distiller.compile(optimizer=keras.optimizers.SGD(0.0),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     distiller.fit(x, y, batch_size=64, epochs=1, verbose=0, callbacks=plan.callbacks)
     (term,) = plan.terms
-    assert plan.weights[method] == pytest.approx(term.weight)
+    assert plan.weights[key] == pytest.approx(term.weight)
     norms = gradient_norms(distiller, x, y)  # SGD(0): the weights did not move
     assert term.weight * norms[name] == pytest.approx(norms["student_loss"], rel=1e-3)
     # An explicit weight is kept as given: no balancing.
-    plan = methods.recipe(method, 6, teacher=teacher, student=student, sample=(x, y), weight=2.0)
-    assert plan.callbacks == [] and plan.weights[method] == 2.0
+    plan = methods.recipe(method, 6, teacher=teacher, student=student, sample=(x, y),
+                          **{override: 2.0})
+    assert plan.callbacks == [] and plan.weights[key] == 2.0
 
 
 def test_recipe_refuses_a_sample_that_is_not_a_labelled_batch(fmnist_student):
@@ -138,3 +142,32 @@ def test_recipe_refuses_a_sample_that_is_not_a_labelled_batch(fmnist_student):
 
     with pytest.raises(ValueError, match=r"sample must be a labelled training batch \(x, y\)"):
         methods.recipe("at", 6, student=fmnist_student, sample=np.zeros((4, 28, 28, 1)))
+
+
+def test_a_run_config_with_method_at_balances_on_its_first_training_batch(tmp_path):
+    """`keras-kd distill` with `method: at` hands the recipe the first training
+    batch, so the weight is balanced, not the area rule's 765.6."""
+    import keras
+    import numpy as np
+
+    from keras_kd.tools import config as config_lib
+    from keras_kd.tools import run_config
+
+    seen = {}
+
+    class ReadWeight(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            seen["at"] = self.model.distillation_losses[0].weight
+
+    cfg = config_lib.validate({
+        "teacher": "fmnist_teacher", "student": "fmnist_student", "method": "at",
+        "dataset": {"name": "fashion_mnist", "batch_size": 8, "shuffle_buffer": 0},
+        "epochs": 1, "output_dir": str(tmp_path)}, check_files=False)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(16, 28, 28, 1)).astype("float32")
+    y = rng.integers(0, 10, size=16).astype("int32")
+    keras.utils.set_random_seed(0)
+    run_config.run(cfg, train_data=(x, y), test_data=(x[:8], y[:8]), steps_per_epoch=1,
+                   epochs=1, export=False, backup=False, verbose=0, callbacks=[ReadWeight()])
+    assert seen["at"] != pytest.approx(1000.0 * 784 / 1024)
+    assert 0 < seen["at"] < 1e4

@@ -134,7 +134,7 @@ def test_validation_split_is_stratified_disjoint_and_fixed():
 
 def test_two_stage_recipes_become_piecewise_schedules_in_a_valid_config():
     student = zoo.cnn((8, 8, 1), 10, widths=(8, 16, 32), pool_after=(2,))
-    plan = methods.recipe("fitnet", 8, student=student)
+    plan = methods.recipe("fitnet", 8, student=student, two_stage=True)
     terms, slw, slw_schedule = tune.recipe_to_config_terms(plan)
     hint, kd = terms
     assert hint["type"] == "FitNet" and hint["weight"] == 1.0

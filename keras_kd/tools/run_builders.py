@@ -43,13 +43,17 @@ def weight_schedule(raw, weight):
     return schedules.Piecewise(raw["boundaries_epochs"], [f * weight for f in raw["factors"]])
 
 
-def build_terms(cfg, teacher, student=None):
-    """`(terms, {term name: schedule}, callbacks)` from `method` or `terms`."""
+def build_terms(cfg, teacher, student=None, sample=None):
+    """`(terms, {term name: schedule}, callbacks)` from `method` or `terms`.
+
+    `sample` (a training batch `(x, y)`) lets a `method`'s recipe balance its
+    feature weight by gradient (`keras_kd.zoo.recipes.recipe`)."""
     from keras_kd import zoo
     from keras_kd.zoo import recipes as methods
 
     if cfg["method"] is not None:
-        recipe = methods.recipe(cfg["method"], cfg["epochs"], teacher=teacher, student=student)
+        recipe = methods.recipe(cfg["method"], cfg["epochs"], teacher=teacher, student=student,
+                                sample=sample)
         return recipe.terms, {}, list(recipe.callbacks), recipe.student_loss_weight
     terms, scheduled = [], {}
     for i, raw in enumerate(cfg["terms"]):

@@ -59,6 +59,16 @@ from keras_kd.tools.run_output import (
 )
 
 
+def _first_batch(train):
+    """`(x, y)` of the first training batch: the gradient-balance rules of
+    the `at` and `overhaul` recipes calibrate on it. None on a resumed run:
+    the backup restores the weights the first run set."""
+    for batch in train.take(1):
+        if isinstance(batch, (tuple, list)) and len(batch) >= 2:
+            return batch[0], batch[1]
+    return None
+
+
 def _log(verbose, message):
     if verbose:
         print(message, flush=True)
@@ -154,7 +164,10 @@ def run(cfg, train_data=None, test_data=None, teacher_model=None, student_model=
                           **compile_args)
         else:
             try:
-                terms, scheduled, extra, slw = build_terms(cfg, teacher, student)
+                terms, scheduled, extra, slw = build_terms(
+                    cfg, teacher, student,
+                    sample=None if resumed is not None or cfg["method"] is None
+                    else _first_batch(train))
                 model = Distiller(teacher, student, losses=terms, student_loss_weight=slw)
             except (TypeError, ValueError) as error:
                 raise config_lib.ConfigError(

@@ -84,14 +84,14 @@ def _scaled_space(hp, default):
     return out
 
 
-def _two_stage_space(hp, default):
-    """FitNets: stage 2's KD settings (stage 1 trains on the hint alone)."""
-    if default.name == "fsp":
-        return {}
+def _fitnet_space(hp, default):
+    """FitNets (one stage): the hint's weight as a factor of the recipe's, and
+    the labels' weight."""
+    factor = hp.Choice("weight_factor", [0.01, 0.1, 1.0, 10.0], default=1.0)
     return {
-        "temperature": hp.Choice("temperature", [1.0, 2.0, 4.0, 8.0], default=4.0),
-        "weight": hp.Choice("weight", [0.5, 0.9, 1.0, 2.0], default=1.0),
-        "student_loss_weight": hp.Choice("student_loss_weight", [0.1, 0.5, 1.0], default=1.0),
+        "hint_weight": float(default.weights["hint"]) * factor,
+        "student_loss_weight": hp.Choice("student_loss_weight", [0.1, 0.5, 1.0],
+                                         default=default.student_loss_weight),
     }
 
 
@@ -107,8 +107,8 @@ SPACES = {
     "dkd": _dkd_space,
     "dkd_ls": _dkd_space,
     "nkd": _nkd_space,
-    "fitnet": _two_stage_space,
-    "fsp": _two_stage_space,
+    "fitnet": _fitnet_space,
+    "fsp": _no_space,  # stage 1 trains on the flow matrices alone: no weight to tune
     "overhaul": _scaled_space,
     "review": _scaled_space,
     "at": _scaled_space,
