@@ -162,13 +162,19 @@ def _subset(x, y, size, seed=0):
     """A fixed, class-stratified subset of the training set (same for every run)."""
     if size is None or size >= len(y):
         return x, y
+    keep = subset_indices(y, size, seed)
+    return x[keep], y[keep]
+
+
+def subset_indices(y, size, seed=0):
+    """The sorted indices `_subset` keeps: `size` samples, stratified by class."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(y))
     classes = np.unique(y)
     per_class = {c: int(round(size * np.mean(y == c))) for c in classes}
     keep = np.concatenate([order[y[order] == c][: per_class[c]] for c in classes])
     keep.sort()
-    return x[keep], y[keep]
+    return keep
 
 
 def load_data(pair, train_size=None, data_dir=None):

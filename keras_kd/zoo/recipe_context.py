@@ -2,10 +2,13 @@
 
 `keras_kd.zoo.recipes` holds the rules themselves; this module holds the
 constants they rescale from (the papers' CIFAR setting), the `Context` a
-rule reads and the `Recipe` it returns.
+rule reads, the `Recipe` it returns, and the two helpers every rule uses
+(`take`, `kd_term`).
 """
 
 import dataclasses
+
+from keras_kd import losses
 
 STAGES = ("stage1_relu", "stage2_relu", "stage3_relu")
 # Methods whose feature pairs must have equal channel counts (no adapter).
@@ -87,3 +90,16 @@ def stage_maps(model, taps=STAGES):
         if len(shape) == 4 and all(d is not None for d in shape[1:]):
             maps[tap] = tuple(int(d) for d in shape[1:])
     return maps
+
+
+def take(overrides, key, default):
+    return overrides.pop(key, default)
+
+
+def kd_term(ctx, overrides, name="kd", standardize=False):
+    temperature = take(overrides, "temperature", ctx.temperature)
+    weight = take(overrides, "weight", KD_WEIGHT)
+    ls = take(overrides, "logit_standardization", standardize)
+    kwargs = {"logit_standardization": True} if ls else {}
+    return losses.KD(temperature=temperature, weight=weight, name=name, **kwargs), \
+        {name: weight, "temperature": temperature, "logit_standardization": bool(ls)}
