@@ -73,8 +73,21 @@ def test_kd_uses_independent_unit_weights():
     assert plan.student_loss_weight == 1.0
     assert plan.weights == {"student_loss": 1.0, "kd": 1.0, "temperature": 2.0,
                             "logit_standardization": False}
-    (ls,) = methods.recipe("kd_ls", 10).terms
-    assert ls.logit_standardization is True and float(ls.weight) == 1.0
+
+
+
+def test_kd_ls_uses_the_authors_setting():
+    """0.1·CE + 9·KD at base T = 2 on standardized logits (Sun et al.'s
+    CIFAR-100 command); each part can be overridden."""
+    plan = methods.recipe("kd_ls", 10)
+    (ls,) = plan.terms
+    assert ls.logit_standardization is True and float(ls.weight) == 9.0
+    assert ls.temperature == 2.0 and plan.student_loss_weight == 0.1
+    assert plan.weights == {"student_loss": 0.1, "kd": 9.0, "temperature": 2.0,
+                            "logit_standardization": True}
+    plan = methods.recipe("kd_ls", 10, temperature=4.0, weight=1.0, student_loss_weight=1.0)
+    assert plan.terms[0].temperature == 4.0 and float(plan.terms[0].weight) == 1.0
+    assert plan.student_loss_weight == 1.0
 
 
 def test_overrides_replace_a_rule_and_unknown_ones_are_refused(fmnist_student):
@@ -171,3 +184,14 @@ def test_a_run_config_with_method_at_balances_on_its_first_training_batch(tmp_pa
                    epochs=1, export=False, backup=False, verbose=0, callbacks=[ReadWeight()])
     assert seen["at"] != pytest.approx(1000.0 * 784 / 1024)
     assert 0 < seen["at"] < 1e4
+
+
+@pytest.mark.parametrize("method", ["dist", "nkd"])
+def test_an_explicit_temperature_reaches_dist_and_nkd(method):
+    """`temperature=` used to set only KD's T: DIST and NKD silently kept 1
+    (so `keras-kd tune` searched their temperature without effect)."""
+    assert methods.recipe(method, 6).terms[0].temperature == 1.0
+    plan = methods.recipe(method, 6, temperature=4.0)
+    assert plan.terms[0].temperature == 4.0 and plan.weights["temperature"] == 4.0
+    assert methods.recipe("kd", 6).terms[0].temperature == 4.0
+    assert methods.recipe("kd", 6, temperature=2.0).terms[0].temperature == 2.0

@@ -110,9 +110,13 @@ def train_one(method, student_name, seed, teacher, pair, data, settings, output_
     keras.utils.set_random_seed(seed)
     student = build_model(student_name, pair.dataset)
     # The first training batch calibrates the gradient-balanced recipes.
-    plan = methods.recipe(method, epochs, temperature=settings["temperature"],
+    # --temperature is KD's and DKD's; DIST and NKD keep their authors' T.
+    temperature = None if method in methods.OWN_TEMPERATURE else settings["temperature"]
+    overrides = dict(overrides or {})
+    temperature = overrides.pop("temperature", temperature)
+    plan = methods.recipe(method, epochs, temperature=temperature,
                           teacher=teacher, student=student,
-                          sample=(x_train[:256], y_train[:256]), **(overrides or {}))
+                          sample=(x_train[:256], y_train[:256]), **overrides)
     timer = EpochTimer()
     log_dir = os.path.join(output_dir, "tensorboard", method, student_name, f"seed{seed}")
     callbacks = [timer, keras.callbacks.TensorBoard(log_dir)] + list(plan.callbacks)

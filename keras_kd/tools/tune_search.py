@@ -31,18 +31,18 @@ def _standardization(hp, cls_name, default):
     return {"logit_standardization": hp.Boolean("logit_standardization", default=default)}
 
 
-def _logit_space(hp, standardize_default=False):
-    return {
-        "temperature": hp.Choice("temperature", [1.0, 2.0, 4.0, 8.0], default=4.0),
-        "weight": hp.Choice("weight", [0.5, 0.9, 1.0, 2.0], default=1.0),
-        "student_loss_weight": hp.Choice("student_loss_weight", [0.1, 0.5, 1.0], default=1.0),
-        **_standardization(hp, "KD", standardize_default),
-    }
-
-
 def _kd_space(hp, default):
-    return _logit_space(hp, standardize_default=default.weights.get("logit_standardization",
-                                                                     False))
+    """KD / KD+LS: T, the KD and label weights (the recipe's as defaults; up to
+    9, the logit-standardization authors' KD weight), standardization on/off."""
+    return {
+        "temperature": hp.Choice("temperature", [1.0, 2.0, 4.0, 8.0],
+                                 default=default.weights["temperature"]),
+        "weight": hp.Choice("weight", [0.5, 0.9, 1.0, 2.0, 4.0, 9.0],
+                            default=default.weights["kd"]),
+        "student_loss_weight": hp.Choice("student_loss_weight", [0.1, 0.5, 1.0],
+                                         default=default.student_loss_weight),
+        **_standardization(hp, "KD", default.weights.get("logit_standardization", False)),
+    }
 
 
 def _dkd_space(hp, default):

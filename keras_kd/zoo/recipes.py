@@ -68,15 +68,25 @@ def _kd(ctx, overrides, standardize=False, name="kd"):
 
 
 def _kd_ls(ctx, overrides):
-    """KD with logit standardization (Sun et al., CVPR 2024): the `kd`
-    recipe with both logits z-scored per sample before the temperature.
+    """KD with logit standardization (Sun et al., CVPR 2024): both logits
+    z-scored per sample before the temperature, at the authors' setting:
+    0.1·CE + 9·T²·KL, base temperature T = 2 (their CIFAR-100 command,
+    `--logit-stand --base-temp 2 --kd-weight 9` on mdistiller's KD config
+    with CE weight 0.1). The z-scores have unit spread, so the KD term is
+    far weaker per unit weight than on raw logits (its gradient on the
+    student at initialisation is ~1× the labels' at weight 1, against 2.7×
+    for plain KD at T = 4 on the Fashion-MNIST pair): the weight of 9
+    restores it.
 
-    Rule: as `kd` (1·CE + 1·KD). The authors' CIFAR scripts use a base
-    temperature of 2 with standardization (the z-scores have unit spread, so
-    T plays a different role than on raw logits); we keep T = `temperature`
-    (4) so `kd_ls` and `kd` differ in the standardization only. Not yet
-    measured on a validation split.
+    Measured on validation data (`benchmarks/recipe_rules.py --pair
+    fmnist-cnn --epochs 15`: the bench's 15,000-image training subset,
+    scored on 10,000 other training images, 3 seeds): this setting
+    89.82, 89.89, 89.94% against 88.45, 87.61, 87.67% for `kd`'s weights
+    with standardization (1·CE + 1·KD, T = 4), +1.97 ± 0.52 points.
     """
+    overrides.setdefault("temperature", 2.0)
+    overrides.setdefault("weight", 9.0)
+    overrides.setdefault("student_loss_weight", 0.1)
     return _kd(ctx, overrides, standardize=True, name="kd_ls")
 
 
@@ -179,16 +189,22 @@ RECIPES = {
 }
 METHODS = tuple(RECIPES)
 LOGIT_METHODS = ("kd", "kd_ls", "dist", "dkd", "dkd_ls", "nkd")
+# Recipes whose default temperature is their authors' (KD+LS 2, DIST and NKD
+# 1), not KD's 4: an explicit `temperature=` sets theirs.
+OWN_TEMPERATURE = ("kd_ls", "dist", "nkd")
 
 
-def recipe(name, epochs, temperature=4.0, *, teacher=None, student=None, num_classes=None,
+def recipe(name, epochs, temperature=None, *, teacher=None, student=None, num_classes=None,
            sample=None, **overrides):
     """The recipe of method `name` for a run of `epochs` epochs.
 
     Args:
         name: one of `METHODS`.
         epochs: the run's length (the budget rules read it).
-        temperature: T of the temperature-based logit terms (KD, DKD).
+        temperature: T of the method's temperature-based term. None: the
+            recipe's default, 4 for KD and DKD (and their `_ls` and FitNets'
+            two-stage variants); the authors' 2 for KD+LS and 1 for DIST and
+            NKD (`OWN_TEMPERATURE`).
         teacher, student: the models, so the rules read map sizes and the
             class count; without them the published weights are kept.
         num_classes: the class count, when no model gives it.
@@ -216,9 +232,11 @@ def recipe(name, epochs, temperature=4.0, *, teacher=None, student=None, num_cla
     if sample is not None and (not isinstance(sample, (tuple, list)) or len(sample) != 2):
         raise ValueError("sample must be a labelled training batch (x, y), got "
                          f"{type(sample).__name__}.")
-    ctx = Context(epochs=epochs, temperature=temperature, num_classes=num_classes,
-                  student_maps=stage_maps(student), sample=sample)
     overrides = dict(overrides)
+    if temperature is not None and name in OWN_TEMPERATURE:
+        overrides["temperature"] = temperature
+    ctx = Context(epochs=epochs, temperature=4.0 if temperature is None else temperature, num_classes=num_classes,
+                  student_maps=stage_maps(student), sample=sample)
     plan = RECIPES[name](ctx, overrides)
     if overrides:
         raise ValueError(f"Recipe '{name}' does not take {sorted(overrides)}; see "
