@@ -186,12 +186,14 @@ def test_a_run_config_with_method_at_balances_on_its_first_training_batch(tmp_pa
     assert 0 < seen["at"] < 1e4
 
 
-@pytest.mark.parametrize("method", ["dist", "nkd"])
-def test_an_explicit_temperature_reaches_dist_and_nkd(method):
-    """`temperature=` used to set only KD's T: DIST and NKD silently kept 1
-    (so `keras-kd tune` searched their temperature without effect)."""
-    assert methods.recipe(method, 6).terms[0].temperature == 1.0
-    plan = methods.recipe(method, 6, temperature=4.0)
-    assert plan.terms[0].temperature == 4.0 and plan.weights["temperature"] == 4.0
+@pytest.mark.parametrize("method, default", [("dist", 4.0), ("nkd", 1.0), ("kd_ls", 2.0)])
+def test_an_explicit_temperature_reaches_dist_and_nkd(method, default):
+    """`temperature=` used to set only KD's T: DIST and NKD silently kept
+    their own (so `keras-kd tune` searched their temperature without effect)."""
+    assert methods.recipe(method, 6).terms[0].temperature == default
+    plan = methods.recipe(method, 6, temperature=3.0)
+    assert plan.terms[0].temperature == 3.0 and plan.weights["temperature"] == 3.0
+    plan = methods.recipe("dist", 6)
+    assert (plan.terms[0].beta, plan.terms[0].gamma) == (2.0, 2.0)
     assert methods.recipe("kd", 6).terms[0].temperature == 4.0
     assert methods.recipe("kd", 6, temperature=2.0).terms[0].temperature == 2.0

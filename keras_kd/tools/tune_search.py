@@ -57,10 +57,12 @@ def _dkd_space(hp, default):
 
 def _dist_space(hp, default):
     return {
-        "beta": hp.Choice("beta", [0.5, 1.0, 2.0], default=1.0),
-        "gamma": hp.Choice("gamma", [0.5, 1.0, 2.0], default=1.0),
-        "temperature": hp.Choice("temperature", [1.0, 2.0, 4.0], default=1.0),
-        "student_loss_weight": hp.Choice("student_loss_weight", [0.5, 1.0], default=1.0),
+        "beta": hp.Choice("beta", [0.5, 1.0, 2.0], default=default.weights["beta"]),
+        "gamma": hp.Choice("gamma", [0.5, 1.0, 2.0], default=default.weights["gamma"]),
+        "temperature": hp.Choice("temperature", [1.0, 2.0, 4.0],
+                                 default=default.weights["temperature"]),
+        "student_loss_weight": hp.Choice("student_loss_weight", [0.5, 1.0],
+                                         default=default.student_loss_weight),
     }
 
 

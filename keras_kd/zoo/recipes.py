@@ -91,15 +91,20 @@ def _kd_ls(ctx, overrides):
 
 
 def _dist(ctx, overrides):
-    """DIST (Huang et al., NeurIPS 2022): τ²·(β·inter + γ·intra), β = γ = 1,
-    τ = 1, beside the labels at weight 1 (the authors' ImageNet/CIFAR
-    setting: CE weight 1, DIST weight 1; their code's τ = 1 default; the
-    correlation terms are scale-free, so no size rule applies). Not yet
-    measured on a validation split.
+    """DIST (Huang et al., NeurIPS 2022): τ²·(β·inter + γ·intra) beside the
+    labels at weight 1, at the paper's CIFAR-100 setting β = γ = 2, τ = 4
+    (its ImageNet setting, and the code's defaults, are β = γ = τ = 1). The
+    correlation terms are scale-free, so no size rule applies.
+
+    Measured on validation data (`benchmarks/recipe_rules.py --pair
+    fmnist-cnn --epochs 15`: the bench's 15,000-image training subset,
+    scored on 10,000 other training images, 3 seeds): β = γ = 2, τ = 4
+    scored 89.21, 89.36, 89.47% against 88.33, 88.18, 87.64% for
+    β = γ = τ = 1, +1.30 ± 0.49 points.
     """
-    beta = _take(overrides, "beta", 1.0)
-    gamma = _take(overrides, "gamma", 1.0)
-    temperature = _take(overrides, "temperature", 1.0)
+    beta = _take(overrides, "beta", 2.0)
+    gamma = _take(overrides, "gamma", 2.0)
+    temperature = _take(overrides, "temperature", 4.0)
     weight = _take(overrides, "weight", 1.0)
     slw = _take(overrides, "student_loss_weight", 1.0)
     term = losses.DIST(beta=beta, gamma=gamma, temperature=temperature, weight=weight)
@@ -189,8 +194,8 @@ RECIPES = {
 }
 METHODS = tuple(RECIPES)
 LOGIT_METHODS = ("kd", "kd_ls", "dist", "dkd", "dkd_ls", "nkd")
-# Recipes whose default temperature is their authors' (KD+LS 2, DIST and NKD
-# 1), not KD's 4: an explicit `temperature=` sets theirs.
+# Recipes whose default temperature is their own (KD+LS 2, DIST 4, NKD 1),
+# not the `temperature` argument's: an explicit `temperature=` sets theirs.
 OWN_TEMPERATURE = ("kd_ls", "dist", "nkd")
 
 
@@ -203,8 +208,8 @@ def recipe(name, epochs, temperature=None, *, teacher=None, student=None, num_cl
         epochs: the run's length (the budget rules read it).
         temperature: T of the method's temperature-based term. None: the
             recipe's default, 4 for KD and DKD (and their `_ls` and FitNets'
-            two-stage variants); the authors' 2 for KD+LS and 1 for DIST and
-            NKD (`OWN_TEMPERATURE`).
+            two-stage variants); the recipe's own for KD+LS (2), DIST (4)
+            and NKD (1) (`OWN_TEMPERATURE`).
         teacher, student: the models, so the rules read map sizes and the
             class count; without them the published weights are kept.
         num_classes: the class count, when no model gives it.
