@@ -34,7 +34,10 @@ def run_one(method, kind, seed, epochs, xla, teacher, data):
     (x_train, y_train), (x_test, y_test) = data
     keras.utils.set_random_seed(seed)
     model = student(kind)
-    plan = methods.recipe(method, epochs)
+    # The models and a training batch let the rules scale and balance the
+    # weights (keras_kd.zoo.recipes); without them the CIFAR weights apply.
+    plan = methods.recipe(method, epochs, teacher=teacher, student=model,
+                          sample=(x_train[:256], y_train[:256]))
     distiller = keras_kd.Distiller(teacher, model, losses=plan.terms, student_loss_weight=plan.student_loss_weight)
     distiller.compile(
         optimizer=keras.optimizers.Adam(1e-3),

@@ -171,3 +171,23 @@ def test_cli_tune_says_how_to_install_keras_tuner_when_missing(monkeypatch, caps
                      "--student", "digits_student"])
     assert code == 2
     assert "pip install keras-tuner" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method, weights, defaults", [
+    ("kd", [0.5, 0.9, 1.0, 2.0], {"temperature": 4.0, "weight": 1.0,
+                                  "student_loss_weight": 1.0}),
+    ("kd_ls", [0.5, 0.9, 1.0, 2.0, 9.0], {"temperature": 2.0, "weight": 9.0,
+                                          "student_loss_weight": 0.1}),
+    ("dist", None, {"beta": 2.0, "gamma": 2.0, "temperature": 4.0}),
+])
+def test_search_spaces_start_from_the_recipe(method, weights, defaults):
+    """Each space's defaults are the recipe's own, and the recipe's weight is
+    among the choices (kd_ls's 9); kd's list is the one the docs searched."""
+    kt = pytest.importorskip("keras_tuner")
+    hp = kt.HyperParameters()
+    tune.SPACES[method](hp, methods.recipe(method, 5))
+    space = {p.name: p for p in hp.space}
+    if weights is not None:
+        assert list(space["weight"].values) == weights
+    for name, value in defaults.items():
+        assert space[name].default == value, name
