@@ -66,6 +66,8 @@ FMNIST_VARIANTS = (
     ("dist: authors' CIFAR (β = γ = 2, τ = 4)", "dist",
      {"beta": 2.0, "gamma": 2.0, "temperature": 4.0}),
     ("kd: rule (1·CE + 1·KD, T = 4)", "kd", {}),
+    ("dkd: rule (β = 1 + 7·E/240, warm-up E/12)", "dkd", {}),
+    ("dkd: authors' β = 8 (warm-up E/12)", "dkd", {"beta": 8.0}),
 )
 
 

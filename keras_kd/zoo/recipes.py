@@ -82,7 +82,8 @@ def _kd_ls(ctx, overrides):
     fmnist-cnn --epochs 15`: the bench's 15,000-image training subset,
     scored on 10,000 other training images, 3 seeds): this setting
     89.82, 89.89, 89.94% against 88.45, 87.61, 87.67% for `kd`'s weights
-    with standardization (1·CE + 1·KD, T = 4), +1.97 ± 0.52 points.
+    with standardization (1·CE + 1·KD, T = 4), +1.97 ± 0.52 points; the
+    scratch student scored 88.07, 87.53, 87.71% (+2.11 ± 0.32 over it).
     """
     overrides.setdefault("temperature", 2.0)
     overrides.setdefault("weight", 9.0)
@@ -100,7 +101,8 @@ def _dist(ctx, overrides):
     fmnist-cnn --epochs 15`: the bench's 15,000-image training subset,
     scored on 10,000 other training images, 3 seeds): β = γ = 2, τ = 4
     scored 89.21, 89.36, 89.47% against 88.33, 88.18, 87.64% for
-    β = γ = τ = 1, +1.30 ± 0.49 points.
+    β = γ = τ = 1, +1.30 ± 0.49 points; the scratch student scored 88.07,
+    87.53, 87.71% (+1.58 ± 0.38 over it).
     """
     beta = _take(overrides, "beta", 2.0)
     gamma = _take(overrides, "gamma", 2.0)
