@@ -132,7 +132,10 @@ def _dkd(ctx, overrides, standardize=False, name="dkd"):
       8 at 240 epochs. Why: β = 8 puts NCKD's T²-scaled gradient far above
       the labels'; the paper's runs have 240 epochs for the labels to win
       back, a short run has not. α = 1 and T = `temperature` as published.
-    Not yet measured on a validation split.
+    Measured on validation data (`benchmarks/recipe_rules.py --pair
+    fmnist-cnn --epochs 15`, 10,000 held-out training images, 3 seeds): the
+    rule (β 1.44) −0.19 ± 0.26 points against scratch; the published β = 8
+    with the same warm-up −1.66 ± 0.09.
     """
     alpha = _take(overrides, "alpha", 1.0)
     beta = _take(overrides, "beta", _dkd_beta(ctx))
