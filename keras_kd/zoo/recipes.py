@@ -93,8 +93,10 @@ def _kd_ls(ctx, overrides):
 
 def _dist(ctx, overrides):
     """DIST (Huang et al., NeurIPS 2022): τ²·(β·inter + γ·intra) beside the
-    labels at weight 1, at the paper's CIFAR-100 setting β = γ = 2, τ = 4
-    (its ImageNet setting, and the code's defaults, are β = γ = τ = 1). The
+    labels at weight 1, at the authors' CIFAR-100 setting: their config
+    (`dist_cifar.yaml`: `kd: dist_t4`, `kd_loss_weight: 2`) is τ = 4 at loss
+    weight 2, which is β = γ = 2 at weight 1 (their ImageNet setting, and
+    the class's defaults, are β = γ = τ = 1; docs/logit-losses.md). The
     correlation terms are scale-free, so no size rule applies.
 
     Measured on validation data (`benchmarks/recipe_rules.py --pair
