@@ -5,23 +5,28 @@ with weights scaled to the data and the budget by stated rules.
 method on a `keras_kd.zoo.cnn` teacher/student pair whose stages are named
 `stage{i}_relu` (the shipped digits and Fashion-MNIST teachers are). Give
 the models (`teacher=`, `student=`) so the rules can read the feature-map
-sizes; without them the rules assume the maps the papers' weights were set
-for (CIFAR, 32×32 input) and leave those weights as published.
+sizes, and a training batch (`sample=(x, y)`) so the feature rules can
+balance by gradient; without them the rules assume the maps the papers'
+weights were set for (CIFAR, 32×32 input).
 
 `RECIPES` is the table: method name -> a small function of a `Context`
-(epochs, temperature, map sizes, class count) and the overrides. Every
-function documents its rule and what chose it. Keyword overrides
+(epochs, temperature, map sizes, class count, sample) and the overrides.
+The logit recipes are here, the feature recipes in `feature_recipes.py`.
+Every function documents its rule and what chose it. Keyword overrides
 (`weight=`, `student_loss_weight=`, `temperature=`,
 `logit_standardization=`, `beta=`, ...) replace a rule's result: this is
 what `keras-kd tune` searches. `Recipe.weights` states the effective
 weights, for reports.
 
-The principle behind every rule: a weight published for one setting keeps
-the *same strength per unit of what it multiplies* in another, i.e. it is
-rescaled by the ratio of the quantities that change the loss's magnitude
-(map area for losses averaged over positions, element count for losses
-summed over elements, run length for terms whose published strength
-assumes hundreds of epochs). No rule reads a test split.
+The principles (docs/tuning.md), none of which reads a test split:
+- logit terms: the authors' published setting, checked on held-out
+  training data (KD+LS, DIST, NKD); terms whose published strength assumes
+  hundreds of epochs scaled to the run length (DKD);
+- feature terms whose published weight depends on the maps' scale (AT,
+  Overhaul, FitNets' hint): balanced so that the term's gradient on the
+  student's weights equals the labels' when training starts
+  (`keras_kd.balance`); by map area or element count without a sample;
+- scale-free or mean losses (ReviewKD, RKD, PKT, SP): the authors' weights.
 """
 
 from keras_kd import losses
