@@ -124,7 +124,8 @@ def _compile(model, xla):
 
 
 def make_method(teacher, name, xla):
-    plan = methods.recipe(name, epochs=4, temperature=TEMPERATURE)
+    plan = methods.recipe(name, epochs=4, temperature=None if name in methods.OWN_TEMPERATURE
+                          else TEMPERATURE)
     model = keras_kd.Distiller(teacher, build_student(kind_of(name)), losses=plan.terms,
                                student_loss_weight=plan.student_loss_weight)
     for term in plan.terms:  # every term at full weight (a recipe's stage 2 may zero some)

@@ -180,7 +180,9 @@ def train_distilled(teacher, terms, data, epochs, seed, student_loss_weight=1.0,
 
 
 def train_recipe(name, teacher, data, epochs, seed):
-    plan = methods.recipe(name, epochs, temperature=TEMPERATURE)
+    # TEMPERATURE is KD's and DKD's; NKD keeps its authors' T = 1.
+    temperature = None if name in methods.OWN_TEMPERATURE else TEMPERATURE
+    plan = methods.recipe(name, epochs, temperature=temperature)
     return train_distilled(teacher, plan.terms, data, epochs, seed, plan.student_loss_weight)
 
 
