@@ -58,8 +58,9 @@ def gradient_norms(distiller, x, y, sample_weight=None):
         raise ValueError(
             f"gradient_norms needs a compiled Distiller ('{distiller.name}' has no "
             "student loss yet): call distiller.compile(optimizer=..., loss=...) first.")
-    x = ops.convert_to_tensor(x)
-    y = None if y is None else ops.convert_to_tensor(y)
+    # Dict / list inputs (multi-input students) are converted leaf by leaf.
+    x = keras.tree.map_structure(ops.convert_to_tensor, x)
+    y = None if y is None else keras.tree.map_structure(ops.convert_to_tensor, y)
     if sample_weight is not None:
         sample_weight = ops.convert_to_tensor(sample_weight, "float32")
     teacher_view = distiller._teacher_outputs(x)
@@ -140,7 +141,8 @@ class BalanceWeights(keras.callbacks.Callback):
         record_keys: `{term name: key}` to write into `record` under
             other keys.
 
-    `chosen` holds the weights after `on_train_begin`. A later schedule on
+    `chosen` holds the weights after `on_train_begin`; a second `fit` of the
+    same distiller keeps them, another distiller is balanced anew. A later schedule on
     the same term (`LossWeightScheduler`, `Stages`) overrides them.
     """
 
@@ -151,11 +153,13 @@ class BalanceWeights(keras.callbacks.Callback):
         self.record = record
         self.record_keys = dict(record_keys or {})
         self.chosen = None
+        self._balanced = None  # the distiller the weights were set for
 
     def on_train_begin(self, logs=None):
-        if self.chosen is not None:
-            return  # a second fit keeps the weights the first one set
+        if self.chosen is not None and self._balanced is self.model:
+            return  # a second fit of the same distiller keeps its weights
         self.chosen = balance_weights(self.model, self.x, self.y, self.terms)
+        self._balanced = self.model
         if self.record is not None:
             for name, weight in self.chosen.items():
                 self.record[self.record_keys.get(name, name)] = weight

@@ -128,3 +128,23 @@ def test_balance_weights_callback_sets_and_records_once():
     term.weight = 7.0
     distiller.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
     assert term.weight == 7.0  # a second fit keeps what the first one set
+
+
+def test_a_reused_callback_balances_a_new_distiller_and_dict_inputs_work():
+    teacher, student, x, y = _linear_pair(4)
+    callback = BalanceWeights(x, y, ["kd"])
+    first = _compiled(teacher, student)
+    first.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    teacher2, student2, _, _ = _linear_pair(5)
+    second = _compiled(teacher2, student2)
+    ce, kd = _numpy_norms(teacher2, student2, x, y)  # before fit moves the student
+    second.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    assert second.distillation_losses[0].weight == pytest.approx(ce / kd, rel=1e-4)
+
+    inputs = {"a": keras.Input((2,), name="a"), "b": keras.Input((2,), name="b")}
+    joined = keras.layers.Concatenate()([inputs["a"], inputs["b"]])
+    t = keras.Model(inputs, keras.layers.Dense(3, name="t")(joined))
+    s = keras.Model(inputs, keras.layers.Dense(3, name="s")(joined))
+    distiller = _compiled(t, s)
+    norms = gradient_norms(distiller, {"a": x[:, :2], "b": x[:, 2:]}, y)
+    assert norms["student_loss"] > 0 and norms["kd"] > 0
