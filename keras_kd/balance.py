@@ -38,6 +38,12 @@ import keras
 from keras import ops
 
 
+# The weights live in float32 variables: outside this range they would
+# silently become inf or 0.
+_FLOAT32_MAX = 3.0e38
+_FLOAT32_TINY = 1.2e-38
+
+
 def _backend_module():
     if keras.backend.backend() == "jax":
         from keras_kd.backends import jax as module
@@ -59,6 +65,12 @@ def gradient_norms(distiller, x, y, sample_weight=None):
             f"gradient_norms needs a compiled Distiller ('{distiller.name}' has no "
             "student loss yet): call distiller.compile(optimizer=..., loss=...) first.")
     # Dict / list inputs (multi-input students) are converted leaf by leaf.
+    sizes = {int(ops.shape(leaf)[0]) for leaf in keras.tree.flatten(x)}
+    if y is not None:
+        sizes |= {int(ops.shape(leaf)[0]) for leaf in keras.tree.flatten(y)}
+    if len(sizes) > 1:
+        raise ValueError(f"gradient_norms: the batch's inputs and labels have different "
+                         f"numbers of samples {sorted(sizes)}; pass x and y of one batch.")
     x = keras.tree.map_structure(ops.convert_to_tensor, x)
     y = None if y is None else keras.tree.map_structure(ops.convert_to_tensor, y)
     if sample_weight is not None:
@@ -125,8 +137,14 @@ def balance_weights(distiller, x, y, terms, ratio=1.0, sample_weight=None):
                 f"norm {norm} on the student's weights for this batch, so no weight can "
                 "balance it. Check that its student taps feed the student's output, and "
                 "that the batch is not one the term ignores.")
-        chosen[name] = target * labels / norm
-        by_name[name].weight = chosen[name]
+        weight = target * labels / norm
+        if not _FLOAT32_TINY <= weight <= _FLOAT32_MAX:
+            raise ValueError(
+                f"balance_weights: term '{name}' would get weight {weight:.3g} (ratio {target}, "
+                f"‖∇labels‖ {labels:.3g}, ‖∇term‖ {norm:.3g}), outside float32's range; "
+                "choose a ratio that gives a representable weight.")
+        chosen[name] = weight
+        by_name[name].weight = weight
     return chosen
 
 

@@ -148,3 +148,14 @@ def test_a_reused_callback_balances_a_new_distiller_and_dict_inputs_work():
     distiller = _compiled(t, s)
     norms = gradient_norms(distiller, {"a": x[:, :2], "b": x[:, 2:]}, y)
     assert norms["student_loss"] > 0 and norms["kd"] > 0
+
+
+def test_unrepresentable_weights_and_mismatched_batches_are_refused():
+    teacher, student, x, y = _linear_pair()
+    distiller = _compiled(teacher, student)
+    for ratio in (1e308, 1e-300):  # float32 would hold inf / 0
+        with pytest.raises(ValueError, match="outside float32's range"):
+            balance_weights(distiller, x, y, {"kd": ratio})
+    assert distiller.distillation_losses[0].weight == 1.0  # untouched
+    with pytest.raises(ValueError, match=r"different numbers of samples \[3, 5\]"):
+        gradient_norms(distiller, x[:3], y[:5])
