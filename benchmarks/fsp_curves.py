@@ -88,7 +88,8 @@ def run_fsp_init(seed, data, teacher, epochs, stage1_epochs, batch_size, learnin
     keras.utils.set_random_seed(seed)
     pair = bench.PAIRS[PAIR]
     student = bench.build_model(pair.student, pair.dataset)
-    plan = recipes.recipe("fsp", stage1_epochs + epochs, teacher=teacher, student=student)
+    plan = recipes.recipe("fsp", epochs, teacher=teacher, student=student,
+                          init_epochs=stage1_epochs)
     # Stage 1: the recipe's FSP terms alone (labels at weight 0).
     distiller = Distiller(teacher, student, losses=plan.terms, student_loss_weight=0.0)
     distiller.compile(optimizer=adam_cosine(learning_rate, stage1_epochs, len(y), batch_size),
@@ -110,12 +111,9 @@ def run_fsp_recipe(seed, data, teacher, epochs, stage1_epochs, batch_size, learn
     keras.utils.set_random_seed(seed)
     pair = bench.PAIRS[PAIR]
     student = bench.build_model(pair.student, pair.dataset)
-    total = stage1_epochs + epochs
-    plan = recipes.recipe("fsp", total, teacher=teacher, student=student)
-    stages = plan.callbacks[0]
-    if stages.stages[0].epochs != stage1_epochs:
-        raise ValueError(f"The fsp recipe of a {total}-epoch run has "
-                         f"{stages.stages[0].epochs} stage-1 epochs, not {stage1_epochs}.")
+    plan = recipes.recipe("fsp", epochs, teacher=teacher, student=student,
+                          init_epochs=stage1_epochs)
+    total = plan.epochs  # the initialisation stage runs ahead of the run's epochs
     model = Distiller(teacher, student, losses=plan.terms,
                       student_loss_weight=plan.student_loss_weight)
     model.compile(optimizer=adam_cosine(learning_rate, total, len(y), batch_size),

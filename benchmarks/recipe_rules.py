@@ -68,6 +68,10 @@ FMNIST_VARIANTS = (
     ("kd: rule (1·CE + 1·KD, T = 4)", "kd", {}),
     ("dkd: rule (β = 1 + 7·E/240, warm-up E/12)", "dkd", {}),
     ("dkd: authors' β = 8 (warm-up E/12)", "dkd", {"beta": 8.0}),
+    ("dkd: authors' ImageNet (α = 1, β = 0.5, T = 1, warm-up 1)", "dkd",
+     {"alpha": 1.0, "beta": 0.5, "temperature": 1.0, "warmup_epochs": 1}),
+    ("at: balanced, weight decayed linearly to 0", "at", {"decay": "linear"}),
+    ("overhaul: balanced, weight decayed linearly to 0", "overhaul", {"decay": "linear"}),
 )
 
 

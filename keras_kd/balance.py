@@ -148,8 +148,27 @@ def balance_weights(distiller, x, y, terms, ratio=1.0, sample_weight=None):
     return chosen
 
 
+DECAYS = (None, "linear", "cosine")
+
+
+def decay_factor(decay, epoch, epochs):
+    """The fraction of the balanced weight used in epoch `epoch` (0-based) of
+    `epochs`: 1 throughout for `None`; `1 − epoch/epochs` for "linear";
+    `(1 + cos(π·epoch/epochs)) / 2` for "cosine". The first epoch gets the
+    whole weight and the last a small, non-zero part of it."""
+    if decay not in DECAYS:
+        raise ValueError(f"decay must be one of {DECAYS}, got {decay!r}.")
+    if decay is None:
+        return 1.0
+    progress = min(1.0, max(0.0, epoch / max(1, epochs)))
+    if decay == "linear":
+        return 1.0 - progress
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 class BalanceWeights(keras.callbacks.Callback):
-    """Runs `balance_weights` on the distiller when `fit` starts.
+    """Runs `balance_weights` on the distiller when `fit` starts, and
+    optionally decays the balanced weights over the run.
 
     Args:
         x, y: a training batch (a few hundred samples is plenty).
@@ -158,20 +177,31 @@ class BalanceWeights(keras.callbacks.Callback):
             (`keras_kd.zoo.recipes.Recipe.weights` uses it for reports).
         record_keys: `{term name: key}` to write into `record` under
             other keys.
+        decay: None (the balanced weight throughout), "linear" or "cosine":
+            at the start of epoch e of E (`fit`'s `epochs`) each term's weight
+            is its balanced weight × `decay_factor(decay, e, E)`, so the
+            term pulls as hard as asked when training starts and the last
+            epochs, where the learning rate settles the weights, are
+            driven by the labels. The weights in use are logged per epoch
+            as `"<term>_weight"`.
 
-    `chosen` holds the weights after `on_train_begin`; a second `fit` of the
-    same distiller keeps them, another distiller is balanced anew. A later schedule on
-    the same term (`LossWeightScheduler`, `Stages`) overrides them.
+    `chosen` holds the balanced weights after `on_train_begin`; a second
+    `fit` of the same distiller keeps them, another distiller is balanced
+    anew. A later schedule on the same term (`LossWeightScheduler`,
+    `Stages`) overrides them.
     """
 
-    def __init__(self, x, y, terms, ratio=1.0, record=None, record_keys=None):
+    def __init__(self, x, y, terms, ratio=1.0, record=None, record_keys=None, decay=None):
         super().__init__()
+        decay_factor(decay, 0, 1)  # refuses an unknown decay now, not when fit starts
         self.x, self.y = x, y
         self.terms = _ratios(terms, ratio)
         self.record = record
         self.record_keys = dict(record_keys or {})
+        self.decay = decay
         self.chosen = None
         self._balanced = None  # the distiller the weights were set for
+        self._in_use = {}
 
     def on_train_begin(self, logs=None):
         if self.chosen is not None and self._balanced is self.model:
@@ -181,3 +211,18 @@ class BalanceWeights(keras.callbacks.Callback):
         if self.record is not None:
             for name, weight in self.chosen.items():
                 self.record[self.record_keys.get(name, name)] = weight
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.decay is None or not self.chosen:
+            return
+        epochs = (self.params or {}).get("epochs") or 1
+        factor = decay_factor(self.decay, epoch, epochs)
+        by_name = {term.metric_name: term for term in self.model.distillation_losses}
+        for name, weight in self.chosen.items():
+            self._in_use[name] = weight * factor
+            by_name[name].weight = self._in_use[name]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            for name, weight in self._in_use.items():
+                logs[f"{name}_weight"] = weight

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from keras_kd import losses
-from keras_kd.balance import BalanceWeights, balance_weights, gradient_norms
+from keras_kd.balance import BalanceWeights, balance_weights, decay_factor, gradient_norms
 from keras_kd.distiller import Distiller
 
 T = 3.0
@@ -159,3 +159,25 @@ def test_unrepresentable_weights_and_mismatched_batches_are_refused():
     assert distiller.distillation_losses[0].weight == 1.0  # untouched
     with pytest.raises(ValueError, match=r"different numbers of samples \[3, 5\]"):
         gradient_norms(distiller, x[:3], y[:5])
+
+
+def test_decay_factor_and_the_decaying_callback():
+    assert [decay_factor(None, e, 4) for e in range(4)] == [1.0] * 4
+    assert [decay_factor("linear", e, 4) for e in range(4)] == [1.0, 0.75, 0.5, 0.25]
+    np.testing.assert_allclose([decay_factor("cosine", e, 4) for e in range(4)],
+                               [(1 + np.cos(np.pi * e / 4)) / 2 for e in range(4)])
+    with pytest.raises(ValueError, match="decay must be one of"):
+        BalanceWeights(np.zeros((2, 4)), np.zeros(2), ["kd"], decay="step")
+
+    teacher, student, x, y = _linear_pair(5)
+    distiller = _compiled(teacher, student)
+    ce, kd = _numpy_norms(teacher, student, x, y)
+    callback = BalanceWeights(x, y, ["kd"], decay="cosine")
+    history = distiller.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[callback])
+    # Balanced on the untrained student, then decayed epoch by epoch.
+    start = ce / kd
+    np.testing.assert_allclose(history.history["kd_weight"],
+                               [start * (1 + np.cos(np.pi * e / 3)) / 2 for e in range(3)],
+                               rtol=1e-4)
+    (term,) = distiller.distillation_losses
+    assert term.weight == pytest.approx(start * (1 + np.cos(2 * np.pi / 3)) / 2, rel=1e-4)

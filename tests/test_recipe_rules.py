@@ -109,8 +109,51 @@ def test_two_stage_recipes_spend_a_quarter_on_the_feature_term():
     assert [s.epochs for s in stages.stages] == [2, 6]
     assert stages.stages[0].weights == {"hint": 1.0, "kd": 0.0, "student_loss": 0.0}
     assert stages.stages[1].weights == {"hint": 0.0, "kd": 1.0, "student_loss": 1.0}
-    plan = methods.recipe("fsp", 3)
-    assert [s.epochs for s in plan.callbacks[0].stages] == [1, 2]
+
+
+def test_fsp_initialises_ahead_of_the_run():
+    """FSP's flow-matrix stage runs before the run's epochs (the paper's and
+    RepDistiller's protocol): `Recipe.epochs` counts both."""
+    plan = methods.recipe("fsp", 8)
+    (stages,) = plan.callbacks
+    assert [s.epochs for s in stages.stages] == [2, 8]
+    assert stages.stages[0].weights == {"fsp": 1.0, "student_loss": 0.0}
+    assert stages.stages[1].weights == {"fsp": 0.0, "student_loss": 1.0}
+    assert plan.epochs == 10 and stages.total_epochs == 10
+    assert plan.weights["stage 1 epochs (before the run)"] == 2
+    plan = methods.recipe("fsp", 3, init_epochs=2)
+    assert [s.epochs for s in plan.callbacks[0].stages] == [2, 3] and plan.epochs == 5
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="init_epochs must be an int >= 1"):
+            methods.recipe("fsp", 3, init_epochs=bad)
+    # Every other recipe runs exactly the epochs it is given.
+    for name in methods.METHODS:
+        if name != "fsp":
+            assert methods.recipe(name, 7).epochs == 7, name
+
+
+def test_a_run_config_with_method_fsp_runs_the_init_stage_ahead(tmp_path):
+    """`keras-kd distill` with `method: fsp` fits init + epochs, and its
+    learning-rate schedule spans them all."""
+    import keras
+    import numpy as np
+
+    from keras_kd.tools import config as config_lib
+    from keras_kd.tools import run_config
+
+    cfg = config_lib.validate({
+        "teacher": "fmnist_teacher", "student": "fmnist_student", "method": "fsp",
+        "dataset": {"name": "fashion_mnist", "batch_size": 8, "shuffle_buffer": 0},
+        "epochs": 4, "output_dir": str(tmp_path)}, check_files=False)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(16, 28, 28, 1)).astype("float32")
+    y = rng.integers(0, 10, size=16).astype("int32")
+    keras.utils.set_random_seed(0)
+    results = run_config.run(cfg, train_data=(x, y), test_data=(x[:8], y[:8]),
+                             steps_per_epoch=1, export=False, backup=False, verbose=0)
+    assert results["epochs"] == 4 and results["fit_epochs"] == 5
+    assert len(results["history"]["loss"]) == 5
+    assert results["history"]["fsp_weight"] == [1.0, 0.0, 0.0, 0.0, 0.0]
 
 
 @pytest.mark.parametrize("method, name, key, override", [
@@ -146,8 +189,40 @@ def test_feature_weights_are_balanced_by_gradient_on_a_training_sample(method, n
     assert term.weight * norms[name] == pytest.approx(norms["student_loss"], rel=1e-3)
     # An explicit weight is kept as given: no balancing.
     plan = methods.recipe(method, 6, teacher=teacher, student=student, sample=(x, y),
-                          **{override: 2.0})
+                          **{override: 2.0}, decay=None)
     assert plan.callbacks == [] and plan.weights[key] == 2.0
+
+
+@pytest.mark.parametrize("method, name, key, override", [
+    ("at", "attention", "at", "weight"), ("fitnet", "hint", "hint", "hint_weight")])
+def test_feature_weight_decay_follows_the_run(method, name, key, override):
+    """`decay="linear"`: the balanced (or given) weight × (1 − e/E) at epoch e."""
+    import keras
+    import numpy as np
+
+    from keras_kd.distiller import Distiller
+
+    keras.utils.set_random_seed(0)
+    teacher, student = zoo.fmnist_teacher(), zoo.fmnist_student()
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(32, 28, 28, 1)).astype("float32")
+    y = rng.integers(0, 10, size=32)
+    for extra in ({}, {override: 2.0}):
+        plan = methods.recipe(method, 4, teacher=teacher, student=student, sample=(x, y),
+                              decay="linear", **extra)
+        assert plan.weights[f"{key} decay"] == "linear"
+        distiller = Distiller(teacher, student, losses=plan.terms)
+        distiller.compile(optimizer=keras.optimizers.SGD(0.0),
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        history = distiller.fit(x, y, batch_size=32, epochs=4, verbose=0,
+                                callbacks=plan.callbacks)
+        start = plan.weights[key]
+        assert start == (2.0 if extra else pytest.approx(start)) and start > 0
+        np.testing.assert_allclose(history.history[f"{name}_weight"],
+                                   [start, 0.75 * start, 0.5 * start, 0.25 * start], rtol=1e-6)
+    with pytest.raises(ValueError, match="decay must be one of"):
+        methods.recipe(method, 4, teacher=teacher, student=student, sample=(x, y),
+                       decay="exp")
 
 
 def test_recipe_refuses_a_sample_that_is_not_a_labelled_batch(fmnist_student):

@@ -80,7 +80,7 @@ def test_a_users_term_is_usable_by_name_in_a_yaml_run_config(tmp_path):
     assert cfg["terms"][0]["type"] == "CosineLogitsKD"
     from keras_kd.tools import run_config
 
-    terms, _, _, _ = run_config.build_terms(cfg, teacher=None)
+    terms, _, _, _, _ = run_config.build_terms(cfg, teacher=None)
     assert type(terms[0]).__name__ == "CosineLogitsKD" and terms[0].weight == 2.0
     # Without the import the name is unknown, and the error says how to fix it.
     path.write_text(path.read_text().replace("imports: [my_terms_kd]\n", "")

@@ -120,6 +120,8 @@ def train_one(method, student_name, seed, teacher, pair, data, settings, output_
     timer = EpochTimer()
     log_dir = os.path.join(output_dir, "tensorboard", method, student_name, f"seed{seed}")
     callbacks = [timer, keras.callbacks.TensorBoard(log_dir)] + list(plan.callbacks)
+    # A recipe may add epochs ahead of the run (FSP's initialisation stage).
+    epochs = plan.epochs
     optimizer = adam_cosine(settings["learning_rate"], epochs, len(y_train), batch_size)
     cached = cache is not None and method in LOGIT_METHODS
     if cached and cache.num_samples != len(y_train):

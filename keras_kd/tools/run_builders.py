@@ -44,17 +44,21 @@ def weight_schedule(raw, weight):
 
 
 def build_terms(cfg, teacher, student=None, sample=None):
-    """`(terms, {term name: schedule}, callbacks)` from `method` or `terms`.
+    """`(terms, {term name: schedule}, callbacks, student_loss_weight,
+    fit_epochs)` from `method` or `terms`.
 
     `sample` (a training batch `(x, y)`) lets a `method`'s recipe balance its
-    feature weight by gradient (`keras_kd.zoo.recipes.recipe`)."""
+    feature weight by gradient (`keras_kd.zoo.recipes.recipe`). `fit_epochs`
+    is `cfg["epochs"]`, or more when the recipe adds an initialisation stage
+    ahead of the run (`fsp`)."""
     from keras_kd import zoo
     from keras_kd.zoo import recipes as methods
 
     if cfg["method"] is not None:
         recipe = methods.recipe(cfg["method"], cfg["epochs"], teacher=teacher, student=student,
                                 sample=sample)
-        return recipe.terms, {}, list(recipe.callbacks), recipe.student_loss_weight
+        return (recipe.terms, {}, list(recipe.callbacks), recipe.student_loss_weight,
+                recipe.epochs)
     terms, scheduled = [], {}
     for i, raw in enumerate(cfg["terms"]):
         kwargs = {k: v for k, v in raw.items() if k not in ("type", "schedule")}
@@ -66,7 +70,7 @@ def build_terms(cfg, teacher, student=None, sample=None):
         if raw.get("schedule"):
             scheduled[term.name] = weight_schedule(raw["schedule"], term.weight)
         terms.append(term)
-    return terms, scheduled, [], cfg["student_loss_weight"]
+    return terms, scheduled, [], cfg["student_loss_weight"], cfg["epochs"]
 
 
 def build_optimizer(opt, steps_per_epoch, epochs):

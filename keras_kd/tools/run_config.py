@@ -152,19 +152,19 @@ def run(cfg, train_data=None, test_data=None, teacher_model=None, student_model=
         opt = cfg["optimizer"]
         if opt["weight_decay_mode"] == "coupled":
             add_coupled_weight_decay(student, opt["weight_decay"])
-        optimizer = build_optimizer(opt, steps, cfg["epochs"])
         built_callbacks = []
         if backup:
             built_callbacks.append(keras.callbacks.BackupAndRestore(backup_dir))
-        compile_args = dict(optimizer=optimizer, metrics=["accuracy"],
-                            jit_compile=cfg["jit_compile"], run_eagerly=run_eagerly)
+        compile_args = dict(metrics=["accuracy"], jit_compile=cfg["jit_compile"],
+                            run_eagerly=run_eagerly)
+        fit_epochs = cfg["epochs"]
         if teacher is None:
             model = student
             model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                          **compile_args)
+                          optimizer=build_optimizer(opt, steps, fit_epochs), **compile_args)
         else:
             try:
-                terms, scheduled, extra, slw = build_terms(
+                terms, scheduled, extra, slw, fit_epochs = build_terms(
                     cfg, teacher, student,
                     sample=None if resumed is not None or cfg["method"] is None
                     else _first_batch(train))
@@ -181,9 +181,12 @@ def run(cfg, train_data=None, test_data=None, teacher_model=None, student_model=
             if scheduled:
                 built_callbacks.append(schedules.LossWeightScheduler(scheduled))
             built_callbacks.extend(extra)
-            model.compile(loss="sparse_categorical_crossentropy", **compile_args)
+            # fit_epochs: a recipe may add epochs ahead of the run (FSP's
+            # initialisation stage); the learning-rate schedule spans them all.
+            model.compile(loss="sparse_categorical_crossentropy",
+                          optimizer=build_optimizer(opt, steps, fit_epochs), **compile_args)
         built_callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "logs")))
-        history = model.fit(train, epochs=cfg["epochs"], steps_per_epoch=steps_per_epoch, shuffle=False,
+        history = model.fit(train, epochs=fit_epochs, steps_per_epoch=steps_per_epoch, shuffle=False,
                             callbacks=built_callbacks + list(callbacks), verbose=verbose)
         scores = student_scores(student, test, run_eagerly, verbose)
     results = {
@@ -191,6 +194,7 @@ def run(cfg, train_data=None, test_data=None, teacher_model=None, student_model=
         "test_loss": scores["loss"],
         "params": int(student.count_params()),
         "epochs": cfg["epochs"],
+        "fit_epochs": fit_epochs,
         "config_hash": digest,
         "resumed_after_epochs": resumed,
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},

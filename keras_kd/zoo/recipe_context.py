@@ -28,6 +28,8 @@ KD_WEIGHT = 1.0
 # Feature terms balanced by gradient (keras_kd.balance): the weighted term
 # pulls on the student's weights as hard as the labels when training starts.
 GRADIENT_RATIO = 1.0
+# How the balanced feature weight changes over the run (keras_kd.balance.decay_factor).
+FEATURE_DECAY = None
 KD_HARD_WEIGHT = 1.0
 
 
@@ -41,6 +43,10 @@ class Recipe:
     student_loss_weight: float = 1.0
     callbacks: list = dataclasses.field(default_factory=list)
     weights: dict = dataclasses.field(default_factory=dict)
+    # The epochs `fit` must run: the run's `epochs` (None, filled in by
+    # `recipe`), or more when the method adds an initialisation stage
+    # ahead of them (FSP).
+    epochs: int = None
 
 
 @dataclasses.dataclass

@@ -232,10 +232,14 @@ def recipe(name, epochs, temperature=None, *, teacher=None, student=None, num_cl
             recipe's callbacks do it); without it, by the size rules.
         **overrides: replace a rule's result (`weight`, `student_loss_weight`,
             `temperature`, `logit_standardization`, `beta`, `alpha`, `gamma`,
-            `warmup_epochs`, `hint_weight`; see each recipe).
+            `warmup_epochs`, `hint_weight`, `decay` (how a balanced feature
+            weight changes over the run: None, "linear" or "cosine"),
+            `init_epochs` (FSP); see each recipe).
 
     Returns:
-        A `Recipe`; `Recipe.weights` lists the effective weights.
+        A `Recipe`; `Recipe.weights` lists the effective weights, and
+        `Recipe.epochs` the epochs `fit` must run: `epochs`, or more for
+        `fsp`, whose initialisation stage runs ahead of the run's epochs.
     """
     if name not in RECIPES:
         raise ValueError(f"Unknown method '{name}'; known: {', '.join(METHODS)}.")
@@ -255,6 +259,8 @@ def recipe(name, epochs, temperature=None, *, teacher=None, student=None, num_cl
     ctx = Context(epochs=epochs, temperature=4.0 if temperature is None else temperature, num_classes=num_classes,
                   student_maps=stage_maps(student), sample=sample)
     plan = RECIPES[name](ctx, overrides)
+    if plan.epochs is None:
+        plan.epochs = epochs
     if overrides:
         raise ValueError(f"Recipe '{name}' does not take {sorted(overrides)}; see "
                          f"keras_kd.zoo.recipes.RECIPES['{name}'].__doc__.")
