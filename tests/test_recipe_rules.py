@@ -54,15 +54,32 @@ def test_overhaul_weight_keeps_the_per_element_strength(fmnist_student):
     assert methods.recipe("overhaul", 6).weights["overhaul"] == pytest.approx(1e-3)
 
 
-@pytest.mark.parametrize("epochs, warmup, beta", [
-    (1, 1, 1 + 7 / 240), (6, 1, 1 + 7 * 6 / 240), (24, 2, 1 + 7 * 24 / 240),
-    (120, 10, 4.5), (240, 20, 8.0), (480, 40, 8.0)])
-def test_dkd_warmup_and_beta_follow_the_run_length(epochs, warmup, beta):
+@pytest.mark.parametrize("epochs, warmup, beta, temperature", [
+    (1, 1, 0.5, 1.0), (15, 1, 0.5, 1.0), (100, 1, 0.5, 1.0),
+    (170, 10, 0.5 + 0.5 * 7.5, 2.5), (240, 20, 8.0, 4.0), (480, 20, 8.0, 4.0)])
+def test_dkd_takes_the_published_setting_of_its_run_length(epochs, warmup, beta, temperature):
+    """ImageNet's (β 0.5, T 1, warm-up 1) up to 100 epochs, CIFAR-100's
+    (β 8, T 4, warm-up 20) from 240, linear in between."""
     plan = methods.recipe("dkd", epochs)
     (term,) = plan.terms
     assert isinstance(term, losses.DKD) and plan.student_loss_weight == 1.0
     assert term.warmup_epochs == warmup and term.default_schedule.warmup_epochs == warmup
     assert term.beta == pytest.approx(beta) and term.alpha == 1.0
+    assert term.temperature == pytest.approx(temperature)
+    assert plan.weights["beta"] == pytest.approx(beta)
+    assert methods.recipe("dkd", epochs, temperature=3.0).terms[0].temperature == 3.0
+
+
+@pytest.mark.parametrize("epochs, warmup, beta", [
+    (1, 1, 1 + 7 / 240), (6, 1, 1 + 7 * 6 / 240), (24, 2, 1 + 7 * 24 / 240),
+    (120, 10, 4.5), (240, 20, 8.0), (480, 40, 8.0)])
+def test_dkd_ls_warmup_and_beta_follow_the_run_length(epochs, warmup, beta):
+    plan = methods.recipe("dkd_ls", epochs)
+    (term,) = plan.terms
+    assert isinstance(term, losses.DKD) and plan.student_loss_weight == 1.0
+    assert term.warmup_epochs == warmup and term.default_schedule.warmup_epochs == warmup
+    assert term.beta == pytest.approx(beta) and term.alpha == 1.0
+    assert term.temperature == 4.0 and term.logit_standardization
     assert plan.weights["beta"] == pytest.approx(beta)
 
 

@@ -179,6 +179,8 @@ def test_cli_tune_says_how_to_install_keras_tuner_when_missing(monkeypatch, caps
     ("kd_ls", [0.5, 0.9, 1.0, 2.0, 9.0], {"temperature": 2.0, "weight": 9.0,
                                           "student_loss_weight": 0.1}),
     ("dist", None, {"beta": 2.0, "gamma": 2.0, "temperature": 4.0}),
+    ("dkd", None, {"beta": 0.5, "temperature": 1.0, "alpha": 1.0}),
+    ("dkd_ls", None, {"beta": 1.0 + 7 * 5 / 240, "temperature": 4.0}),
 ])
 def test_search_spaces_start_from_the_recipe(method, weights, defaults):
     """Each space's defaults are the recipe's own, and the recipe's weight is

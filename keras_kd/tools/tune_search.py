@@ -49,9 +49,13 @@ def _kd_space(hp, default):
 
 def _dkd_space(hp, default):
     return {
-        "temperature": hp.Choice("temperature", [1.0, 2.0, 4.0, 8.0], default=4.0),
+        # Each list holds the recipe's own value, the search's starting point.
+        "temperature": hp.Choice("temperature",
+                                 sorted({1.0, 2.0, 4.0, 8.0, default.weights["temperature"]}),
+                                 default=default.weights["temperature"]),
         "alpha": hp.Choice("alpha", [0.5, 1.0, 2.0], default=1.0),
-        "beta": hp.Choice("beta", [0.5, 1.0, 2.0, 4.0, 8.0], default=1.0),
+        "beta": hp.Choice("beta", sorted({0.5, 1.0, 2.0, 4.0, 8.0, default.weights["beta"]}),
+                          default=default.weights["beta"]),
         "student_loss_weight": hp.Choice("student_loss_weight", [0.1, 0.5, 1.0], default=1.0),
         **_standardization(hp, "DKD", default.weights.get("logit_standardization", False)),
     }
