@@ -51,7 +51,7 @@ LEARNING_RATE = 1e-3
 ROWS = [
     ("scratch", "scratch", "labels only"),
     ("kd", "KD", "T=4, student loss weight 1, shipped teacher"),
-    ("dkd", "DKD", "alpha=1, beta=8, T=4, warm-up over E/4 epochs, shipped teacher"),
+    ("dkd", "DKD", "the recipe for {epochs} epochs: {dkd}, shipped teacher"),
     ("nkd", "NKD", "T=1, gamma=1.5, shipped teacher"),
     ("ensemble", "KD from a 2-teacher Ensemble", "mean of soft targets at T=4: shipped + {second}"),
     ("merged", "Merged 0–4 + 5–9 teachers (MergedKD)", "NO labels; T=4; 10-class test"),
@@ -180,7 +180,7 @@ def train_distilled(teacher, terms, data, epochs, seed, student_loss_weight=1.0,
 
 
 def train_recipe(name, teacher, data, epochs, seed):
-    # TEMPERATURE is KD's and DKD's; NKD keeps its authors' T = 1.
+    # TEMPERATURE is KD's; DKD and NKD keep their recipes' own T.
     temperature = None if name in methods.OWN_TEMPERATURE else TEMPERATURE
     plan = methods.recipe(name, epochs, temperature=temperature)
     return train_distilled(teacher, plan.terms, data, epochs, seed, plan.student_loss_weight)
@@ -275,7 +275,10 @@ def format_table(rows, info, args):
             continue
         delta = values.mean() - scratch.mean()
         alone = _values(rows, "semi_alone")
+        dkd = methods.recipe("dkd", args.epochs).weights
         note = note.format(
+            epochs=args.epochs, dkd=", ".join(f"{k}={dkd[k]:g}" for k in (
+                "alpha", "beta", "temperature", "warmup_epochs")),
             second=info["second_teacher"], start=self_start(args.epochs), pct=pct,
             delta=f"{values.mean() - alone.mean():+.2f}" if len(alone) else "n/a")
         lines.append(f"| {label.format(pct=pct)} | {values.mean():.2f} ± {values.std():.2f} | "
