@@ -72,6 +72,8 @@ FMNIST_VARIANTS = (
      {"alpha": 1.0, "beta": 0.5, "temperature": 1.0, "warmup_epochs": 1}),
     ("at: balanced, weight decayed linearly to 0", "at", {"decay": "linear"}),
     ("overhaul: balanced, weight decayed linearly to 0", "overhaul", {"decay": "linear"}),
+    ("at: balanced, constant weight", "at", {"decay": None}),
+    ("overhaul: balanced, constant weight", "overhaul", {"decay": None}),
 )
 
 
