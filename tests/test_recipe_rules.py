@@ -44,7 +44,8 @@ def test_at_beta_scales_with_the_first_map_area(student, beta, fmnist_student, d
     (term,) = plan.terms
     assert isinstance(term, losses.AttentionTransfer)
     assert float(term.weight) == pytest.approx(beta, rel=1e-6)
-    assert plan.weights == {"student_loss": 1.0, "at": pytest.approx(beta)}
+    assert plan.weights == {"student_loss": 1.0, "at": pytest.approx(beta), "at decay": "linear"}
+    assert methods.recipe("at", 6, student=model, decay=None).callbacks == []
 
 
 def test_overhaul_weight_keeps_the_per_element_strength(fmnist_student):

@@ -29,7 +29,7 @@ KD_WEIGHT = 1.0
 # pulls on the student's weights as hard as the labels when training starts.
 GRADIENT_RATIO = 1.0
 # How the balanced feature weight changes over the run (keras_kd.balance.decay_factor).
-FEATURE_DECAY = None
+FEATURE_DECAY = "linear"
 KD_HARD_WEIGHT = 1.0
 
 
