@@ -30,7 +30,8 @@ import tempfile
 import keras
 import numpy as np
 
-from keras_kd import datasets, tune
+from keras_kd import datasets
+from keras_kd.tools import tune
 from keras_kd.tools import bench
 from keras_kd.tools import bench_report
 
@@ -74,6 +75,8 @@ FMNIST_VARIANTS = (
     ("overhaul: balanced, weight decayed linearly to 0", "overhaul", {"decay": "linear"}),
     ("at: balanced, constant weight", "at", {"decay": None}),
     ("overhaul: balanced, constant weight", "overhaul", {"decay": None}),
+    ("fitnet: balanced, weight decayed linearly to 0", "fitnet", {"decay": "linear"}),
+    ("fitnet: balanced, constant weight", "fitnet", {"decay": None}),
 )
 
 

@@ -363,7 +363,7 @@ def add_arguments(parser):
                         help="train the students on a fixed stratified subset of this size "
                         "(pair default; 0 = the whole training set)")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
-    parser.add_argument("--temperature", type=float, default=4.0, help="KD/DKD temperature")
+    parser.add_argument("--temperature", type=float, default=4.0, help="KD temperature (the other recipes use their own T)")
     parser.add_argument("--teacher", default=None, help="teacher .keras file (default: "
                         "saved_models/<pair teacher file>, else trained)")
     add_run_flags(parser, "results, report and TensorBoard logs (default bench_runs/<pair>); "

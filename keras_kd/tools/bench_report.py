@@ -214,8 +214,9 @@ def write(output_dir, settings, teacher, rows, pair, command=""):
         f"- data: {settings['dataset']} (students trained on {size} training images; "
         "accuracy on the full test split)",
         f"- training: Adam {settings['learning_rate']:g} with cosine decay to 0, batch {settings['batch_size']}, "
-        f"{settings['epochs']} epochs, T = {settings['temperature']:g} for KD/DKD; recipes from "
-        "`keras_kd.zoo.recipes.recipe`",
+        f"{settings['epochs']} epochs, T = {settings['temperature']:g} for KD (the other "
+        "recipes use their own T); recipes from `keras_kd.zoo.recipes.recipe`, whose "
+        "`epochs` the runs fit (FSP adds its initialisation stage ahead of them)",
         f"- teacher: `{teacher['file']}`",
         f"- machine: {environment()}",
         f"- finished: {datetime.datetime.now().isoformat(timespec='seconds')}",
