@@ -150,9 +150,9 @@ def test_fsp_initialises_ahead_of_the_run():
             assert methods.recipe(name, 7).epochs == 7, name
 
 
-def test_a_run_config_with_method_fsp_runs_the_init_stage_ahead(tmp_path):
-    """`keras-kd distill` with `method: fsp` fits init + epochs, and its
-    learning-rate schedule spans them all."""
+def _run_fmnist_config(tmp_path, method, epochs, **kwargs):
+    """`keras-kd distill` of the Fashion-MNIST zoo pair with `method:`, on 16
+    random images, one step per epoch."""
     import keras
     import numpy as np
 
@@ -160,15 +160,21 @@ def test_a_run_config_with_method_fsp_runs_the_init_stage_ahead(tmp_path):
     from keras_kd.tools import run_config
 
     cfg = config_lib.validate({
-        "teacher": "fmnist_teacher", "student": "fmnist_student", "method": "fsp",
+        "teacher": "fmnist_teacher", "student": "fmnist_student", "method": method,
         "dataset": {"name": "fashion_mnist", "batch_size": 8, "shuffle_buffer": 0},
-        "epochs": 4, "output_dir": str(tmp_path)}, check_files=False)
+        "epochs": epochs, "output_dir": str(tmp_path)}, check_files=False)
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(16, 28, 28, 1)).astype("float32")
     y = rng.integers(0, 10, size=16).astype("int32")
     keras.utils.set_random_seed(0)
-    results = run_config.run(cfg, train_data=(x, y), test_data=(x[:8], y[:8]),
-                             steps_per_epoch=1, export=False, backup=False, verbose=0)
+    return run_config.run(cfg, train_data=(x, y), test_data=(x[:8], y[:8]), steps_per_epoch=1,
+                          export=False, backup=False, verbose=0, **kwargs)
+
+
+def test_a_run_config_with_method_fsp_runs_the_init_stage_ahead(tmp_path):
+    """`keras-kd distill` with `method: fsp` fits init + epochs, and its
+    learning-rate schedule spans them all."""
+    results = _run_fmnist_config(tmp_path, "fsp", 4)
     assert results["epochs"] == 4 and results["fit_epochs"] == 5
     assert len(results["history"]["loss"]) == 5
     assert results["history"]["fsp_weight"] == [1.0, 0.0, 0.0, 0.0, 0.0]
@@ -254,10 +260,6 @@ def test_a_run_config_with_method_at_balances_on_its_first_training_batch(tmp_pa
     """`keras-kd distill` with `method: at` hands the recipe the first training
     batch, so the weight is balanced, not the area rule's 765.6."""
     import keras
-    import numpy as np
-
-    from keras_kd.tools import config as config_lib
-    from keras_kd.tools import run_config
 
     seen = {}
 
@@ -265,16 +267,7 @@ def test_a_run_config_with_method_at_balances_on_its_first_training_batch(tmp_pa
         def on_train_end(self, logs=None):
             seen["at"] = self.model.distillation_losses[0].weight
 
-    cfg = config_lib.validate({
-        "teacher": "fmnist_teacher", "student": "fmnist_student", "method": "at",
-        "dataset": {"name": "fashion_mnist", "batch_size": 8, "shuffle_buffer": 0},
-        "epochs": 1, "output_dir": str(tmp_path)}, check_files=False)
-    rng = np.random.default_rng(0)
-    x = rng.uniform(size=(16, 28, 28, 1)).astype("float32")
-    y = rng.integers(0, 10, size=16).astype("int32")
-    keras.utils.set_random_seed(0)
-    run_config.run(cfg, train_data=(x, y), test_data=(x[:8], y[:8]), steps_per_epoch=1,
-                   epochs=1, export=False, backup=False, verbose=0, callbacks=[ReadWeight()])
+    _run_fmnist_config(tmp_path, "at", 1, callbacks=[ReadWeight()])
     assert seen["at"] != pytest.approx(1000.0 * 784 / 1024)
     assert 0 < seen["at"] < 1e4
 
