@@ -29,9 +29,11 @@ def _fitnet(ctx, overrides):
     no KD term), with β set when `fit` starts so that the weighted hint's
     gradient on the student's weights equals the labels'
     (`keras_kd.balance`, ratio 1) when the recipe is given a training
-    `sample`; without one, RepDistiller's β = 100. Fashion-MNIST pair
+    `sample`; without one, RepDistiller's β = 100. The weight then decays
+    linearly to 0 over the run (`decay`, see `_at`). Fashion-MNIST pair
     (docs/bench/fmnist-cnn-e15, 15 epochs, 3 seeds, paired with scratch):
-    β = 1.14, 1.62, 2.14; −0.26 ± 0.10 points (−0.36, −0.17, −0.24).
+    β = 1.14, 1.62, 2.14 at the start; decayed −0.26 ± 0.13 points (−0.31,
+    −0.36, −0.12), constant −0.26 ± 0.10 (−0.36, −0.17, −0.24).
 
     `two_stage=True` gives the paper's schedule instead: hints alone for
     the first quarter of the epochs (at least 1), then the `kd` recipe's
@@ -81,8 +83,10 @@ def _fsp(ctx, overrides):
     Why not inside the run: taking a quarter of a short budget away from
     the labels cost the student 0.53 ± 0.47 points at 15 epochs
     (docs/bench/fmnist-cnn-e15, 3 seeds), and the FSP-initialised student
-    learns no faster than scratch (docs/fsp-fast-optimization.md).
-    The cost: the init epochs run the teacher, about twice a label epoch.
+    learns no faster than scratch (docs/fsp-fast-optimization.md). Ahead
+    of the run (3 + 15 epochs): −0.16 ± 0.34 points (−0.44, −0.26, +0.21),
+    same bench. The cost: the init epochs run the teacher, about twice a
+    label epoch each.
     """
     weight = _take(overrides, "weight", 1.0)
     init = _take(overrides, "init_epochs", ctx.first)
@@ -116,10 +120,13 @@ def _overhaul(ctx, overrides):
     Rule (gradient balance, when the recipe is given a training `sample`):
     the weight is set when `fit` starts so that the weighted term's gradient
     on the student's weights equals the labels' (`keras_kd.balance`, ratio
-    1). Fashion-MNIST pair (the bench's first training batch), seeds 0–2:
-    1.9e-4, 2.8e-4, 3.0e-4. Bench (docs/bench/fmnist-cnn-e15, 15 epochs,
-    3 seeds, paired with scratch): −0.64 ± 0.45 points (−1.11, −0.60,
-    −0.22): still below scratch, by less than the size rule's −2.81.
+    1), then decays linearly to 0 over the run (`decay`, see `_at`).
+    Fashion-MNIST pair (the bench's first training batch), seeds 0–2:
+    1.9e-4, 2.8e-4, 3.0e-4 at the start. Held-out training images (docs/
+    tuning.md): decayed −0.33 ± 0.09 points, constant −0.58 ± 0.09. Bench
+    (docs/bench/fmnist-cnn-e15, 15 epochs, 3 seeds, paired with scratch):
+    decayed −0.40 ± 0.65 (−0.98, −0.52, +0.31), constant −0.64 ± 0.45:
+    still below scratch, by less than the size rule's −2.81.
 
     Why not the size rule it replaces (still used without a `sample`): the
     loss SUMS over every element of the maps (as the official code), so the
@@ -168,9 +175,17 @@ def _at(ctx, overrides):
     β is set when `fit` starts so that the weighted AT term's gradient on
     the student's weights equals the labels' (`keras_kd.balance`, ratio 1).
     Fashion-MNIST pair (the bench's first training batch), seeds 0–2:
-    β = 55.5, 55.8, 90.8. Bench (docs/bench/fmnist-cnn-e15, 15 epochs,
-    3 seeds, paired with scratch): −0.32 ± 0.38 points (−0.63, −0.43,
-    +0.11), against −3.10 ± 0.07 with the area rule.
+    β = 55.5, 55.8, 90.8.
+
+    Decay (`decay="linear"`, the default `FEATURE_DECAY`): epoch e of E
+    uses (1 − e/E) of the balanced β, so the maps guide the student early
+    and the labels alone settle it at the end (FitNets' hints-then-labels
+    made smooth). Held-out training images (docs/tuning.md, 3 seeds):
+    decayed −0.22 ± 0.41 points against scratch, constant −0.36 ± 0.42
+    (decayed higher on every seed). Bench (docs/bench/fmnist-cnn-e15,
+    15 epochs, 3 seeds, paired with scratch): decayed −0.16 ± 0.42 points
+    (−0.59, −0.14, +0.25); constant −0.32 ± 0.38; the area rule
+    −3.10 ± 0.07.
 
     Why not the published β = 1000 rescaled by map area (1000·h·w/32², the
     rule this replaces, still used without a `sample`): at 766 for 28×28
