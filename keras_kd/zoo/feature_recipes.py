@@ -33,7 +33,9 @@ def _fitnet(ctx, overrides):
     linearly to 0 over the run (`decay`, see `_at`). Fashion-MNIST pair
     (docs/bench/fmnist-cnn-e15, 15 epochs, 3 seeds, paired with scratch):
     β = 1.14, 1.62, 2.14 at the start; decayed −0.26 ± 0.13 points (−0.31,
-    −0.36, −0.12), constant −0.26 ± 0.10 (−0.36, −0.17, −0.24).
+    −0.36, −0.12), constant −0.26 ± 0.10 (−0.36, −0.17, −0.24). Held-out
+    training images (docs/tuning.md): decayed −0.23 ± 0.36, constant
+    −0.31 ± 0.38 (decayed higher on every seed).
 
     `two_stage=True` gives the paper's schedule instead: hints alone for
     the first quarter of the epochs (at least 1), then the `kd` recipe's
