@@ -62,3 +62,20 @@ def test_stage_weights_are_validated():
         Stage(1, {"kd": -1.0})
     with pytest.raises(TypeError):
         Stage(1, [("kd", 1.0)])
+
+
+def test_a_fit_shorter_than_the_stages_warns(digits_batch):
+    """Fitting fewer epochs than the stages take (e.g. the run's epochs
+    instead of FSP's `Recipe.epochs`) cuts the last stage: said, not silent."""
+    x, y = digits_batch
+    distiller = keras_kd.Distiller(tiny_cnn(16), tiny_cnn(8), losses=[losses.KD()])
+    distiller.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    stages = Stages([Stage(1, {"kd": 1.0, "student_loss": 0.0}, "first"),
+                     Stage(2, {"kd": 0.0, "student_loss": 1.0}, "labels")])
+    with pytest.warns(UserWarning, match=r"Stages take 3 epochs but fit runs 2: \['labels'\]"):
+        distiller.fit(x, y, epochs=2, verbose=0, callbacks=[stages])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        distiller.fit(x, y, epochs=3, verbose=0, callbacks=[stages])

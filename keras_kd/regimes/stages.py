@@ -1,5 +1,7 @@
 """Multi-stage training (FitNets, FSP) as a callback on one ordinary `fit`."""
 
+import warnings
+
 from keras_kd.checks.numbers import check_weight, is_integer
 from keras_kd.regimes.schedules import STUDENT_LOSS, LossWeightScheduler
 
@@ -135,6 +137,14 @@ class Stages(LossWeightScheduler):
     def on_train_begin(self, logs=None):
         self.schedules = self._stage_schedules(self.model)
         super().on_train_begin(logs)
+        epochs = (self.params or {}).get("epochs")
+        if epochs is not None and epochs < self.total_epochs:
+            cut = [s.name or f"stage {i}" for i, s in enumerate(self.stages)
+                   if self.boundaries[i] > epochs]
+            warnings.warn(
+                f"Stages take {self.total_epochs} epochs but fit runs {epochs}: {cut} will be "
+                "cut short or skipped. Fit epochs=stages.total_epochs (for a recipe, "
+                "Recipe.epochs).", stacklevel=2)
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
