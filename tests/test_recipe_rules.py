@@ -144,6 +144,12 @@ def test_fsp_initialises_ahead_of_the_run():
     for bad in (0, 1.5, True):
         with pytest.raises(ValueError, match="init_epochs must be an int >= 1"):
             methods.recipe("fsp", 3, init_epochs=bad)
+    import numpy as np
+
+    assert methods.recipe("fsp", 3, init_epochs=np.int64(2)).epochs == 5
+    # An unknown decay is refused when the recipe is built, with or without a sample.
+    with pytest.raises(ValueError, match="decay must be one of"):
+        methods.recipe("at", 3, decay="Linear")
     # Every other recipe runs exactly the epochs it is given.
     for name in methods.METHODS:
         if name != "fsp":

@@ -6,6 +6,7 @@ the measurement behind it in its docstring. `recipes.RECIPES` is the table.
 import math
 
 from keras_kd import losses
+from keras_kd.checks.numbers import is_integer
 from keras_kd.regimes.stages import Stage, Stages
 from keras_kd.zoo.recipe_context import (
     FEATURE_DECAY,
@@ -92,8 +93,9 @@ def _fsp(ctx, overrides):
     """
     weight = _take(overrides, "weight", 1.0)
     init = _take(overrides, "init_epochs", ctx.first)
-    if isinstance(init, bool) or not isinstance(init, int) or init < 1:
+    if not is_integer(init) or init < 1:
         raise ValueError(f"fsp: init_epochs must be an int >= 1, got {init!r}.")
+    init = int(init)
     terms = [losses.FSP(pairs=[
         ("stage1_relu", "stage2_relu", "stage1_relu", "stage2_relu"),
         ("stage2_relu", "stage3_relu", "stage2_relu", "stage3_relu"),
@@ -213,6 +215,9 @@ def _balanced(plan, ctx, key, balance, overrides):
     `decay` (an override; default `FEATURE_DECAY`) decays the balanced
     weight over the run (`keras_kd.balance.BalanceWeights`)."""
     decay = _take(overrides, "decay", FEATURE_DECAY)
+    from keras_kd.balance import decay_factor
+
+    decay_factor(decay, 0, 1)  # an unknown decay is refused here, not when fit starts
     if balance and ctx.sample is not None:
         from keras_kd.balance import BalanceWeights
 
