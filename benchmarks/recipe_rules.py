@@ -77,6 +77,10 @@ FMNIST_VARIANTS = (
     ("overhaul: balanced, constant weight", "overhaul", {"decay": None}),
     ("fitnet: balanced, weight decayed linearly to 0", "fitnet", {"decay": "linear"}),
     ("fitnet: balanced, constant weight", "fitnet", {"decay": None}),
+    ("overhaul: balanced at gradient ratio 0.5, decayed linearly to 0", "overhaul",
+     {"decay": "linear", "gradient_ratio": 0.5}),
+    ("overhaul: balanced at gradient ratio 0.25, decayed linearly to 0", "overhaul",
+     {"decay": "linear", "gradient_ratio": 0.25}),
 )
 
 

@@ -81,7 +81,10 @@ def gradient_norms(distiller, x, y, sample_weight=None):
         distiller, x, y, sample_weight, teacher_view, variables)
 
 
-def _ratios(terms, ratio):
+def gradient_ratios(terms, ratio):
+    """`{term name: target ratio}` from a name, a list of names (each gets
+    `ratio`) or a dict; a ratio that is not a finite number > 0 is a
+    ValueError naming the term."""
     if isinstance(terms, str):
         terms = [terms]
     if isinstance(terms, dict):
@@ -111,7 +114,7 @@ def balance_weights(distiller, x, y, terms, ratio=1.0, sample_weight=None):
     Returns:
         `{name: weight}`, the weights assigned.
     """
-    wanted = _ratios(terms, ratio)
+    wanted = gradient_ratios(terms, ratio)
     by_name = {term.metric_name: term for term in distiller.distillation_losses}
     unknown = sorted(set(wanted) - set(by_name))
     if unknown:
@@ -195,7 +198,7 @@ class BalanceWeights(keras.callbacks.Callback):
         super().__init__()
         decay_factor(decay, 0, 1)  # refuses an unknown decay now, not when fit starts
         self.x, self.y = x, y
-        self.terms = _ratios(terms, ratio)
+        self.terms = gradient_ratios(terms, ratio)
         self.record = record
         self.record_keys = dict(record_keys or {})
         self.decay = decay

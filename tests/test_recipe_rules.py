@@ -204,19 +204,28 @@ def test_feature_weights_are_balanced_by_gradient_on_a_training_sample(method, n
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(64, 28, 28, 1)).astype("float32")
     y = rng.integers(0, 10, size=64)
-    plan = methods.recipe(method, 6, teacher=teacher, student=student, sample=(x, y))
-    (callback,) = plan.callbacks
-    assert isinstance(callback, BalanceWeights)
-    assert plan.weights[key] == "balanced when fit starts"
-    assert plan.weights[f"{key} gradient ratio"] == 1.0
-    distiller = Distiller(teacher, student, losses=plan.terms)
-    distiller.compile(optimizer=keras.optimizers.SGD(0.0),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    distiller.fit(x, y, batch_size=64, epochs=1, verbose=0, callbacks=plan.callbacks)
-    (term,) = plan.terms
-    assert plan.weights[key] == pytest.approx(term.weight)
-    norms = gradient_norms(distiller, x, y)  # SGD(0): the weights did not move
-    assert term.weight * norms[name] == pytest.approx(norms["student_loss"], rel=1e-3)
+    for given in ({}, {"gradient_ratio": 0.5}):
+        plan = methods.recipe(method, 6, teacher=teacher, student=student, sample=(x, y),
+                              **given)
+        (callback,) = plan.callbacks
+        assert isinstance(callback, BalanceWeights)
+        assert plan.weights[key] == "balanced when fit starts"
+        ratio = plan.weights[f"{key} gradient ratio"]
+        assert ratio == given.get("gradient_ratio", ratio) and ratio > 0
+        distiller = Distiller(teacher, student, losses=plan.terms)
+        distiller.compile(optimizer=keras.optimizers.SGD(0.0),
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        distiller.fit(x, y, batch_size=64, epochs=1, verbose=0, callbacks=plan.callbacks)
+        (term,) = plan.terms
+        assert plan.weights[key] == pytest.approx(term.weight)
+        norms = gradient_norms(distiller, x, y)  # SGD(0): the weights did not move
+        assert term.weight * norms[name] == pytest.approx(ratio * norms["student_loss"],
+                                                          rel=1e-3)
+    # A ratio that is not a finite number > 0 is refused when the recipe is built.
+    for bad in (0.0, -1.0, float("nan"), "1", True):
+        with pytest.raises(ValueError, match="gradient ratio .* must be a finite number"):
+            methods.recipe(method, 6, teacher=teacher, student=student, sample=(x, y),
+                           gradient_ratio=bad)
     # An explicit weight is kept as given: no balancing.
     plan = methods.recipe(method, 6, teacher=teacher, student=student, sample=(x, y),
                           **{override: 2.0}, decay=None)

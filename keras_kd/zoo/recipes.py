@@ -250,14 +250,17 @@ def recipe(name, epochs, temperature=None, *, teacher=None, student=None, num_cl
         num_classes: the class count, when no model gives it.
         sample: `(x, y)`, a labelled batch of TRAINING data (a few hundred
             samples). With it, the feature recipes whose published weight
-            depends on the maps' scale (`at`, `overhaul`) set their weight
-            by gradient balance when `fit` starts (`keras_kd.balance`; the
-            recipe's callbacks do it); without it, by the size rules.
+            depends on the maps' scale (`at`, `overhaul`, `fitnet`) set
+            their weight by gradient balance when `fit` starts
+            (`keras_kd.balance`; the recipe's callbacks do it); without it,
+            by the size rules.
         **overrides: replace a rule's result (`weight`, `student_loss_weight`,
             `temperature`, `logit_standardization`, `beta`, `alpha`, `gamma`,
             `warmup_epochs`, `hint_weight`, `decay` (how a balanced feature
             weight changes over the run: None, "linear" or "cosine"),
-            `init_epochs` (FSP); see each recipe).
+            `gradient_ratio` (the balanced term's gradient ÷ the labels':
+            1, or 0.5 for `overhaul`), `init_epochs` (FSP); see each
+            recipe).
 
     Returns:
         A `Recipe`; `Recipe.weights` lists the effective weights, and
