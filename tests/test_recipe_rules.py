@@ -226,6 +226,12 @@ def test_feature_weights_are_balanced_by_gradient_on_a_training_sample(method, n
         with pytest.raises(ValueError, match="gradient ratio .* must be a finite number"):
             methods.recipe(method, 6, teacher=teacher, student=student, sample=(x, y),
                            gradient_ratio=bad)
+    # So is a ratio with nothing to balance: an explicit weight, or no sample.
+    with pytest.raises(ValueError, match="its weight was given explicitly"):
+        methods.recipe(method, 6, teacher=teacher, student=student, sample=(x, y),
+                       gradient_ratio=0.5, **{override: 2.0})
+    with pytest.raises(ValueError, match=r"no training batch was given \(sample="):
+        methods.recipe(method, 6, teacher=teacher, student=student, gradient_ratio=0.5)
     # An explicit weight is kept as given: no balancing.
     plan = methods.recipe(method, 6, teacher=teacher, student=student, sample=(x, y),
                           **{override: 2.0}, decay=None)

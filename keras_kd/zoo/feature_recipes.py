@@ -224,12 +224,19 @@ def _balanced(plan, ctx, key, balance, overrides, ratio=GRADIENT_RATIO):
     `gradient_ratio` (an override; default `ratio`) is the weighted term's
     gradient over the labels' that the balance aims for."""
     decay = _take(overrides, "decay", FEATURE_DECAY)
+    ratio_given = "gradient_ratio" in overrides
     ratio = _take(overrides, "gradient_ratio", ratio)
     from keras_kd.balance import decay_factor, gradient_ratios
 
     # A bad decay or ratio is refused here, not when fit starts.
     decay_factor(decay, 0, 1)
     gradient_ratios([key], ratio)
+    if ratio_given and not (balance and ctx.sample is not None):
+        why = ("its weight was given explicitly" if not balance
+               else "no training batch was given (sample=(x, y))")
+        raise ValueError(f"Recipe '{plan.name}': gradient_ratio={ratio!r} sets the weight by "
+                         f"gradient balance, but {why}, so nothing would be balanced. Pass "
+                         "sample=(x, y) and no weight, or drop gradient_ratio.")
     if balance and ctx.sample is not None:
         from keras_kd.balance import BalanceWeights
 
