@@ -33,6 +33,7 @@ distiller.fit(ds, callbacks=[BalanceWeights(x_train[:256], y_train[:256], ["atte
 """
 
 import math
+import numbers
 
 import keras
 from keras import ops
@@ -92,11 +93,12 @@ def gradient_ratios(terms, ratio):
     else:
         wanted = {name: ratio for name in terms}
     for name, value in wanted.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+        # numbers.Real: numpy scalars (np.float32(0.5)) are ratios too.
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) \
                 or not math.isfinite(value) or value <= 0:
             raise ValueError(f"The gradient ratio for term '{name}' must be a finite number "
                              f"> 0, got {value!r}.")
-    return wanted
+    return {name: float(value) for name, value in wanted.items()}
 
 
 def balance_weights(distiller, x, y, terms, ratio=1.0, sample_weight=None):

@@ -226,6 +226,14 @@ def test_feature_weights_are_balanced_by_gradient_on_a_training_sample(method, n
         with pytest.raises(ValueError, match="gradient ratio .* must be a finite number"):
             methods.recipe(method, 6, teacher=teacher, student=student, sample=(x, y),
                            gradient_ratio=bad)
+    # A numpy scalar is a ratio like any other.
+    import numpy as np
+
+    plan = methods.recipe(method, 6, teacher=teacher, student=student, sample=(x, y),
+                          gradient_ratio=np.float32(0.5))
+    assert type(plan.weights[f"{key} gradient ratio"]) is float
+    assert plan.weights[f"{key} gradient ratio"] == 0.5
+    assert plan.callbacks[0].terms == {name: 0.5}
     # So is a ratio with nothing to balance: an explicit weight, or no sample.
     with pytest.raises(ValueError, match="its weight was given explicitly"):
         methods.recipe(method, 6, teacher=teacher, student=student, sample=(x, y),

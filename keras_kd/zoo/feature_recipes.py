@@ -231,7 +231,7 @@ def _balanced(plan, ctx, key, balance, overrides, ratio=GRADIENT_RATIO):
 
     # A bad decay or ratio is refused here, not when fit starts.
     decay_factor(decay, 0, 1)
-    gradient_ratios([key], ratio)
+    ratio = gradient_ratios([key], ratio)[key]  # a float, for the reports' JSON
     if ratio_given and not (balance and ctx.sample is not None):
         why = ("its weight was given explicitly" if not balance
                else "no training batch was given (sample=(x, y))")
@@ -250,7 +250,6 @@ def _balanced(plan, ctx, key, balance, overrides, ratio=GRADIENT_RATIO):
         plan.weights[f"{key} gradient ratio"] = ratio
     elif decay is not None:
         # A fixed weight (an override, or a size rule) decays the same way.
-        from keras_kd.balance import decay_factor
         from keras_kd.regimes.schedules import LossWeightScheduler
 
         start = plan.terms[0].weight
