@@ -6,7 +6,7 @@
    classes, seed 0) on U[0,1) 32×32×3 images; a random-weight
    `zoo.resnet8x4` student (seed 1) gives the student logits. Caches on disk
    (`teachers.cache(..., path=...)`, GZIP shards): full logits vs top_k=10
-   (values float32, class indices int16, the rest mass at T = 1, 2, 4, 8).
+   (values float32, class indices uint8 up to 256 classes, the rest mass at T = 1, 2, 4, 8).
    Bytes: the outputs alone (uncompressed arrays) and the whole cache
    directory's part files (with the per-sample index, seeds and
    fingerprints every cache holds).
@@ -17,7 +17,10 @@
 
 KD error: |mean top-k KD − mean full KD| / mean full KD over the samples, at
 T = 1, 4, 8, with top-k KD = KD on the teacher's top-k classes plus one rest
-class (keras_kd.losses.topk), full KD = keras_kd.losses.kd_loss.
+class (keras_kd.losses.topk), full KD = keras_kd.losses.kd_loss. Each top-k
+row is followed by the same k with a 3-bit tail (`tail_bits=3`: the other
+classes quantized, keras_kd.teachers.logit_tail), whose error is that of
+full KD on the logits the cache replays.
 """
 
 import argparse
@@ -36,7 +39,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_kd  # noqa: E402
-from keras_kd.teachers import cache_store, zoo  # noqa: E402
+from keras_kd import zoo  # noqa: E402
+from keras_kd.teachers import cache_store  # noqa: E402
 from keras_kd.losses.logits import kd_loss  # noqa: E402
 from keras_kd.losses.topk import TOPK_INDICES, TOPK_VALUES, rest_key, topk_kd_loss  # noqa: E402
 from keras_kd.teachers.caching import build  # noqa: E402
@@ -49,7 +53,21 @@ def _outputs(built):
             for k in next(iter(built.dataset(256)))[-1]}
 
 
-def kd_errors(teacher, student, data, x, ks, workdir, tag):
+def tail_row(teacher, data, full_out, student_logits, k, bits, workdir, tag):
+    """The top-k + `bits`-bit tail cache: plain KD on its replayed logits."""
+    tail = build(teacher, data, top_k=k, tail_bits=bits,
+                 path=os.path.join(workdir, f"{tag}_top{k}_tail{bits}"))
+    replayed = _outputs(tail)["logits"]
+    errors = []
+    for temperature in TEMPERATURES:
+        exact = np.asarray(kd_loss(full_out, student_logits, temperature)).mean()
+        approx = np.asarray(kd_loss(replayed, student_logits, temperature)).mean()
+        errors.append((temperature, exact, abs(approx - exact) / exact))
+    stored = sum(v.nbytes for key, v in tail._arrays.items() if key.startswith("out:"))
+    return (f"{k} + {bits}-bit tail", errors, stored, cache_store.disk_bytes(tail.path), None)
+
+
+def kd_errors(teacher, student, data, x, ks, workdir, tag, tail_bits=3):
     full = build(teacher, data, path=os.path.join(workdir, f"{tag}_full"))
     full_out = _outputs(full)["logits"]
     student_logits = student.predict(x, batch_size=256, verbose=0)
@@ -71,6 +89,8 @@ def kd_errors(teacher, student, data, x, ks, workdir, tag):
             mass.append(float(np.median(np.sort(teacher_p, axis=1)[:, ::-1][:, :k].sum(axis=1))))
         outputs_bytes = sum(v.nbytes for v in out.values())
         rows.append((k, errors, outputs_bytes, cache_store.disk_bytes(topk.path), mass))
+        if k < full_out.shape[-1] - 1:
+            rows.append(tail_row(teacher, data, full_out, student_logits, k, tail_bits, workdir, tag))
     return full_out.nbytes, cache_store.disk_bytes(full.path), rows
 
 
@@ -81,8 +101,9 @@ def table(title, full_bytes, full_disk, rows):
              f"| full logits | {full_bytes:,} (1.000) | {full_disk:,} (1.000) | 1 / 1 | 0 | 0 | 0 |"]
     for k, errors, out_bytes, disk, mass in rows:
         err = " | ".join(f"{e * 100:.3f}%" for _, _, e in errors)
+        shown = "(as above)" if mass is None else f"{mass[0]:.3f} / {mass[1]:.3f}"
         lines.append(f"| top-{k} | {out_bytes:,} ({out_bytes / full_bytes:.3f}) | {disk:,} "
-                     f"({disk / full_disk:.3f}) | {mass[0]:.3f} / {mass[1]:.3f} | {err} |")
+                     f"({disk / full_disk:.3f}) | {shown} | {err} |")
     kd = ", ".join(f"T={t:g}: {v:.4f}" for t, v, _ in rows[0][1])
     lines += ["", f"Full KD (mean over samples) {kd}."]
     return "\n".join(lines)

@@ -1,6 +1,6 @@
 """Top-k teacher cache on a trained 100-class teacher: bytes, KD error, accuracy.
 
-    nice -n 10 python benchmarks/cache_topk_pairs.py [--seeds 0,1,2] [--out results/topk_pairs.json]
+    nice -n 10 python benchmarks/cache_topk_pairs.py [--seeds 0,1,2] [--tail-bits 3] [--out results/topk_pairs.json]
 
 No trained CIFAR-100 teacher can be had offline, so this builds a real
 100-class task from real images: **Fashion-MNIST pairs**. An input is two
@@ -16,13 +16,18 @@ mass between 10 classes at once).
    p(a | left) · p(b | right): real, trained outputs over 100 classes
    (training a 100-class CNN from scratch did not fit this CPU).
 2. Caches on disk (`teachers.caching.build(..., path=...)`, GZIP): full
-   logits and `top_k=10`, over the 4,096 pairs the students train on.
-3. KD error of top-10 against full logits at T = 1, 4, 8 on those pairs,
-   |mean top-k KD − mean full KD| / mean full KD, for two students: a
-   random-weight one and one trained for one epoch on labels (mid-training).
+   logits, `top_k=10`, and `top_k=10, tail_bits=b` (the other 90 classes
+   quantized to b bits), over the 4,096 pairs the students train on.
+3. KD error against full logits at T = 1, 4, 8 on those pairs,
+   |mean approximate KD − mean full KD| / mean full KD, for three students:
+   a random-weight one, one trained for one epoch on labels (mid-training)
+   and one trained for six (near the end of training, its rest classes
+   ranked like the teacher's). For top-10 the approximation is TopKKD (top-k
+   + rest); for the tail cache it is plain KD on the replayed logits.
 4. The accuracy effect: a small student (two conv stages of 16/32 channels,
-   then a dense layer on the flattened map) trains for 6 epochs on the 4,096 pairs from the full-logit cache
-   with KD (T = 4) and from the top-10 cache with TopKKD (k = 10, T = 4),
+   then a dense layer on the flattened map) trains for 6 epochs on the
+   4,096 pairs from the full-logit cache with KD (T = 4), from the top-10
+   cache with TopKKD (k = 10, T = 4) and from the tail cache with KD (T = 4),
    0.5·CE + 0.5·KD, same seed, same sample order; test accuracy on 4,096 test
    pairs (both halves from the test split), paired by seed.
 """
@@ -48,6 +53,7 @@ from keras_kd.losses.topk import (  # noqa: E402
     TOPK_INDICES, TOPK_VALUES, TopKKD, rest_key, topk_kd_loss, topk_summary)
 from keras_kd.teachers import cache_store  # noqa: E402
 from keras_kd.teachers.caching import build  # noqa: E402
+from keras_kd.teachers.logit_tail import decode_logits, encode_tail  # noqa: E402
 
 TEMPERATURES = (1.0, 4.0, 8.0)
 K = 10
@@ -121,6 +127,21 @@ def kd_error(full, top, student_logits):
     return rows
 
 
+def tail_kd_error(full, replayed, student_logits):
+    """Relative error of KD on the tail cache's replayed logits, per T."""
+    rows = {}
+    for t in TEMPERATURES:
+        exact = np.asarray(kd_loss(full, student_logits, t)).mean()
+        approx = np.asarray(kd_loss(replayed, student_logits, t)).mean()
+        rows[t] = {"full_kd": float(exact), "relative_error": float(abs(approx - exact) / exact)}
+    return rows
+
+
+def tail_bytes_ratio(k, bits, classes=100):
+    """top-k float32 values + uint8 classes + packed codes + float32 low, ÷ float32 logits."""
+    return (k * 4 + k * 1 + -(-(classes - k) * bits // 8) + 4) / (classes * 4)
+
+
 def train_student(teacher, cached, term, seed, x_test, y_test, epochs):
     student = student_cnn(seed)
     distiller = keras_kd.Distiller(teacher, student,  # fed the cache: the teacher never runs
@@ -134,6 +155,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--tail-bits", type=int, default=3)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -149,13 +171,20 @@ def main():
     with tempfile.TemporaryDirectory() as workdir:
         full = build(teacher, data, path=os.path.join(workdir, "full"))
         top = build(teacher, data, top_k=K, path=os.path.join(workdir, f"top{K}"))
+        tail = build(teacher, data, top_k=K, tail_bits=args.tail_bits,
+                     path=os.path.join(workdir, f"top{K}_tail{args.tail_bits}"))
         full_out, top_out = outputs(full), outputs(top)
+        replayed = outputs(tail)["logits"]  # decoded by the cache's own replay
         result["bytes"] = {
             "full_outputs": int(full_out["logits"].nbytes),
             "topk_outputs": int(sum(v.nbytes for v in top_out.values())),
+            "tail_outputs": int(sum(  # as stored (the replay decodes them)
+                v.nbytes for k, v in tail._arrays.items() if k.startswith("out:"))),
             "full_disk": int(cache_store.disk_bytes(full.path)),
             "topk_disk": int(cache_store.disk_bytes(top.path)),
+            "tail_disk": int(cache_store.disk_bytes(tail.path)),
         }
+        result["tail_bits"] = args.tail_bits
         p = tf.nn.softmax(full_out["logits"] / 4.0).numpy()
         result["teacher_top10_mass_T4_median"] = float(np.median(np.sort(p, 1)[:, -K:].sum(1)))
         p1 = tf.nn.softmax(full_out["logits"]).numpy()
@@ -163,17 +192,31 @@ def main():
         random_student = student_cnn(1)
         trained_student = student_cnn(1)
         trained_student.compile(optimizer=keras.optimizers.Adam(1e-3), loss=ce())
+        students = {"random-weight student": random_student.predict(x_train, batch_size=512, verbose=0)}
         trained_student.fit(x_train, y_train, batch_size=64, epochs=1, verbose=0)
-        result["kd_error"] = {
-            name: kd_error(full_out["logits"], top_out, model.predict(x_train, batch_size=512, verbose=0))
-            for name, model in (("random-weight student", random_student),
-                                ("student after 1 epoch", trained_student))}
+        students["student after 1 epoch"] = trained_student.predict(x_train, batch_size=512, verbose=0)
+        trained_student.fit(x_train, y_train, batch_size=64, epochs=5, verbose=0)
+        students["student after 6 epochs"] = trained_student.predict(x_train, batch_size=512, verbose=0)
+        result["kd_error"] = {name: kd_error(full_out["logits"], top_out, logits)
+                              for name, logits in students.items()}
+        result["tail_kd_error"] = {name: tail_kd_error(full_out["logits"], replayed, logits)
+                                   for name, logits in students.items()}
+        # Other bit widths, from the same full logits (encoded and decoded in memory).
+        values, indices, _ = topk_summary(tf.constant(full_out["logits"]), K, ())
+        result["tail_sweep"] = {}
+        for bits in (2, 3, 4):
+            decoded = decode_logits(values, indices, *encode_tail(full_out["logits"], values, indices, bits),
+                                    bits, 100).numpy()
+            result["tail_sweep"][bits] = {
+                "bytes_ratio": tail_bytes_ratio(K, bits),
+                **{name: tail_kd_error(full_out["logits"], decoded, logits)
+                   for name, logits in students.items()}}
         # Other k, from the same full logits (top-k + rest computed in memory).
         student_logits = random_student.predict(x_train, batch_size=512, verbose=0)
         result["k_sweep"] = {}
         for k in (5, 10, 20, 30, 50):
             values, indices, rest = topk_summary(tf.constant(full_out["logits"]), k, TEMPERATURES)
-            sweep = {"bytes_ratio": (k * 4 + k * 2 + 4 * 4) / (100 * 4)}
+            sweep = {"bytes_ratio": (k * 4 + k * 1 + 4 * 4) / (100 * 4)}  # uint8 classes
             for t in TEMPERATURES:
                 exact = np.asarray(kd_loss(full_out["logits"], student_logits, t)).mean()
                 approx = np.asarray(topk_kd_loss(values, indices, rest[t], student_logits, t)).mean()
@@ -188,17 +231,25 @@ def main():
                                      x_test, y_test, args.epochs)
             top_acc = train_student(teacher, top, TopKKD(temperature=4.0, k=K, weight=0.5), seed,
                                     x_test, y_test, args.epochs)
+            tail_acc = train_student(teacher, tail, keras_kd.losses.KD(temperature=4.0, weight=0.5),
+                                     seed, x_test, y_test, args.epochs)
             runs.append({"seed": seed, "full_kd": full_acc, "topk_kd": top_acc,
-                         "difference": top_acc - full_acc})
+                         "difference": top_acc - full_acc, "tail_kd": tail_acc,
+                         "tail_difference": tail_acc - full_acc})
             print(f"seed {seed}: full-logit KD {full_acc * 100:.2f}%, top-{K} KD "
-                  f"{top_acc * 100:.2f}%", flush=True)
+                  f"{top_acc * 100:.2f}%, top-{K} + {args.tail_bits}-bit tail KD "
+                  f"{tail_acc * 100:.2f}%", flush=True)
         result["students"] = runs
     diffs = np.array([r["difference"] for r in runs]) * 100
     result["difference_mean_std"] = [float(diffs.mean()), float(diffs.std(ddof=1)) if len(diffs) > 1 else 0.0]
+    tail_diffs = np.array([r["tail_difference"] for r in runs]) * 100
+    result["tail_difference_mean_std"] = [
+        float(tail_diffs.mean()), float(tail_diffs.std(ddof=1)) if len(tail_diffs) > 1 else 0.0]
     result["environment"] = {"python": platform.python_version(), "tensorflow": tf.__version__,
                              "keras": keras.__version__,
                              "command": "nice -n 10 python benchmarks/cache_topk_pairs.py "
-                                        f"--seeds {args.seeds} --epochs {args.epochs}"}
+                                        f"--seeds {args.seeds} --epochs {args.epochs} "
+                                        f"--tail-bits {args.tail_bits}"}
     print(json.dumps(result, indent=1))
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -21,7 +21,8 @@ def _raw(**extra):
 
 def test_teacher_cache_section_is_validated():
     cfg = config.validate(_raw(teacher_cache={"views": 4}), check_files=False)
-    assert cfg["teacher_cache"] == {"views": 4, "top_k": None, "path": None, "seed": 0}
+    assert cfg["teacher_cache"] == {"views": 4, "top_k": None, "tail_bits": None, "path": None,
+                                    "seed": 0}
     assert config.validate(_raw(), check_files=False)["teacher_cache"] is None
     with pytest.raises(config.ConfigError) as error:
         config.validate(_raw(teacher_cache={"views": 0, "topk": 3}), check_files=False)

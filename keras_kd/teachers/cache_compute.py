@@ -6,19 +6,28 @@ import tensorflow as tf
 from keras_kd.losses.topk import TOPK_INDICES, TOPK_VALUES, rest_key, topk_summary
 from keras_kd.taps import LOGITS, ModelView
 from keras_kd.teachers import cache_views as views_lib
+from keras_kd.teachers.logit_tail import TAIL_LOW, encode_tail, tail_key
 from keras_kd.teachers.cache_mixup import is_pair_augment
 from keras_kd.teachers.cache_replay import OUT
+
+
+def _index_dtype(classes):
+    """The smallest integer type that holds every class index (bytes per stored class)."""
+    for dtype in (tf.uint8, tf.int16):
+        if classes - 1 <= dtype.max:
+            return dtype
+    return tf.int32
 
 
 class TeacherPass:
     """One pass of the teacher over every view of every sample, part by part."""
 
     def __init__(self, teacher, dataset, taps, augment, views, top_k, temperatures, seed,
-                 inputs=None):
+                 inputs=None, tail_bits=None):
         self.view = ModelView(teacher, taps, role="teacher")
         self.inputs = inputs  # the elements in memory: pair augmentations read partners there
         self.dataset, self.augment, self.views, self.seed = dataset, augment, views, seed
-        self.top_k, self.temperatures = top_k, temperatures
+        self.top_k, self.temperatures, self.tail_bits = top_k, temperatures, tail_bits
         self.forward = tf.function(self._forward)
 
     def _forward(self, x):
@@ -28,10 +37,16 @@ class TeacherPass:
         outputs = {tap: per_view(value) for tap, value in result.items()}
         if self.top_k:
             logits = outputs.pop(LOGITS)
-            values, indices, rest = topk_summary(result[LOGITS], self.top_k, self.temperatures)
-            small = tf.int16 if logits.shape[-1] <= np.iinfo(np.int16).max else tf.int32
+            values, indices, rest = topk_summary(
+                result[LOGITS], self.top_k, () if self.tail_bits else self.temperatures)
+            small = _index_dtype(logits.shape[-1])
             outputs[TOPK_VALUES] = per_view(values)
             outputs[TOPK_INDICES] = per_view(tf.cast(indices, small))
+            if self.tail_bits:  # the other classes quantized: no rest mass needed
+                packed, low = encode_tail(result[LOGITS], values, indices, self.tail_bits)
+                outputs[tail_key(self.tail_bits, logits.shape[-1])] = per_view(packed)
+                outputs[TAIL_LOW] = per_view(low)
+                return outputs
             for temperature, value in rest.items():
                 outputs[rest_key(temperature)] = per_view(value)
         return outputs

@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from keras_kd.teachers import augment as augment_lib
 from keras_kd.teachers import cache_views as views_lib
+from keras_kd.teachers.logit_tail import decode_outputs, find_tail_key
 
 VIEW_ORDERS = ("random", "cycle")
 OUT = "out:"  # record keys holding teacher outputs
@@ -88,10 +89,13 @@ def pick(values, view):
 
 
 def assemble(parts, view, hashes, outputs):
-    """Checks a batch against its views' fingerprints; `(*parts, outputs)`."""
+    """Checks a batch against its views' fingerprints; `(*parts, outputs)`.
+
+    A top-k + quantized-tail record's outputs are decoded to full logits here.
+    """
     tf.debugging.assert_equal(views_lib.fingerprint_batch(parts[0]), pick(hashes, view),
                               message=_MISMATCH)
-    return (*parts, {k[len(OUT):]: pick(v, view) for k, v in outputs.items()})
+    return (*parts, decode_outputs({k[len(OUT):]: pick(v, view) for k, v in outputs.items()}))
 
 
 def _batches(count, batch_size, drop_remainder):
@@ -114,7 +118,8 @@ def from_memory(inputs, arrays, ids, batch_size, shuffle, seed, drop_remainder, 
         raise ValueError("A pair augmentation (mixup) mixes labels too: the cached dataset "
                          "must yield (x, y) or (x, y, sample_weight), not x alone.")
     logits = arrays.get(OUT + "logits")
-    num_classes = None if logits is None else int(logits.shape[-1])
+    tail = find_tail_key([k[len(OUT):] for k in arrays if k.startswith(OUT)])
+    num_classes = int(logits.shape[-1]) if logits is not None else (tail and tail[2])
 
     def one_sample(index, epoch):
         view = view_choice(index, epoch, views, seed, view_order)

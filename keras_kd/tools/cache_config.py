@@ -1,6 +1,6 @@
 """The `teacher_cache:` section of a run config: the cached training pipeline.
 
-    teacher_cache: {views: 16, top_k: null, path: null, seed: 0}
+    teacher_cache: {views: 16, top_k: null, tail_bits: null, path: null, seed: 0}
 
 The configured training split is cached unshuffled; the configured
 augmentation becomes a stateless `augment(x, seed)` (the CIFAR crop + flip,
@@ -65,5 +65,6 @@ def cached_train_data(cfg, train_data, teacher, terms):
     temperatures = sorted({t.temperature for t in terms if isinstance(t, TopKKD)}) or DEFAULT_TEMPERATURES
     path = settings["path"] or os.path.join(cfg["output_dir"], "teacher_cache")
     built = build(teacher, data, taps, path, augment=augment, views=settings["views"],
-                  top_k=settings["top_k"], temperatures=temperatures, seed=settings["seed"])
+                  top_k=settings["top_k"], temperatures=temperatures, seed=settings["seed"],
+                  tail_bits=settings.get("tail_bits"))
     return built.dataset(ds["batch_size"], shuffle=bool(ds["shuffle_buffer"]), seed=cfg["seed"])

@@ -18,7 +18,7 @@ DATASET_KEYS = ("name", "data_dir", "batch_size", "train_split", "test_split", "
 OPTIMIZER_KEYS = ("name", "learning_rate", "momentum", "nesterov", "weight_decay",
                   "weight_decay_mode", "schedule")
 EXPORT_KEYS = ("formats", "path")
-TEACHER_CACHE_KEYS = ("views", "top_k", "path", "seed")
+TEACHER_CACHE_KEYS = ("views", "top_k", "tail_bits", "path", "seed")
 # Terms (and methods) that read the teacher's full logits: a top-k cache cannot feed them.
 FULL_LOGIT_TERMS = ("KD", "DKD", "NKD", "DIST")
 FULL_LOGIT_METHODS = ("kd", "dkd", "nkd")
@@ -132,16 +132,23 @@ def check_export(check, raw, output_dir):
 
 
 def check_teacher_cache(check, raw, data):
-    """`teacher_cache: {views, top_k, path, seed}` (docs/cache.md); None: no cache."""
+    """`teacher_cache: {views, top_k, tail_bits, path, seed}` (docs/cache.md); None: no cache."""
     if raw is None:
         return None
-    out = {"views": 1, "top_k": None, "path": None, "seed": 0}
+    out = {"views": 1, "top_k": None, "tail_bits": None, "path": None, "seed": 0}
     if not check.keys("teacher_cache", raw, TEACHER_CACHE_KEYS):
         return out
     out.update(raw)
     out["views"] = check.number("teacher_cache.views", out["views"], 1, integer=True)
     if out["top_k"] is not None:
         out["top_k"] = check.number("teacher_cache.top_k", out["top_k"], 1, integer=True)
+    if out["tail_bits"] is not None:
+        out["tail_bits"] = check.number("teacher_cache.tail_bits", out["tail_bits"], 1, maximum=8,
+                                        integer=True)
+        if out["top_k"] is None:
+            check.bad("teacher_cache.tail_bits", "quantizes the classes outside the top-k: set "
+                      "top_k too (e.g. top_k: 10, tail_bits: 3), or drop tail_bits (no top_k "
+                      "stores full logits)")
     out["path"] = check.string("teacher_cache.path", out["path"], allow_none=True)
     out["seed"] = check.number("teacher_cache.seed", out["seed"], 0, integer=True)
     if data.get("teacher") is None:
@@ -150,7 +157,7 @@ def check_teacher_cache(check, raw, data):
     if out["views"] and out["views"] > 1 and dataset.get("augment", "none") == "none":
         check.bad("teacher_cache.views", f"{out['views']} views need an augmentation "
                   "(dataset.augment: cifar); without one every view is the same: use views: 1")
-    if out["top_k"] is not None:
+    if out["top_k"] is not None and out["tail_bits"] is None:
         terms = data.get("terms") if isinstance(data.get("terms"), list) else []
         full = [t.get("type") for t in terms if isinstance(t, dict)
                 and t.get("type") in FULL_LOGIT_TERMS]
@@ -159,5 +166,6 @@ def check_teacher_cache(check, raw, data):
         if full:
             check.bad("teacher_cache.top_k", f"a top-k cache has no full teacher logits, which "
                       f"{', '.join(full)} need; use terms of type TopKKD (KD on the top-k + "
-                      "rest) or top_k: null")
+                      "rest), tail_bits: 3 (the other classes quantized: full logits) or "
+                      "top_k: null")
     return out
