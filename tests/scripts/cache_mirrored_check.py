@@ -2,7 +2,9 @@
 (KD + DKD + NKD + FeatureMSE, tests/scripts/shared_distiller.py) trained
 from an on-disk teacher cache with 2 crop+flip views on a 2-replica
 MirroredStrategy must give the same losses and weights as on one device,
-and as the live teacher on the same views. Prints one JSON line.
+and as the live teacher on the same views; so must a top-4 + 3-bit tail
+cache of the same views (its replayed logits decoded in the input pipeline,
+on each replica's batch). Prints one JSON line.
 
     cache_mirrored_check.py CACHE_DIR
 """
@@ -56,8 +58,17 @@ def main(cache_dir):
     views = cached.dataset(batch_size=16, seed=4).map(lambda x, y, outputs: (x, y))
     live, live_logs = run(tf.distribute.OneDeviceStrategy("/cpu:0"), weights, views)
     live_diff = max(float(np.abs(a - b).max()) for a, b in zip(one.get_weights(), live.get_weights()))
+    tail = build_cache(reference.teacher, fixed, taps=["relu2"], path=cache_dir + "_tail",
+                       augment=crop_flip, views=2, seed=3, top_k=4, tail_bits=3)
+    tail_one, tail_one_logs = run(tf.distribute.OneDeviceStrategy("/cpu:0"), weights,
+                                  tail.dataset(batch_size=16, seed=4))
+    tail_two, tail_two_logs = run(mirrored, weights, tail.dataset(batch_size=16, seed=4))
+    tail_diff = max(float(np.abs(a - b).max())
+                    for a, b in zip(tail_one.get_weights(), tail_two.get_weights()))
     print(json.dumps({"replicas": mirrored.num_replicas_in_sync, "one": one_logs, "two": two_logs,
-                      "live": live_logs, "max_weight_diff": diff, "live_max_weight_diff": live_diff}))
+                      "live": live_logs, "max_weight_diff": diff, "live_max_weight_diff": live_diff,
+                      "tail_one": tail_one_logs, "tail_two": tail_two_logs,
+                      "tail_max_weight_diff": tail_diff}))
 
 
 if __name__ == "__main__":
