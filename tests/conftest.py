@@ -44,6 +44,7 @@ BOTH_BACKENDS = {
     "test_semi_supervised",
     "test_stages",
     "test_taps",
+    "test_teacher_cache_backends",
     "test_teachers",
 }
 

@@ -1,5 +1,6 @@
 """Computing a teacher cache: one teacher pass over every view of every sample."""
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -28,11 +29,24 @@ class TeacherPass:
         self.inputs = inputs  # the elements in memory: pair augmentations read partners there
         self.dataset, self.augment, self.views, self.seed = dataset, augment, views, seed
         self.top_k, self.temperatures, self.tail_bits = top_k, temperatures, tail_bits
-        self.forward = tf.function(self._forward)
+        if keras.backend.backend() == "tensorflow":
+            self.forward = tf.function(self._forward)
+        else:
+            # Another backend's teacher cannot run inside a TensorFlow graph:
+            # it runs on numpy batches (jit-compiled by its own backend), and
+            # the summaries below run eagerly on its outputs.
+            self.forward = self._forward
+
+    def _teacher(self, flat):
+        if keras.backend.backend() == "tensorflow":
+            return self.view(flat, training=False)
+        numpy_in = tf.nest.map_structure(lambda t: t.numpy(), flat)
+        return {tap: tf.constant(keras.ops.convert_to_numpy(value))
+                for tap, value in self.view(numpy_in, training=False).items()}
 
     def _forward(self, x):
         flat = tf.nest.map_structure(lambda t: tf.reshape(t, [-1, *t.shape[2:]]), x)
-        result = self.view(flat, training=False)
+        result = self._teacher(flat)
         per_view = lambda t: tf.reshape(t, [-1, self.views, *t.shape[1:]])  # noqa: E731
         outputs = {tap: per_view(value) for tap, value in result.items()}
         if self.top_k:
