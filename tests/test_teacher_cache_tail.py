@@ -180,3 +180,19 @@ def test_a_run_config_trains_full_logit_kd_from_a_tail_cache(tmp_path):
     assert len(results["history"]["kd"]) == 2 and results["history"]["kd"][0] > 0
     manifest = (tmp_path / "run" / "teacher_cache" / "manifest.json").read_text()
     assert '"tail_bits": 3' in manifest and '"temperatures": null' in manifest
+
+
+def test_mixup_views_with_a_tail_get_their_class_count_from_the_cache(digits_batch):
+    from keras_kd.teachers.cache_mixup import Mixup
+
+    x, y = digits_batch
+    teacher = tiny_cnn(16, name="teacher")
+    # Integer labels are one-hot encoded with the class count the tail's key
+    # records (a top-k cache without a tail needs Mixup(num_classes=C)).
+    built = build(teacher, _data(x, y), augment=Mixup(0.4), views=2, top_k=3, tail_bits=4)
+    xb, yb, out = next(iter(built.dataset(batch_size=8, shuffle=True, seed=1)))
+    assert yb.shape == (8, 10) and out["logits"].shape == (8, 10)
+    np.testing.assert_allclose(yb.numpy().sum(axis=1), 1.0, rtol=1e-6)
+    exact = teacher(xb, training=False).numpy()
+    np.testing.assert_allclose(out["logits"].numpy(), _numpy_quantized(exact, 3, 4)[0],
+                               rtol=1e-4, atol=1e-4)
