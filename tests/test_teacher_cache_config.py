@@ -39,14 +39,20 @@ def test_teacher_cache_section_is_validated():
     assert ok["teacher_cache"]["top_k"] == 10
 
 
-def test_a_run_trains_from_cached_augmented_views(tmp_path):
+@pytest.mark.parametrize("term, section, stored", [
+    ({"type": "TopKKD", "k": 3, "temperature": 2}, {"views": 3, "top_k": 3},
+     {"views": 3, "top_k": 3, "tail_bits": None, "temperatures": [2.0]}),
+    # A tail replays near-full logits: plain KD trains on it, no rest mass stored.
+    ({"type": "KD", "temperature": 4}, {"views": 3, "top_k": 3, "tail_bits": 3},
+     {"views": 3, "top_k": 3, "tail_bits": 3, "temperatures": None}),
+])
+def test_a_run_trains_from_cached_augmented_views(tmp_path, term, section, stored):
     rng = np.random.default_rng(0)
     x = rng.random((24, 8, 8, 1), dtype=np.float32)
     y = rng.integers(0, 10, 24).astype(np.int32)
     raw = {"teacher": "digits_teacher", "student": "digits_student", "epochs": 2,
            "dataset": {"name": "digits", "augment": "cifar", "batch_size": 8},
-           "terms": [{"type": "TopKKD", "k": 3, "temperature": 2}],
-           "teacher_cache": {"views": 3, "top_k": 3}, "output_dir": str(tmp_path / "run")}
+           "terms": [term], "teacher_cache": section, "output_dir": str(tmp_path / "run")}
     cfg = config.validate(raw, check_files=False)
     teacher = tiny_cnn(16, name="teacher", counter=True)
     results = run_config.run(cfg, train_data=(x, y), test_data=(x, y), teacher_model=teacher,
@@ -57,5 +63,18 @@ def test_a_run_trains_from_cached_augmented_views(tmp_path):
     assert len(results["history"]["kd"]) == 2 and results["history"]["kd"][0] > 0
     cache_dir = tmp_path / "run" / "teacher_cache"
     manifest = json.loads((cache_dir / "manifest.json").read_text())
-    assert manifest["views"] == 3 and manifest["top_k"] == 3 and manifest["temperatures"] == [2.0]
+    assert {key: manifest[key] for key in stored} == stored
     assert os.path.isdir(cache_dir / "part-00000")
+
+
+def test_teacher_cache_tail_bits_in_run_configs():
+    ok = config.validate(_raw(teacher_cache={"views": 4, "top_k": 10, "tail_bits": 3}),
+                         check_files=False)  # full-logit KD accepted: the tail is replayed
+    assert ok["teacher_cache"]["tail_bits"] == 3
+    assert config.validate(_raw(teacher_cache={"views": 4}),
+                           check_files=False)["teacher_cache"]["tail_bits"] is None
+    for cache_section, message in (
+            ({"top_k": 10, "tail_bits": 9}, "teacher_cache.tail_bits: expected an integer >= 1 and <= 8"),
+            ({"tail_bits": 3}, "teacher_cache.tail_bits: quantizes the classes outside the top-k")):
+        with pytest.raises(config.ConfigError, match=message):
+            config.validate(_raw(teacher_cache=cache_section), check_files=False)

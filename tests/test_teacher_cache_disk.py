@@ -180,3 +180,23 @@ def test_cached_views_train_the_same_under_mirrored_strategy(tmp_path):
         assert report["tail_two"][key] == pytest.approx(report["tail_one"][key], rel=1e-5, abs=1e-6), key
     assert report["tail_max_weight_diff"] < 1e-5
     assert report["tail_one"]["kd"] != report["one"]["kd"]  # the tail cache was really used
+
+
+def test_a_disk_tail_cache_streams_and_loads_like_memory_and_refuses_other_bits(
+        digits_batch, tmp_path):
+    x, y = digits_batch
+    teacher = tiny_cnn(16, name="teacher")
+    path = str(tmp_path / "tail")
+    memory = build(teacher, _data(x, y), top_k=4, tail_bits=3)
+    disk = build(teacher, _data(x, y), path=path, top_k=4, tail_bits=3)
+    streamed = build(teacher, _data(x, y), path=path, top_k=4, tail_bits=3, in_memory=False)
+    logits = [np.concatenate([b[-1]["logits"].numpy() for b in c.dataset(8)])
+              for c in (memory, disk, streamed)]
+    np.testing.assert_array_equal(logits[0], logits[1])
+    np.testing.assert_array_equal(logits[0], logits[2])
+    before = _snapshot(path)
+    with pytest.raises(ValueError, match=r"tail_bits \(3 cached, 4 now\)"):
+        build(teacher, _data(x, y), path=path, top_k=4, tail_bits=4)
+    with pytest.raises(ValueError, match=r"tail_bits \(3 cached, None now\)"):
+        build(teacher, _data(x, y), path=path, top_k=4)
+    assert _snapshot(path) == before

@@ -1,9 +1,7 @@
 """A top-k teacher cache with the other classes quantized (`tail_bits`): the
 codec against a numpy derivation, replay of near-full logits every term
-accepts, on disk and in memory, refusals, and the run-config section."""
-
-import hashlib
-import os
+accepts, refusals. (On disk: test_teacher_cache_disk.py; run configs:
+test_teacher_cache_config.py.)"""
 
 import keras
 import numpy as np
@@ -13,8 +11,7 @@ import tensorflow as tf
 import keras_kd
 from keras_kd import losses
 from keras_kd.teachers import logit_tail
-from keras_kd.teachers.caching import build, cache
-from keras_kd.tools import config, run_config
+from keras_kd.teachers.caching import build
 from tests.models import tiny_cnn
 
 
@@ -110,76 +107,6 @@ def test_tail_bits_need_a_top_k_below_the_class_count(digits_batch):
         build(tiny_cnn(16), _data(x, y), tail_bits=3)
     with pytest.raises(ValueError, match="top_k=10 keeps every class exactly: drop tail_bits"):
         build(tiny_cnn(16), _data(x, y), top_k=10, tail_bits=3)
-
-
-def _snapshot(path):
-    out = {}
-    for root, _, names in os.walk(path):
-        for name in names:
-            with open(os.path.join(root, name), "rb") as handle:
-                out[os.path.relpath(os.path.join(root, name), path)] = hashlib.sha256(
-                    handle.read()).hexdigest()
-    return out
-
-
-def test_a_disk_tail_cache_streams_and_loads_like_memory_and_refuses_other_bits(
-        digits_batch, tmp_path):
-    x, y = digits_batch
-    teacher = tiny_cnn(16, name="teacher")
-    path = str(tmp_path / "tail")
-    memory = build(teacher, _data(x, y), top_k=4, tail_bits=3)
-    disk = build(teacher, _data(x, y), path=path, top_k=4, tail_bits=3)
-    streamed = build(teacher, _data(x, y), path=path, top_k=4, tail_bits=3, in_memory=False)
-    logits = [np.concatenate([b[-1]["logits"].numpy() for b in c.dataset(8)])
-              for c in (memory, disk, streamed)]
-    np.testing.assert_array_equal(logits[0], logits[1])
-    np.testing.assert_array_equal(logits[0], logits[2])
-    before = _snapshot(path)
-    with pytest.raises(ValueError, match=r"tail_bits \(3 cached, 4 now\)"):
-        build(teacher, _data(x, y), path=path, top_k=4, tail_bits=4)
-    with pytest.raises(ValueError, match=r"tail_bits \(3 cached, None now\)"):
-        build(teacher, _data(x, y), path=path, top_k=4)
-    assert _snapshot(path) == before
-
-
-def _raw(**extra):
-    raw = {"teacher": "resnet32x4", "student": "resnet8x4", "epochs": 1,
-           "dataset": {"name": "cifar100", "augment": "cifar"},
-           "terms": [{"type": "KD", "temperature": 4}]}
-    raw.update(extra)
-    return raw
-
-
-def test_teacher_cache_tail_bits_in_run_configs():
-    ok = config.validate(_raw(teacher_cache={"views": 4, "top_k": 10, "tail_bits": 3}),
-                         check_files=False)  # full-logit KD accepted: the tail is replayed
-    assert ok["teacher_cache"]["tail_bits"] == 3
-    assert config.validate(_raw(teacher_cache={"views": 4}),
-                           check_files=False)["teacher_cache"]["tail_bits"] is None
-    for cache_section, message in (
-            ({"top_k": 10, "tail_bits": 9}, "teacher_cache.tail_bits: expected an integer >= 1 and <= 8"),
-            ({"tail_bits": 3}, "teacher_cache.tail_bits: quantizes the classes outside the top-k")):
-        with pytest.raises(config.ConfigError, match=message):
-            config.validate(_raw(teacher_cache=cache_section), check_files=False)
-
-
-def test_a_run_config_trains_full_logit_kd_from_a_tail_cache(tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.random((24, 8, 8, 1), dtype=np.float32)
-    y = rng.integers(0, 10, 24).astype(np.int32)
-    raw = {"teacher": "digits_teacher", "student": "digits_student", "epochs": 2,
-           "dataset": {"name": "digits", "augment": "cifar", "batch_size": 8},
-           "terms": [{"type": "KD", "temperature": 4}],
-           "teacher_cache": {"views": 2, "top_k": 3, "tail_bits": 3},
-           "output_dir": str(tmp_path / "run")}
-    cfg = config.validate(raw, check_files=False)
-    results = run_config.run(cfg, train_data=(x, y), test_data=(x, y),
-                             teacher_model=tiny_cnn(16, name="teacher"),
-                             student_model=tiny_cnn(8, name="student"), export=False,
-                             backup=False, verbose=0)
-    assert len(results["history"]["kd"]) == 2 and results["history"]["kd"][0] > 0
-    manifest = (tmp_path / "run" / "teacher_cache" / "manifest.json").read_text()
-    assert '"tail_bits": 3' in manifest and '"temperatures": null' in manifest
 
 
 def test_mixup_views_with_a_tail_get_their_class_count_from_the_cache(digits_batch):
