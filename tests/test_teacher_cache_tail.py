@@ -68,6 +68,13 @@ def test_a_flat_tail_decodes_exactly():
     np.testing.assert_array_equal(decoded, logits)
 
 
+def test_a_non_finite_logit_is_refused_when_encoding():
+    logits = np.array([[3.0, 1.0, -np.inf, 0.5]], np.float32)
+    values, indices = tf.math.top_k(logits, 1)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="tail_bits needs finite teacher logits"):
+        logit_tail.encode_tail(logits, values, indices, 3)
+
+
 def test_cached_tail_replays_near_full_logits_that_every_term_trains_on(digits_batch):
     x, y = digits_batch
     teacher = tiny_cnn(16, name="teacher")
