@@ -78,7 +78,7 @@ def fmnist(samples):
     return x, y, zoo.fmnist_teacher, student
 
 
-def configs(x, y, build_teacher, build_student, views):
+def configs(x, y, build_teacher, build_student, views, tail=None):
     keras.utils.set_random_seed(0)
     teacher = build_teacher()
     n = len(x)
@@ -104,6 +104,10 @@ def configs(x, y, build_teacher, build_student, views):
     start = time.perf_counter()
     cached_plain = cache(teacher, fixed, shuffle=True, seed=1)
     seconds_plain = time.perf_counter() - start
+    cached_tail = None
+    if tail:  # the same views, stored as the top-k + a quantized tail, decoded per batch
+        cached_tail = cache(teacher, fixed, augment=crop_flip, views=views, shuffle=True, seed=1,
+                            top_k=tail[0], tail_bits=tail[1])
 
     def student_alone(data):
         model = build_student()
@@ -118,14 +122,17 @@ def configs(x, y, build_teacher, build_student, views):
         distiller.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
         return distiller, data
 
-    return {
+    table = {
         "student alone + aug": student_alone(live_pipeline("per batch")),
         f"cached KD + aug ({views} views)": kd(cached_aug),
         "live KD + aug": kd(live_pipeline("per batch")),
         "student alone + aug, per-sample map": student_alone(live_pipeline("per sample")),
         "student alone, no aug": student_alone(live_pipeline(None)),
         "cached KD, no aug": kd(cached_plain),
-    }, {"aug": seconds_aug, "plain": seconds_plain}
+    }
+    if cached_tail is not None:
+        table[f"cached KD + aug ({views} views), top-{tail[0]} + {tail[1]}-bit tail"] = kd(cached_tail)
+    return table, {"aug": seconds_aug, "plain": seconds_plain}
 
 
 class EpochClock(keras.callbacks.Callback):
@@ -148,9 +155,9 @@ class EpochClock(keras.callbacks.Callback):
         self.cpu = time.process_time() - self._cpu
 
 
-def measure(name, pair, rounds, views, samples):
+def measure(name, pair, rounds, views, samples, tail=None):
     x, y, build_teacher, build_student = pair(samples)
-    table, cache_seconds = configs(x, y, build_teacher, build_student, views)
+    table, cache_seconds = configs(x, y, build_teacher, build_student, views, tail)
     for model, data in table.values():
         model.fit(data, epochs=1, verbose=0)
     times = {k: [] for k in table}
@@ -194,13 +201,17 @@ def main():
     parser.add_argument("--pairs", nargs="+", default=["reference", "fmnist"])
     parser.add_argument("--samples", type=int, default=4096,
                         help="training samples per epoch (default 4096: 32 steps)")
+    parser.add_argument("--tail", default=None, metavar="K,BITS",
+                        help="also time the augmented cache stored as top-K + a BITS-bit tail")
     args = parser.parse_args()
+    tail = tuple(int(v) for v in args.tail.split(",")) if args.tail else None
     pairs = {"reference": ("Reference pair (shared/ANCHORS.md)", reference),
              "fmnist": ("Fashion-MNIST pair (zoo.fmnist_teacher → fmnist_student)", fmnist)}
-    blocks = [measure(*pairs[p], args.rounds, args.views, args.samples) for p in args.pairs]
+    blocks = [measure(*pairs[p], args.rounds, args.views, args.samples, tail) for p in args.pairs]
     load = os.getloadavg()
-    print(f"\nCommand: `nice -n 10 python benchmarks/cache_views.py --rounds {args.rounds} "
-          f"--views {args.views} --samples {args.samples} --pairs {' '.join(args.pairs)}`; {os.cpu_count()} cores "
+    print(f"\nCommand: `python benchmarks/cache_views.py --rounds {args.rounds} "
+          f"--views {args.views} --samples {args.samples} --pairs {' '.join(args.pairs)}"
+          f"{' --tail ' + args.tail if args.tail else ''}`; {os.cpu_count()} cores "
           f"(load average {load[0]:.1f} at the end: shared machine), Python "
           f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}; "
           f"{args.rounds} rounds in shuffled order, ratios taken within a round.\n")
