@@ -218,6 +218,13 @@ class ModelView:
             return {LOGITS: self.model(x, training=training)}
         return self._graph(x, training=training)
 
+    def predict_on_batch(self, x):
+        """The view's outputs (numpy) on a numpy batch, in inference mode,
+        through Keras's compiled predict function (jit-compiled on JAX)."""
+        if self._graph is None:
+            return {LOGITS: self.model.predict_on_batch(x)}
+        return self._graph.predict_on_batch(x)
+
 
 @keras.saving.register_keras_serializable(package="keras_kd")
 class BatchStatisticsNormalization(keras.layers.BatchNormalization):

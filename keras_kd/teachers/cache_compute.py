@@ -33,16 +33,15 @@ class TeacherPass:
             self.forward = tf.function(self._forward)
         else:
             # Another backend's teacher cannot run inside a TensorFlow graph:
-            # it runs on numpy batches (jit-compiled by its own backend), and
-            # the summaries below run eagerly on its outputs.
+            # it runs on numpy batches through Keras's compiled predict
+            # function, and the summaries below run eagerly on its outputs.
             self.forward = self._forward
 
     def _teacher(self, flat):
         if keras.backend.backend() == "tensorflow":
             return self.view(flat, training=False)
         numpy_in = tf.nest.map_structure(lambda t: t.numpy(), flat)
-        return {tap: tf.constant(keras.ops.convert_to_numpy(value))
-                for tap, value in self.view(numpy_in, training=False).items()}
+        return {tap: tf.constant(value) for tap, value in self.view.predict_on_batch(numpy_in).items()}
 
     def _forward(self, x):
         flat = tf.nest.map_structure(lambda t: tf.reshape(t, [-1, *t.shape[2:]]), x)
