@@ -200,3 +200,14 @@ def test_a_disk_tail_cache_streams_and_loads_like_memory_and_refuses_other_bits(
     with pytest.raises(ValueError, match=r"tail_bits \(3 cached, None now\)"):
         build(teacher, _data(x, y), path=path, top_k=4)
     assert _snapshot(path) == before
+
+
+def test_a_cache_that_fails_on_its_first_batches_leaves_nothing_at_its_path(digits_batch, tmp_path):
+    x, y = digits_batch
+    teacher = tiny_cnn(16, name="teacher")
+    path = str(tmp_path / "cache")
+    with pytest.raises(ValueError, match="top_k=10 keeps every class exactly"):
+        build(teacher, _data(x, y), path=path, top_k=10, tail_bits=3)  # 10 classes
+    assert not os.path.exists(path)  # no manifest to refuse the corrected call
+    fixed = build(teacher, _data(x, y), path=path, top_k=3, tail_bits=3)
+    assert fixed.tail_bits == 3 and sorted(os.listdir(path))[:2] == ["complete.json", "manifest.json"]

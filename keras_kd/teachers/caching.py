@@ -285,22 +285,27 @@ def _input_limit(in_memory):
 def _write(path, computer, settings, part_size, batch_size):
     """Writes (or resumes) the parts of the cache at `path`; caller holds the lock."""
     manifest = os.path.join(path, store.MANIFEST)
-    if os.path.exists(manifest):  # an interrupted pass: resume after its whole parts
+    fresh = not os.path.exists(manifest)
+    if not fresh:  # an interrupted pass: resume after its whole parts
         stored = store.read_json(manifest)
         _refuse_other_settings(path, stored, settings)
         part_size = int(stored["part_size"])
-    else:
-        if os.path.exists(path) and os.listdir(path):
-            raise ValueError(f"'{path}' exists and is not a teacher cache (no {store.MANIFEST}); "
-                             "give a new or empty directory.")
-        os.makedirs(path, exist_ok=True)
-        store.write_json(manifest, settings)
+    elif os.path.exists(path) and os.listdir(path):
+        raise ValueError(f"'{path}' exists and is not a teacher cache (no {store.MANIFEST}); "
+                         "give a new or empty directory.")
     done = store.done_parts(path)
     cardinality = int(computer.dataset.cardinality())
     bar = keras.utils.Progbar(None if cardinality < 0 else cardinality * batch_size,
                               unit_name="sample")
     index = done
     for index, arrays in enumerate(computer.parts(done * part_size, part_size, batch_size), done):
+        if fresh:
+            # Written once the first part is computed: a teacher or setting
+            # that fails on the first batches (top_k above the class count,
+            # non-finite logits with tail_bits) leaves nothing at `path`.
+            os.makedirs(path, exist_ok=True)
+            store.write_json(manifest, settings)
+            fresh = False
         store.save_part(path, index, arrays)
         bar.add(len(arrays["index"]))
     num_parts = store.done_parts(path)
