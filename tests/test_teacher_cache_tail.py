@@ -3,6 +3,8 @@ codec against a numpy derivation, replay of near-full logits every term
 accepts, refusals. (On disk: test_teacher_cache_disk.py; run configs:
 test_teacher_cache_config.py.)"""
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -68,11 +70,18 @@ def test_a_flat_tail_decodes_exactly():
     np.testing.assert_array_equal(decoded, logits)
 
 
-def test_a_non_finite_logit_is_refused_when_encoding():
-    logits = np.array([[3.0, 1.0, -np.inf, 0.5]], np.float32)
-    values, indices = tf.math.top_k(logits, 1)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="tail_bits needs finite teacher logits"):
-        logit_tail.encode_tail(logits, values, indices, 3)
+def test_a_non_finite_teacher_logit_is_refused_naming_the_sample(digits_batch, tmp_path):
+    x, y = digits_batch
+    image = keras.Input((8, 8, 1))
+    logits = keras.layers.Dense(10)(keras.layers.Flatten()(image))
+    mask = np.zeros(10, np.float32)
+    mask[9] = -np.inf  # a masked class
+    masked = keras.Model(image, keras.layers.Lambda(lambda z: z + mask)(logits))
+    path = str(tmp_path / "cache")
+    with pytest.raises(ValueError, match=r"finite teacher logits.* 8 sample\(s\) of this batch, "
+                                         r"the first at index 0"):
+        build(masked, _data(x, y), path=path, top_k=3, tail_bits=3)
+    assert not os.path.exists(path)
 
 
 def test_cached_tail_replays_near_full_logits_that_every_term_trains_on(digits_batch):

@@ -20,6 +20,9 @@ def _index_dtype(classes):
     return tf.int32
 
 
+_FINITE = "finite"  # per sample, with tail_bits: checked in `parts`, never stored
+
+
 class TeacherPass:
     """One pass of the teacher over every view of every sample, part by part."""
 
@@ -59,6 +62,7 @@ class TeacherPass:
                 packed, low = encode_tail(result[LOGITS], values, indices, self.tail_bits)
                 outputs[tail_key(self.tail_bits, logits.shape[-1])] = per_view(packed)
                 outputs[TAIL_LOW] = per_view(low)
+                outputs[_FINITE] = tf.reduce_all(tf.math.is_finite(logits), axis=[1, 2])
                 return outputs
             for temperature, value in rest.items():
                 outputs[rest_key(temperature)] = per_view(value)
@@ -87,6 +91,13 @@ class TeacherPass:
         pending, count = [], 0
         for index, stacked, seeds, hashes, sample_hash in pipe:
             outputs = self.forward(stacked)
+            finite = outputs.pop(_FINITE, None)
+            if finite is not None and not bool(tf.reduce_all(finite)):
+                bad = index.numpy()[~finite.numpy()]
+                raise ValueError(
+                    f"tail_bits needs finite teacher logits, but the teacher's logits hold inf "
+                    f"or NaN for {bad.size} sample(s) of this batch, the first at index "
+                    f"{int(bad[0])} (a masked class?). Cache with top_k alone, or without top_k.")
             chunk = {"index": index.numpy(), "sample_hash": sample_hash.numpy(),
                      "view_seeds": seeds.numpy(), "view_hash": hashes.numpy()}
             chunk.update({OUT + k: v.numpy() for k, v in outputs.items()})

@@ -117,11 +117,8 @@ def encode_tail(logits, values, indices, bits):
     if k >= classes:
         raise ValueError(f"tail_bits needs top_k below the number of classes ({classes}); "
                          f"top_k={k} keeps every class exactly: drop tail_bits.")
-    # A masked class (−inf) or a NaN would make every code of its sample
-    # meaningless; fail at caching time instead.
-    logits = tf.debugging.assert_all_finite(
-        logits, "keras_kd teacher cache: tail_bits needs finite teacher logits, and these hold "
-        "inf or NaN (a masked class?); cache with top_k alone, or without top_k")
+    # Logits must be finite (a −inf class makes its sample's codes NaN):
+    # the caching pass checks them and names the sample (`cache_compute`).
     tail = tf.gather(logits, _tail_classes(indices, classes), batch_dims=len(logits.shape) - 1)
     low = tf.reduce_min(tail, axis=-1)
     step = _step(tf.cast(values, tf.float32), low, bits)
