@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_kd.teachers import cache_store
+import keras_kd
+
+from keras_kd.teachers import cache_store, caching
 from keras_kd.teachers.caching import build, cache, crop_flip
 from tests.models import tiny_cnn
 
@@ -211,3 +213,28 @@ def test_a_cache_that_fails_on_its_first_batches_leaves_nothing_at_its_path(digi
     assert not os.path.exists(path)  # no manifest to refuse the corrected call
     fixed = build(teacher, _data(x, y), path=path, top_k=3, tail_bits=3)
     assert fixed.tail_bits == 3 and sorted(os.listdir(path))[:2] == ["complete.json", "manifest.json"]
+
+
+def test_a_frozen_teacher_loads_the_cache_built_before_it_was_frozen(digits_batch, tmp_path):
+    x, y = digits_batch
+    teacher = tiny_cnn(16, name="teacher")
+    path = str(tmp_path / "cache")
+    built = build(teacher, _data(x, y), path=path)
+    keras_kd.Distiller(teacher, tiny_cnn(8, name="student"))  # freezes the teacher
+    assert teacher.trainable is False
+    before = _snapshot(path)
+    again = build(teacher, _data(x, y), path=path)  # was: "the teacher's architecture" differs
+    np.testing.assert_array_equal(_logits(again.dataset(8)), _logits(built.dataset(8)))
+    assert _snapshot(path) == before
+    # A cache written by 0.2.0 (from the unfrozen teacher) digested the
+    # trainable flags; it loads too.
+    manifest = os.path.join(path, cache_store.MANIFEST)
+    with open(manifest) as handle:
+        stored = json.load(handle)
+    teacher.trainable = True
+    stored["teacher_architecture"] = caching._architecture_digest(teacher, trainable=True)
+    teacher.trainable = False
+    cache_store.write_json(manifest, stored)
+    assert _logits(build(teacher, _data(x, y), path=path).dataset(8)).shape == (32, 10)
+    with pytest.raises(ValueError, match="the teacher's architecture"):
+        build(tiny_cnn(32, name="teacher"), _data(x, y), path=path)

@@ -80,23 +80,35 @@ def _refuse_unreproducible(dataset):
             "(cache(..., shuffle=True)).")
 
 
-def _layer_signature(layer):
+def _layer_signature(layer, trainable):
+    # The name (Keras numbers layers) and the trainable flag (a Distiller
+    # freezes its teacher) do not change what a layer computes at inference.
     try:
         config = {k: v for k, v in layer.get_config().items() if k != "name"}
     except Exception:  # a layer without get_config: its class and weights say enough
         config = {}
+    if trainable is None:
+        config.pop("trainable", None)
+    elif "trainable" in config:
+        config["trainable"] = trainable
     return [type(layer).__name__, json.dumps(config, sort_keys=True, default=str),
             [list(w.shape) for w in layer.weights]]
 
 
+def _architecture_digest(teacher, trainable=None):
+    """The digest of the teacher's layers; `trainable=True/False` gives the form
+    of 0.2.0 and earlier, which digested every layer's trainable flag too."""
+    layers = [_layer_signature(layer, trainable)
+              for layer in teacher._flatten_layers(include_self=False)]
+    return hashlib.sha256(json.dumps([type(teacher).__name__, layers], default=str).encode()).hexdigest()[:16]
+
+
 def _teacher_digests(teacher):
-    """(architecture, weights) digests; layer names are left out (Keras numbers them)."""
-    layers = [_layer_signature(layer) for layer in teacher._flatten_layers(include_self=False)]
-    arch = json.dumps([type(teacher).__name__, layers], default=str)
+    """(architecture, weights) digests; layer names and trainable flags are left out."""
     weights = hashlib.sha256()
     for w in teacher.weights:
         weights.update(np.ascontiguousarray(keras.ops.convert_to_numpy(w)).tobytes())
-    return hashlib.sha256(arch.encode()).hexdigest()[:16], weights.hexdigest()[:16]
+    return _architecture_digest(teacher), weights.hexdigest()[:16]
 
 
 def _settings(teacher, taps, augment, views, top_k, temperatures, seed, part_size, tail_bits):
@@ -109,7 +121,12 @@ def _settings(teacher, taps, augment, views, top_k, temperatures, seed, part_siz
             "temperatures": [float(t) for t in temperatures] if rest_mass else None}
 
 
-def _refuse_other_settings(path, stored, wanted):
+def _refuse_other_settings(path, stored, wanted, teacher):
+    if stored.get("teacher_architecture") not in (None, wanted["teacher_architecture"]) and \
+            stored["teacher_architecture"] in (_architecture_digest(teacher, True),
+                                               _architecture_digest(teacher, False)):
+        # Written by 0.2.0 or earlier, with the teacher frozen or not.
+        wanted = {**wanted, "teacher_architecture": stored["teacher_architecture"]}
     if store.FORMAT_VERSION != stored.get("format"):
         raise ValueError(f"The cache at '{path}' has format {stored.get('format')}, this "
                          f"version writes {store.FORMAT_VERSION}; pass overwrite=True to recompute it.")
@@ -261,7 +278,8 @@ def build(teacher, dataset, taps=(LOGITS,), path=None, augment=None, views=1, to
             _write(fresh, computer, settings, part_size, batch_size)
             store.replace_dir(fresh, path)
         elif os.path.exists(os.path.join(path, store.COMPLETE)):
-            _refuse_other_settings(path, store.read_json(os.path.join(path, store.MANIFEST)), settings)
+            _refuse_other_settings(path, store.read_json(os.path.join(path, store.MANIFEST)),
+                                   settings, teacher)
         else:
             _write(path, computer, settings, part_size, batch_size)
         complete = store.read_json(os.path.join(path, store.COMPLETE))
@@ -288,7 +306,7 @@ def _write(path, computer, settings, part_size, batch_size):
     fresh = not os.path.exists(manifest)
     if not fresh:  # an interrupted pass: resume after its whole parts
         stored = store.read_json(manifest)
-        _refuse_other_settings(path, stored, settings)
+        _refuse_other_settings(path, stored, settings, computer.view.model)
         part_size = int(stored["part_size"])
     elif os.path.exists(path) and os.listdir(path):
         raise ValueError(f"'{path}' exists and is not a teacher cache (no {store.MANIFEST}); "
