@@ -13,7 +13,7 @@ import tensorflow as tf
 
 import keras_kd
 
-from keras_kd.teachers import cache_store, caching
+from keras_kd.teachers import cache_store, teacher_digest
 from keras_kd.teachers.caching import build, cache, crop_flip
 from tests.models import tiny_cnn
 
@@ -232,7 +232,7 @@ def test_a_frozen_teacher_loads_the_cache_built_before_it_was_frozen(digits_batc
     with open(manifest) as handle:
         stored = json.load(handle)
     teacher.trainable = True
-    stored["teacher_architecture"] = caching._architecture_digest(teacher, trainable=True)
+    stored["teacher_architecture"] = teacher_digest.architecture_digest(teacher, trainable=True)
     teacher.trainable = False
     cache_store.write_json(manifest, stored)
     assert _logits(build(teacher, _data(x, y), path=path).dataset(8)).shape == (32, 10)

@@ -11,7 +11,6 @@ the fingerprint of the view the teacher saw. See docs/cache.md.
 """
 
 import hashlib
-import json
 import os
 
 import keras
@@ -25,6 +24,7 @@ from keras_kd.teachers.cache_mixup import Mixup, is_pair_augment  # noqa: F401  
 from keras_kd.teachers import augment as augment_lib
 from keras_kd.teachers import cache_views as views_lib
 from keras_kd.teachers.logit_tail import check_tail_bits
+from keras_kd.teachers.teacher_digest import architecture_digest, teacher_digests
 from keras_kd.losses.topk import (  # noqa: F401  (check_cached_outputs: re-exported)
     TOPK_INDICES,
     TOPK_VALUES,
@@ -80,39 +80,8 @@ def _refuse_unreproducible(dataset):
             "(cache(..., shuffle=True)).")
 
 
-def _layer_signature(layer, trainable):
-    # The name (Keras numbers layers) and the trainable flag (a Distiller
-    # freezes its teacher) do not change what a layer computes at inference.
-    try:
-        config = {k: v for k, v in layer.get_config().items() if k != "name"}
-    except Exception:  # a layer without get_config: its class and weights say enough
-        config = {}
-    if trainable is None:
-        config.pop("trainable", None)
-    elif "trainable" in config:
-        config["trainable"] = trainable
-    return [type(layer).__name__, json.dumps(config, sort_keys=True, default=str),
-            [list(w.shape) for w in layer.weights]]
-
-
-def _architecture_digest(teacher, trainable=None):
-    """The digest of the teacher's layers; `trainable=True/False` gives the form
-    of 0.2.0 and earlier, which digested every layer's trainable flag too."""
-    layers = [_layer_signature(layer, trainable)
-              for layer in teacher._flatten_layers(include_self=False)]
-    return hashlib.sha256(json.dumps([type(teacher).__name__, layers], default=str).encode()).hexdigest()[:16]
-
-
-def _teacher_digests(teacher):
-    """(architecture, weights) digests; layer names and trainable flags are left out."""
-    weights = hashlib.sha256()
-    for w in teacher.weights:
-        weights.update(np.ascontiguousarray(keras.ops.convert_to_numpy(w)).tobytes())
-    return _architecture_digest(teacher), weights.hexdigest()[:16]
-
-
 def _settings(teacher, taps, augment, views, top_k, temperatures, seed, part_size, tail_bits):
-    arch, weights = _teacher_digests(teacher)
+    arch, weights = teacher_digests(teacher)
     rest_mass = top_k and not tail_bits  # a quantized tail needs no rest mass per T
     return {"format": store.FORMAT_VERSION, "teacher_architecture": arch,
             "teacher_weights": weights, "taps": list(taps), "augment": views_lib.augment_identity(augment),
@@ -123,8 +92,8 @@ def _settings(teacher, taps, augment, views, top_k, temperatures, seed, part_siz
 
 def _refuse_other_settings(path, stored, wanted, teacher):
     if stored.get("teacher_architecture") not in (None, wanted["teacher_architecture"]) and \
-            stored["teacher_architecture"] in (_architecture_digest(teacher, True),
-                                               _architecture_digest(teacher, False)):
+            stored["teacher_architecture"] in (architecture_digest(teacher, True),
+                                               architecture_digest(teacher, False)):
         # Written by 0.2.0 or earlier, with the teacher frozen or not.
         wanted = {**wanted, "teacher_architecture": stored["teacher_architecture"]}
     if store.FORMAT_VERSION != stored.get("format"):
