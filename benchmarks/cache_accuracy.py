@@ -34,7 +34,7 @@ import tensorflow as tf  # noqa: E402
 
 import keras_kd  # noqa: E402
 from keras_kd import zoo  # noqa: E402
-from keras_kd.teachers.caching import build, crop_flip  # noqa: E402
+from keras_kd.teachers.caching.teacher_cache import build, crop_flip  # noqa: E402
 
 BATCH = 128
 

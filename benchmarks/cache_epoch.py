@@ -10,7 +10,7 @@ computed before the rounds, and its cost is reported separately):
 
 - student alone (`student.fit`),
 - keras_kd Distiller + KD, live teacher,
-- keras_kd Distiller + KD on `keras_kd.teachers.cache(...)` outputs,
+- keras_kd Distiller + KD on `keras_kd.teachers.caching.cache(...)` outputs,
 - keras.distillation Distiller + LogitsDistillation (live teacher).
 
 Reports medians over rounds of the epoch time and of the per-round ratio to
@@ -38,7 +38,7 @@ import step_time  # noqa: E402  (the shared reference pair)
 from report_block import write_block  # noqa: E402
 
 import keras_kd  # noqa: E402
-from keras_kd.teachers.caching import cache  # noqa: E402
+from keras_kd.teachers.caching.teacher_cache import cache  # noqa: E402
 
 START, END = "<!-- cache-epoch:start -->", "<!-- cache-epoch:end -->"
 

@@ -17,9 +17,9 @@
 
 KD error: |mean top-k KD − mean full KD| / mean full KD over the samples, at
 T = 1, 4, 8, with top-k KD = KD on the teacher's top-k classes plus one rest
-class (keras_kd.losses.topk), full KD = keras_kd.losses.kd_loss. Each top-k
+class (keras_kd.losses.topk_kd), full KD = keras_kd.losses.kd_loss. Each top-k
 row is followed by the same k with a 3-bit tail (`tail_bits=3`: the other
-classes quantized, keras_kd.teachers.logit_tail), whose error is that of
+classes quantized, keras_kd.teachers.caching.tail), whose error is that of
 full KD on the logits the cache replays.
 """
 
@@ -40,10 +40,10 @@ import tensorflow as tf  # noqa: E402
 
 import keras_kd  # noqa: E402
 from keras_kd import zoo  # noqa: E402
-from keras_kd.teachers import cache_store  # noqa: E402
-from keras_kd.losses.logits import kd_loss  # noqa: E402
-from keras_kd.losses.topk import TOPK_INDICES, TOPK_VALUES, rest_key, topk_kd_loss  # noqa: E402
-from keras_kd.teachers.caching import build  # noqa: E402
+from keras_kd.teachers.caching import store as cache_store  # noqa: E402
+from keras_kd.losses.kd import kd_loss  # noqa: E402
+from keras_kd.losses.topk_kd import TOPK_INDICES, TOPK_VALUES, rest_key, topk_kd_loss  # noqa: E402
+from keras_kd.teachers.caching.teacher_cache import build  # noqa: E402
 
 TEMPERATURES = (1.0, 4.0, 8.0)
 

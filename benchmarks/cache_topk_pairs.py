@@ -48,12 +48,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_kd  # noqa: E402
-from keras_kd.losses.logits import kd_loss  # noqa: E402
-from keras_kd.losses.topk import (  # noqa: E402
+from keras_kd.losses.kd import kd_loss  # noqa: E402
+from keras_kd.losses.topk_kd import (  # noqa: E402
     TOPK_INDICES, TOPK_VALUES, TopKKD, rest_key, topk_kd_loss, topk_summary)
-from keras_kd.teachers import cache_store  # noqa: E402
-from keras_kd.teachers.caching import build  # noqa: E402
-from keras_kd.teachers.logit_tail import decode_logits, encode_tail  # noqa: E402
+from keras_kd.teachers.caching import store as cache_store  # noqa: E402
+from keras_kd.teachers.caching.teacher_cache import build  # noqa: E402
+from keras_kd.teachers.caching.tail import decode_logits, encode_tail  # noqa: E402
 
 TEMPERATURES = (1.0, 4.0, 8.0)
 K = 10

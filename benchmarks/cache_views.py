@@ -52,8 +52,8 @@ import step_time  # noqa: E402  (the reference pair)
 
 import keras_kd  # noqa: E402
 from keras_kd import zoo  # noqa: E402
-from keras_kd.tools.run_config import cifar_augment  # noqa: E402
-from keras_kd.teachers.caching import cache, crop_flip  # noqa: E402
+from keras_kd.tools.run.runner import cifar_augment  # noqa: E402
+from keras_kd.teachers.caching.teacher_cache import cache, crop_flip  # noqa: E402
 
 BATCH = 128
 

@@ -42,8 +42,8 @@ import keras
 import numpy as np
 
 from keras_kd.distiller import Distiller
-from keras_kd.tools import bench
-from keras_kd.tools.bench_train import (accuracy, adam_cosine, shuffled_batches, student_loss)
+from keras_kd.tools.bench import command as bench
+from keras_kd.tools.bench.train import (accuracy, adam_cosine, shuffled_batches, student_loss)
 from keras_kd.zoo import recipes
 
 PAIR = "fmnist-cnn"

@@ -11,7 +11,7 @@ as they finish.
 
 import sys
 
-from keras_kd.tools import bench
+from keras_kd.tools.bench import command as bench
 
 if __name__ == "__main__":
     sys.exit(bench.main(sys.argv[1:]))

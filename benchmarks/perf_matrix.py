@@ -12,7 +12,7 @@ mode and divided by the floor of the same mode and round: the student's own
 train step + the teacher forward (`tf.function`, training=False). Also:
 
 - cached teacher (kd, dkd, nkd): the same distiller fed
-  `keras_kd.teachers.cache(teacher, data)` batches (x, y, teacher logits);
+  `keras_kd.teachers.caching.cache(teacher, data)` batches (x, y, teacher logits);
   its floor is the student step alone, and the ratio to the live floor is
   reported too;
 - keras.distillation: `Distiller` + `LogitsDistillation` (≈ kd, thin student)

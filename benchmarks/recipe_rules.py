@@ -15,10 +15,10 @@ rule replaces), trains the `digits-cnn` pair's thin student (the shipped
 digits teacher; `keras-kd bench`'s training: Adam 1e-3 with cosine decay,
 batch 32, 20 epochs; at 10 epochs the scratch student scored 80.5% and
 56.8% on seeds 0 and 1, far from converged) on the digits TRAINING split
-minus a stratified 20% validation split (`keras_kd.tools.tune.validation_split`, split seed 0), and
+minus a stratified 20% validation split (`keras_kd.tools.tune.command.validation_split`, split seed 0), and
 scores it on that validation split. The test split is never read. Each
 variant is compared with the scratch student seed by seed
-(`keras_kd.tools.bench_report.paired`). Results are saved after every run; a
+(`keras_kd.tools.bench.report.paired`). Results are saved after every run; a
 re-run resumes.
 """
 
@@ -31,9 +31,9 @@ import keras
 import numpy as np
 
 from keras_kd import datasets
-from keras_kd.tools import tune
-from keras_kd.tools import bench
-from keras_kd.tools import bench_report
+from keras_kd.tools.tune import command as tune
+from keras_kd.tools.bench import command as bench
+from keras_kd.tools.bench import report as bench_report
 
 # (label, method, overrides): the rule first, then what it replaces.
 VARIANTS = (
@@ -125,7 +125,7 @@ def main(argv=None):
                 else [all_variants[int(i)] for i in args.only.split(",")])
     cache = None
     if any(method in bench.LOGIT_METHODS for _, method, _ in variants):
-        from keras_kd.tools.bench_train import logit_cache
+        from keras_kd.tools.bench.train import logit_cache
 
         cache = logit_cache(teacher, *train)
     logs = tempfile.mkdtemp(prefix="recipe_rules_")

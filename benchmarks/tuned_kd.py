@@ -12,7 +12,7 @@
 
 Step 2 reads the best setting from the run config the search wrote (its
 KD term's temperature, weight and logit standardization, and the
-hard-label weight), and trains it with `keras_kd.tools.bench_train.train_one`
+hard-label weight), and trains it with `keras_kd.tools.bench.train.train_one`
 exactly as `keras-kd bench --pair fmnist-cnn --epochs 15` trains the `kd`
 recipe: the same fixed stratified 15,000-image subset (all of it,
 validation part included), batch 64, Adam 1e-3 with cosine decay, the
@@ -33,8 +33,8 @@ import keras
 import numpy as np
 import yaml
 
-from keras_kd.tools import bench
-from keras_kd.tools.bench_train import logit_cache, train_one
+from keras_kd.tools.bench import command as bench
+from keras_kd.tools.bench.train import logit_cache, train_one
 
 PAIR = "fmnist-cnn"
 

@@ -26,7 +26,7 @@ Here:
 - distilled at T: `KD(T)` (T²·KL(soft teacher ‖ soft student), weight 1) +
   `HARD_WEIGHT` (0.1) × hard-label cross-entropy, as the paper trained on soft
   targets with a small weight on the labels;
-- the teacher's logits are computed once with `keras_kd.teachers.cache` on a
+- the teacher's logits are computed once with `keras_kd.teachers.caching.cache` on a
   fixed-order pipeline, then zipped per sample into a `(x, y, {"logits": t})`
   dataset that is shuffled per sample each epoch (the Distiller then skips
   the teacher);
@@ -54,7 +54,7 @@ import numpy as np
 
 import keras_kd
 from keras_kd import datasets, teachers, zoo
-from keras_kd.taps import LOGITS
+from keras_kd.taps.views import LOGITS
 
 HARD_WEIGHT = 0.1  # weight of the hard-label cross-entropy in the distilled rows
 KD_WEIGHT = 1.0  # weight of KD(T) (T²-scaled)

@@ -43,7 +43,7 @@ import numpy as np
 
 import keras_kd
 from keras_kd import datasets, zoo
-from keras_kd.taps import LOGITS
+from keras_kd.taps.views import LOGITS
 
 TEMPERATURE = 4.0
 HARD_WEIGHT = 0.1

@@ -1,9 +1,18 @@
 """keras-kd: knowledge distillation for Keras 3 (TensorFlow and JAX backends).
 
-The library core is this package: `Distiller`, `losses`, `teachers`, the
-training `regimes`, `taps`, `callbacks`, `datasets` and `export`. The example
-models and ready-made recipes live in `keras_kd.zoo`; the command line, run
-configs, bench and demo in `keras_kd.tools`, which the core never imports.
+`keras_kd.Distiller` is the one name at the top level; everything else has
+one public path in a subpackage:
+
+- `keras_kd.losses`: the distillation terms (a pure function beside a thin
+  class for each method) and `DistillationLoss`, the base of your own.
+- `keras_kd.taps`: one-pass views of the models (`ModelView`).
+- `keras_kd.teachers`: ensembles and merged label spaces;
+  `keras_kd.teachers.caching`: teacher outputs computed once and replayed.
+- `keras_kd.regimes`: two-stage training, self-distillation;
+  `keras_kd.regimes.schedules`: every weight that moves.
+- `keras_kd.callbacks`, `keras_kd.datasets`, `keras_kd.export`.
+- `keras_kd.zoo`: example models with named taps and ready-made recipes;
+  `keras_kd.tools`: the `keras-kd` command. The core never imports either.
 """
 
 import importlib
@@ -17,45 +26,32 @@ import sys
 if os.path.basename(sys.argv[0]) == "keras-kd" and "--validate-only" in sys.argv[1:]:
     os.environ.setdefault("KERAS_BACKEND", "numpy")
 
-from keras_kd import _aliases  # noqa: E402
-
-# First: a module being moved may still import another by its old name.
-_aliases.install()
-
-from keras_kd import callbacks, datasets, losses, regimes, teachers  # noqa: E402
+from keras_kd import callbacks, datasets, export, losses, regimes, taps, teachers  # noqa: E402
 from keras_kd.distiller import Distiller  # noqa: E402
-from keras_kd.export import export_model  # noqa: E402
-from keras_kd.regimes import schedules, self_distillation  # noqa: E402
-from keras_kd.regimes.self_distillation import born_again  # noqa: E402
-from keras_kd.regimes.stages import Stage, Stages  # noqa: E402
-from keras_kd.taps import ModelView  # noqa: E402
+
+__version__ = "0.3.0"
 
 
 def __getattr__(name):
     # Loaded when first used: `keras_kd.zoo` (example models and recipes,
-    # built on the core, which never imports it) and `keras_kd.distribute`
-    # (tf.distribute helpers, which import TensorFlow).
-    if name in ("zoo", "distribute"):
+    # built on the core, which never imports it), `keras_kd.tools` and
+    # `keras_kd.distribute` (tf.distribute helpers, which import TensorFlow).
+    if name in ("zoo", "tools", "distribute"):
         return importlib.import_module(f"keras_kd.{name}")
     raise AttributeError(f"module 'keras_kd' has no attribute {name!r}")
 
-__version__ = "0.2.0"
 
 __all__ = [
     "Distiller",
-    "ModelView",
-    "Stage",
-    "Stages",
-    "born_again",
     "callbacks",
     "datasets",
     "distribute",
-    "export_model",
+    "export",
     "losses",
     "regimes",
-    "schedules",
-    "self_distillation",
+    "taps",
     "teachers",
+    "tools",
     "zoo",
     "__version__",
 ]

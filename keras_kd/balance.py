@@ -38,19 +38,13 @@ import numbers
 import keras
 from keras import ops
 
+from keras_kd.gradient_norms import part_gradient_norms
+
 
 # The weights live in float32 variables: outside this range they would
 # silently become inf or 0.
 _FLOAT32_MAX = 3.0e38
 _FLOAT32_TINY = 1.2e-38
-
-
-def _backend_module():
-    if keras.backend.backend() == "jax":
-        from keras_kd.backends import jax as module
-    else:
-        from keras_kd.backends import tensorflow as module
-    return module
 
 
 def gradient_norms(distiller, x, y, sample_weight=None):
@@ -78,7 +72,7 @@ def gradient_norms(distiller, x, y, sample_weight=None):
         sample_weight = ops.convert_to_tensor(sample_weight, "float32")
     teacher_view = distiller._teacher_outputs(x)
     variables = list(distiller.student.trainable_variables)
-    return _backend_module().part_gradient_norms(
+    return part_gradient_norms(
         distiller, x, y, sample_weight, teacher_view, variables)
 
 

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_kd.outputs import is_label_dict
+from keras_kd.taps.outputs import is_label_dict
 
 
 def unpack_batch(data, output_names=None):
@@ -12,7 +12,7 @@ def unpack_batch(data, output_names=None):
     Accepted: `x`, `(x,)`, `(x, y)`, `(x, y, sample_weight)`,
     `(x, teacher_outputs)`, `(x, y, teacher_outputs)` and
     `(x, y, sample_weight, teacher_outputs)`, where `teacher_outputs` is a
-    dict of precomputed teacher taps (`keras_kd.teachers.cache`); a dict in
+    dict of precomputed teacher taps (`keras_kd.teachers.caching.cache`); a dict in
     last place is taken as teacher outputs, except in `(x, labels)` when the
     student has several outputs (`output_names`) and the dict is keyed by
     them: labels per output.

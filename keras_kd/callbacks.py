@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_kd.losses.attention import AttentionTransfer, attention_map
+from keras_kd.losses.attention_transfer import AttentionTransfer, attention_map
 from keras_kd.losses.fsp import FSP
 from keras_kd.regimes.self_distillation import SelfDistillation  # noqa: F401
 from keras_kd.regimes.stages import Stages  # noqa: F401

@@ -2,21 +2,21 @@
 
 The objective it trains (teacher outputs, one student pass, the terms, the
 metrics) is `keras_kd.objective.DistillationObjective`, mixed in here; the
-checks of its arguments are in `keras_kd.distiller_checks`.
+checks of its arguments are in `keras_kd.checks.models`.
 """
 
 import keras
 
-from keras_kd import outputs as model_outputs
+from keras_kd.taps import outputs as model_outputs
 from keras_kd.backends import check_backend, steps_class
 from keras_kd.checks.batches import with_label_checks
 from keras_kd.checks.compile import check_metrics, check_student_loss
 from keras_kd.checks.data import check_predict_data
 from keras_kd.checks.guards import guard_evaluate, guard_fit
 from keras_kd.checks.terms import check_terms
-from keras_kd.distiller_checks import check_losses, check_models, is_graph_model
+from keras_kd.checks.models import check_losses, check_models, is_graph_model
 from keras_kd.checks.numbers import check_weight
-from keras_kd.taps import (
+from keras_kd.taps.views import (
     ModelView,
     output_is_softmax,
     with_batch_statistics,
@@ -124,7 +124,7 @@ class Distiller(steps_class(), DistillationObjective, keras.Model):
 
     # ------------------------------------------------------------------
     # Each term built for the tapped shapes (the constructor's arguments
-    # were checked first, in keras_kd/distiller_checks.py).
+    # were checked first, in keras_kd/checks/models.py).
     def _build_term(self, term):
         teacher_shapes = {tap: self.teacher_view.shapes.get(tap) for tap in term.teacher_taps}
         student_shapes = {tap: self.student_view.shapes.get(tap) for tap in term.student_taps}

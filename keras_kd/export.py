@@ -72,7 +72,7 @@ def export_model(model, path, format=None, overwrite=False, verbose=False, quant
             "TFLite export needs the TensorFlow backend (Keras is using "
             f"'{keras.backend.backend()}'). Export the student as '.keras' here, "
             "then convert it in a process started with KERAS_BACKEND=tensorflow: "
-            "keras_kd.export_model(keras.saving.load_model(path), 'student.tflite')."
+            "keras_kd.export.export_model(keras.saving.load_model(path), 'student.tflite')."
         )
     if quantize is not None and format != "tflite":
         raise ValueError(f"quantize={quantize!r} applies to TFLite export only, not {format!r}.")

@@ -19,7 +19,7 @@ hand, when they have at least three dimensions.
 import keras
 from keras import ops
 
-from keras_kd.backends import backend_module
+from keras_kd.replicas import sum_over_replicas
 
 
 def _is_integer(y):
@@ -57,7 +57,7 @@ def _global_counts(count, total):
     """Sums both counts over the replicas of a tf.distribute strategy, so that
     N replicas average over the same labeled items as one device (on JAX the
     step already sees the global batch)."""
-    count, replicas = backend_module().sum_over_replicas(count)
+    count, replicas = sum_over_replicas(count)
     return count, total * float(replicas)
 
 

@@ -15,12 +15,12 @@ state: `distillation_losses`, `teacher_view`, `student_view`, `student`,
 
 from keras import ops
 
-from keras_kd.backends import backend_module
+from keras_kd.replicas import num_replicas
 from keras_kd.batch import batch_size
 from keras_kd.labels import mask_unlabeled as _mask_unlabeled
 from keras_kd.labels import term_labels
 from keras_kd.losses.base import reduce_per_sample
-from keras_kd.losses.topk import check_cached_outputs
+from keras_kd.losses.topk_kd import check_cached_outputs
 
 
 class DistillationObjective:
@@ -42,7 +42,7 @@ class DistillationObjective:
         # Keras losses pre-divide by the number of replicas in a replica
         # context; undo it so every part is a per-replica mean and the one
         # division by replicas happens in train_step, for all parts alike.
-        return value * scale * float(_num_replicas())
+        return value * scale * float(num_replicas())
 
     def compute_distillation_loss(
         self,
@@ -167,8 +167,3 @@ class DistillationObjective:
         # "total_loss" is Keras's "loss" (the same tracker), named for clarity.
         logs["total_loss"] = logs["loss"]
         return logs
-
-
-def _num_replicas():
-    # The same count Keras's losses divide by (keras.src.losses.loss).
-    return backend_module().num_replicas()

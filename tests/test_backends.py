@@ -115,9 +115,9 @@ def test_stages_and_per_step_schedules_take_effect_during_the_epoch():
     kd = losses.KD(temperature=4.0)
     distiller, _ = _counted_distiller([hint, kd])
     distiller.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    stages = keras_kd.Stages([
-        keras_kd.Stage(1, {"hint": 1.0, "kd": 0.0, "student_loss": 0.0}, "hints"),
-        keras_kd.Stage(1, {"hint": 0.0, "kd": 1.0, "student_loss": 1.0}, "kd"),
+    stages = keras_kd.regimes.Stages([
+        keras_kd.regimes.Stage(1, {"hint": 1.0, "kd": 0.0, "student_loss": 0.0}, "hints"),
+        keras_kd.regimes.Stage(1, {"hint": 0.0, "kd": 1.0, "student_loss": 1.0}, "kd"),
     ])
     x, y = _data(32)
     h = distiller.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[stages]).history
@@ -130,7 +130,7 @@ def test_stages_and_per_step_schedules_take_effect_during_the_epoch():
     kd.weight = 1.0
     distiller.student_loss_weight = 0.0
     hint.weight = 0.0
-    scheduler = keras_kd.schedules.LossWeightScheduler(
+    scheduler = keras_kd.regimes.schedules.LossWeightScheduler(
         {"kd": lambda epoch, step=None: 1.0 if step == 0 else 0.0}, per_step=True)
     seen = []
 

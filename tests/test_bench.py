@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from keras_kd import datasets
-from keras_kd.tools import bench
-from keras_kd.tools import bench_report
+from keras_kd.tools.bench import command as bench
+from keras_kd.tools.bench import report as bench_report
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +177,7 @@ def test_shipped_fashion_mnist_teacher_on_the_real_test_set(fashion_mnist):
 
 def test_logit_methods_read_the_cached_teacher_and_match_the_live_run(tmp_path, small_digits):
     from keras_kd import zoo
-    from keras_kd.tools import bench_train
+    from keras_kd.tools.bench import train as bench_train
 
     teacher = zoo.get("digits_teacher", input_shape=(8, 8, 1), num_classes=10)
     (x, y), _ = small_digits

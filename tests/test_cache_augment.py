@@ -1,13 +1,13 @@
-"""Batched stateless augmentations of the teacher cache (keras_kd.teachers.augment)."""
+"""Batched stateless augmentations of the teacher cache (keras_kd.teachers.caching.augment)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_kd.teachers import augment as augment_lib
-from keras_kd.teachers import cache_replay
-from keras_kd.teachers.augment import CropFlip, check_batched, crop_flip, seeded_uniform, with_batched
-from keras_kd.teachers.caching import build
+from keras_kd.teachers.caching import augment as augment_lib
+from keras_kd.teachers.caching import replay as cache_replay
+from keras_kd.teachers.caching.augment import CropFlip, check_batched, crop_flip, seeded_uniform, with_batched
+from keras_kd.teachers.caching.teacher_cache import build
 
 
 def _seeds(count, base=3):

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from keras_kd.tools import cli
-from keras_kd.tools import config
-from keras_kd.tools import run_config
+from keras_kd.tools.config import validate as config
+from keras_kd.tools.run import runner as run_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGITS = os.path.join(ROOT, "recipes", "digits_kd.yaml")

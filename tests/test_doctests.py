@@ -3,7 +3,9 @@
 
 import pytest
 
-from keras_kd.losses import features, logits, pair
+from keras_kd.losses import feature_mse as features
+from keras_kd.losses import kd as logits
+from keras_kd.losses import _pair as pair
 from tests.doctests import assert_doctests
 
 

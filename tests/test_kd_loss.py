@@ -219,7 +219,7 @@ def test_kd_config_round_trip():
 def test_docstring_examples_run():
     import doctest
 
-    from keras_kd.losses import logits
+    from keras_kd.losses import kd as logits
 
     result = doctest.testmod(logits)
     assert result.attempted >= 2 and result.failed == 0

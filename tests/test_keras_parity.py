@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from keras_kd import zoo
-from keras_kd.taps import LOGITS
+from keras_kd.taps.views import LOGITS
 
 from tests.example_scripts import load_example
 

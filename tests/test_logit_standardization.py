@@ -116,7 +116,7 @@ def test_config_round_trip_keeps_the_flag():
 def test_docstring_example_runs():
     import doctest
 
-    from keras_kd.losses import standardization
+    from keras_kd.losses import logit_standardization as standardization
 
     result = doctest.testmod(standardization)
     assert result.attempted >= 2 and result.failed == 0

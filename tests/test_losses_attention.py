@@ -8,7 +8,7 @@ import pytest
 
 import keras_kd
 from keras_kd import losses
-from keras_kd.losses import attention
+from keras_kd.losses import attention_transfer as attention
 from tests.feature_nets import assert_config_round_trip, feature_net, fit_two_steps
 from tests.numpy_reference import numpy_per_sample, numpy_pool_to_common_size
 from tests.doctests import assert_doctests

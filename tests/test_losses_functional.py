@@ -19,10 +19,11 @@ import pytest
 from keras import ops
 
 from keras_kd import losses
-from keras_kd.losses import features, registry
+from keras_kd.losses import registry
+from keras_kd.losses import feature_mse as features
 from keras_kd.losses.base import reduce_per_sample
-from keras_kd.losses.overhaul_margins import margin_relu
-from keras_kd.losses.topk import topk_summary
+from keras_kd.losses.overhaul import margin_relu
+from keras_kd.losses.topk_kd import topk_summary
 
 RNG = np.random.default_rng(0)
 BATCH = 4

@@ -12,7 +12,7 @@ from tests.feature_nets import (
 )
 import keras_kd
 from keras_kd import losses
-from keras_kd.losses import hints
+from keras_kd.losses import fitnet as hints
 from tests.numpy_reference import numpy_per_sample
 from tests.doctests import assert_doctests
 

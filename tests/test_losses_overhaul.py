@@ -10,7 +10,8 @@ from keras import layers
 
 import keras_kd
 from keras_kd import losses
-from keras_kd.losses import overhaul, overhaul_margins
+from keras_kd.losses import overhaul
+from keras_kd.losses import overhaul as overhaul_margins
 from tests.numpy_reference import numpy_per_sample
 from tests.feature_nets import (
     assert_config_round_trip,
@@ -131,8 +132,8 @@ def test_term_value_matches_numpy():
     term = losses.Overhaul(["relu1", "relu2"], ["relu1", "relu2"])
     term.prepare(teacher, student)
     x = np.random.default_rng(2).uniform(size=(3, 8, 8, 1)).astype("float32")
-    t_view = keras_kd.ModelView(teacher, term.teacher_taps)
-    s_view = keras_kd.ModelView(student, term.student_taps)
+    t_view = keras_kd.taps.ModelView(teacher, term.teacher_taps)
+    s_view = keras_kd.taps.ModelView(student, term.student_taps)
     term.build(t_view.shapes, s_view.shapes)
     rng = np.random.default_rng(3)
     for bn in term.connector_bns:  # non-trivial inference statistics
@@ -236,8 +237,8 @@ def test_reloaded_term_builds_before_prepare_and_restores_margins():
     teacher, student = _models()
     term = losses.Overhaul(["relu1", "relu2"], ["relu1", "bn2"])
     term.prepare(teacher, student)
-    t_view = keras_kd.ModelView(teacher, term.teacher_taps)
-    s_view = keras_kd.ModelView(student, term.student_taps)
+    t_view = keras_kd.taps.ModelView(teacher, term.teacher_taps)
+    s_view = keras_kd.taps.ModelView(student, term.student_taps)
     term.build(t_view.shapes, s_view.shapes)
     again = keras.saving.deserialize_keras_object(
         keras.saving.serialize_keras_object(term))

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from keras_kd.losses.logits import kd_loss
-from keras_kd.losses.topk import TopKKD, topk_kd_loss, topk_summary
+from keras_kd.losses.kd import kd_loss
+from keras_kd.losses.topk_kd import TopKKD, topk_kd_loss, topk_summary
 
 
 def numpy_topk_kd(teacher, student, k, temperature):

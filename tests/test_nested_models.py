@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import keras_kd
-from keras_kd.taps import ModelView
+from keras_kd.taps.views import ModelView
 
 SHAPE = (32, 32, 3)
 CLASSES = 10

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import keras_kd
 from keras_kd import losses
-from keras_kd.tools import config
+from keras_kd.tools.config import validate as config
 from keras_kd.regimes import schedules
 from tests.models import tiny_cnn
 
@@ -259,7 +259,7 @@ def test_numpy_scalars_are_accepted_wherever_numbers_are():
                                    student_loss_weight=np.float64(0.1))
     distiller.student_loss_weight = np.float32(0.25)
     assert distiller.student_loss_weight == 0.25
-    stage = keras_kd.Stage(np.int64(2), {"kd": np.float32(1.0)})
+    stage = keras_kd.regimes.Stage(np.int64(2), {"kd": np.float32(1.0)})
     assert stage.epochs == 2 and type(stage.epochs) is int
     assert schedules.get(np.float64(0.3))(0) == pytest.approx(0.3)
     assert schedules.LinearWarmup(np.float32(1.0), np.int32(3))(3) == pytest.approx(1.0)

@@ -6,7 +6,7 @@ import pytest
 
 import keras_kd
 from keras_kd.losses import KD, on_output
-from keras_kd.taps import ModelView
+from keras_kd.taps.views import ModelView
 
 CLASSES, SEG = 3, 4
 

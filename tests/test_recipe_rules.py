@@ -4,8 +4,8 @@ the data and the budget (docstrings of keras_kd.zoo.recipes)."""
 import pytest
 
 from keras_kd import losses, zoo
-from keras_kd.tools import bench
-from keras_kd.tools import config
+from keras_kd.tools.bench import command as bench
+from keras_kd.tools.config import validate as config
 from keras_kd.zoo import recipes as methods
 
 
@@ -162,8 +162,8 @@ def _run_fmnist_config(tmp_path, method, epochs, **kwargs):
     import keras
     import numpy as np
 
-    from keras_kd.tools import config as config_lib
-    from keras_kd.tools import run_config
+    from keras_kd.tools.config import validate as config_lib
+    from keras_kd.tools.run import runner as run_config
 
     cfg = config_lib.validate({
         "teacher": "fmnist_teacher", "student": "fmnist_student", "method": method,

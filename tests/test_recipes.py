@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from keras_kd import zoo
-from keras_kd.tools import config
-from keras_kd.tools import run_config
+from keras_kd.tools.config import validate as config
+from keras_kd.tools.run import runner as run_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPES = sorted(glob.glob(os.path.join(ROOT, "recipes", "cifar100", "*.yaml")))

@@ -1,10 +1,11 @@
 """The term registry: every term by name, for run configs, tools and errors."""
 
+import keras
 import pytest
 
 from keras_kd import losses
 from keras_kd.losses import registry
-from keras_kd.tools import config
+from keras_kd.tools.config import validate as config
 
 BUILT_IN = ("AttentionTransfer", "DKD", "FSP", "FeatureMSE", "FitNet", "KD", "MergedKD",
             "NKD", "Overhaul", "PKT", "RKD", "ReviewKD", "SP")
@@ -23,7 +24,14 @@ def test_unknown_name_suggests_and_lists():
         registry.get("KDD")
 
 
-def test_a_subclass_registers_itself_and_a_clash_is_refused():
+def test_a_decorated_term_is_registered_an_undecorated_one_is_not_and_a_clash_is_refused():
+    class QuietTerm(losses.DistillationLoss):
+        pass
+
+    with pytest.raises(ValueError, match="Unknown term type 'QuietTerm'"):
+        registry.get("QuietTerm")
+
+    @losses.register_term
     class ClashTerm(losses.DistillationLoss):
         def call(self, teacher, student, labels=None, training=None):
             return 0.0
@@ -32,6 +40,7 @@ def test_a_subclass_registers_itself_and_a_clash_is_refused():
     first = ClashTerm
 
     def other_module_class():
+        @losses.register_term
         class ClashTerm(losses.DistillationLoss):
             pass
         return ClashTerm
@@ -44,9 +53,9 @@ def test_a_subclass_registers_itself_and_a_clash_is_refused():
 
 
 def test_module_colon_class_names_any_term_and_refuses_non_terms():
-    assert registry.get("keras_kd.losses.logits:KD") is losses.KD
+    assert registry.get("keras_kd.losses.kd:KD") is losses.KD
     with pytest.raises(TypeError, match="not a keras_kd.losses.DistillationLoss"):
-        registry.get("keras_kd.losses.logits:kd_loss")
+        registry.get("keras_kd.losses.kd:kd_loss")
     with pytest.raises(ValueError, match="Cannot import"):
         registry.get("no_such_module_kd:KD")
 
@@ -58,6 +67,7 @@ import keras_kd
 
 
 @keras.saving.register_keras_serializable(package="my_terms_kd")
+@keras_kd.losses.register_term
 class CosineLogitsKD(keras_kd.losses.DistillationLoss):
     def call(self, teacher, student, labels=None, training=None):
         t = ops.normalize(teacher["logits"], axis=-1)
@@ -78,7 +88,7 @@ def test_a_users_term_is_usable_by_name_in_a_yaml_run_config(tmp_path):
         f"epochs: 1\noutput_dir: {tmp_path}/out\n")
     cfg = config.load(path)  # imports the module next to the config
     assert cfg["terms"][0]["type"] == "CosineLogitsKD"
-    from keras_kd.tools import run_config
+    from keras_kd.tools.run import runner as run_config
 
     terms, _, _, _, _ = run_config.build_terms(cfg, teacher=None)
     assert type(terms[0]).__name__ == "CosineLogitsKD" and terms[0].weight == 2.0
@@ -87,3 +97,22 @@ def test_a_users_term_is_usable_by_name_in_a_yaml_run_config(tmp_path):
                     .replace("CosineLogitsKD", "CosineLogitsKDX"))
     with pytest.raises(config.ConfigError, match=r"terms\[0\]\.type: Unknown term type 'CosineLogitsKDX'.*imports"):
         config.load(path)
+
+
+def test_register_term_refuses_what_is_not_a_term():
+    with pytest.raises(TypeError, match="DistillationLoss subclass"):
+        losses.register_term(keras.layers.Dense)
+    with pytest.raises(TypeError, match="DistillationLoss subclass"):
+        losses.register_term(losses.kd_loss)
+
+
+def test_every_term_of_keras_kd_is_registered():
+    # Registration is explicit: a term class left undecorated would be
+    # missing from run configs. Every public term class must be there.
+    public = {n for n in losses.__all__
+              if isinstance(getattr(losses, n), type)
+              and issubclass(getattr(losses, n), losses.DistillationLoss)
+              and getattr(losses, n) is not losses.DistillationLoss}
+    ours = {n for n in registry.names()
+            if any(c.startswith('keras_kd.') for c in registry._CLASSES[n])}
+    assert public == ours

@@ -276,7 +276,7 @@ def test_bad_arguments_raise():
 def test_docstring_examples_run():
     from tests.doctests import assert_doctests
 
-    from keras_kd.regimes import weight_schedules
+    from keras_kd.regimes import schedules as weight_schedules
 
     # The schedules live in weight_schedules.py (schedules.py re-exports them).
     assert_doctests(weight_schedules, {"Constant": 1, "LinearWarmup": 1, "Piecewise": 1})

@@ -5,7 +5,7 @@ import numpy as np
 
 import keras_kd
 from keras_kd import losses
-from keras_kd.taps import ModelView, with_batch_statistics
+from keras_kd.taps.views import ModelView, with_batch_statistics
 from tests.models import tiny_cnn
 
 

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 import keras_kd
 from keras_kd import losses
-from keras_kd.teachers.caching import build, cache
+from keras_kd.teachers.caching.teacher_cache import build, cache
 from tests.models import tiny_cnn
 
 

@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from keras_kd.tools import config
-from keras_kd.tools import run_config
+from keras_kd.tools.config import validate as config
+from keras_kd.tools.run import runner as run_config
 from tests.models import tiny_cnn
 
 

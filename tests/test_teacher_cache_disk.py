@@ -13,8 +13,9 @@ import tensorflow as tf
 
 import keras_kd
 
-from keras_kd.teachers import cache_store, teacher_digest
-from keras_kd.teachers.caching import build, cache, crop_flip
+from keras_kd.teachers.caching import store as cache_store
+from keras_kd.teachers.caching import digest as teacher_digest
+from keras_kd.teachers.caching.teacher_cache import build, cache, crop_flip
 from tests.models import tiny_cnn
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "cache_share.py")

@@ -12,8 +12,8 @@ import tensorflow as tf
 
 import keras_kd
 from keras_kd import losses
-from keras_kd.teachers import logit_tail
-from keras_kd.teachers.caching import build
+from keras_kd.teachers.caching import tail as logit_tail
+from keras_kd.teachers.caching.teacher_cache import build
 from tests.models import tiny_cnn
 
 
@@ -126,7 +126,7 @@ def test_tail_bits_need_a_top_k_below_the_class_count(digits_batch):
 
 
 def test_mixup_views_with_a_tail_get_their_class_count_from_the_cache(digits_batch):
-    from keras_kd.teachers.cache_mixup import Mixup
+    from keras_kd.teachers.caching.augment import Mixup
 
     x, y = digits_batch
     teacher = tiny_cnn(16, name="teacher")

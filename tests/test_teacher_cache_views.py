@@ -8,9 +8,9 @@ import tensorflow as tf
 
 import keras_kd
 from keras_kd import losses
-from keras_kd.losses.topk import TopKKD
-from keras_kd.teachers import cache_views
-from keras_kd.teachers.caching import build, cache, crop_flip
+from keras_kd.losses.topk_kd import TopKKD
+from keras_kd.teachers.caching import views as cache_views
+from keras_kd.teachers.caching.teacher_cache import build, cache, crop_flip
 from tests.models import tiny_cnn
 
 
@@ -196,7 +196,7 @@ def test_memory_and_source_pipelines_replay_the_same_samples_and_outputs(digits_
 
 
 def test_a_plain_baseline_sees_the_cached_runs_sample_order(digits_batch):
-    from keras_kd.teachers.cache_replay import shuffled_arrays
+    from keras_kd.teachers.caching.replay import shuffled_arrays
 
     x, y = digits_batch
     built = build(tiny_cnn(16), _data(x, y))
@@ -211,7 +211,7 @@ def test_a_plain_baseline_sees_the_cached_runs_sample_order(digits_batch):
 
 
 def test_mixup_views_replay_the_mixed_image_and_label_the_teacher_saw(digits_batch):
-    from keras_kd.teachers.cache_mixup import Mixup
+    from keras_kd.teachers.caching.augment import Mixup
 
     x, y = digits_batch
     teacher = tiny_cnn(16, name="teacher")

@@ -6,7 +6,7 @@ import pytest
 
 import keras_kd
 from keras_kd import datasets, losses, teachers
-from keras_kd.taps import ModelView
+from keras_kd.taps.views import ModelView
 from tests.models import tiny_cnn
 from tests.test_kd_loss import numpy_kd, numpy_kd_per_sample
 
@@ -390,7 +390,7 @@ def test_teachers_of_disjoint_digits_teach_a_student_without_labels():
 def test_docstring_examples_run():
     from tests.doctests import assert_doctests
 
-    from keras_kd.losses import merged
+    from keras_kd.losses import merged_kd as merged
     from keras_kd.teachers import ensemble
 
     assert_doctests(ensemble, {"ensemble_logits": 4})
@@ -398,7 +398,7 @@ def test_docstring_examples_run():
 
 
 def test_teacher_cache_is_reexported():
-    from keras_kd.teachers import caching as teacher_cache
+    from keras_kd.teachers.caching import teacher_cache
 
     assert teachers.cache is teacher_cache.cache
 

@@ -8,7 +8,7 @@ import pytest
 
 from keras_kd import datasets, tune, zoo
 from keras_kd.tools import cli
-from keras_kd.tools import config
+from keras_kd.tools.config import validate as config
 from keras_kd.zoo import recipes as methods
 from keras_kd.distiller import Distiller
 
@@ -87,7 +87,7 @@ def test_a_tiny_search_resumes_reads_only_train_and_writes_a_valid_config(
 def test_logit_trials_read_the_teacher_cache_built_once(tmp_path, train_only, monkeypatch):
     import tensorflow as tf
 
-    from keras_kd.tools import bench_train
+    from keras_kd.tools.bench import train as bench_train
 
     built, fed = [], []
     original_cache, original_fit = bench_train.logit_cache, Distiller.fit

@@ -47,12 +47,3 @@ def steps_class():
 
         return JaxSteps
     return UnsupportedBackend
-
-
-def backend_module():
-    """The per-backend module (`num_replicas`, `sum_over_replicas`, ...)."""
-    if keras.backend.backend() == "jax":
-        from keras_kd.backends import jax as module
-    else:
-        from keras_kd.backends import tensorflow as module
-    return module

@@ -15,16 +15,6 @@ from keras_kd.batch import unpack_batch
 from keras_kd.checks.batches import check_batch
 
 
-def num_replicas():
-    """1: under `keras.distribution` the step sees the global batch (JAX
-    shards it), so no per-replica rescaling is needed."""
-    return 1
-
-
-def sum_over_replicas(value):
-    """`(value, 1)`: the JAX step already sees the whole global batch."""
-    return value, 1
-
 
 def _values_after(scope, variables, before):
     """The values `variables` hold at the end of `scope` (assigned or not)."""
@@ -103,29 +93,3 @@ class JaxSteps:
             metrics_values, total, parts, x, y, logits, sample_weight
         )
         return logs, (trainable, non_trainable, metrics_values)
-
-
-def part_gradient_norms(distiller, x, y, sample_weight, teacher_view, variables):
-    """`{part: ‖∂part/∂variables‖₂}` for every unweighted part of the
-    objective on one batch (training mode). Runs statelessly: no variable
-    (BatchNormalization statistics included) is changed."""
-    trainable = list(distiller.trainable_variables)
-    wanted = {id(v) for v in variables}
-    values = [v.value for v in trainable]
-    fixed = [(v, v.value) for v in distiller.non_trainable_variables]
-
-    def parts_of(trainable_values):
-        with keras.StatelessScope(state_mapping=list(zip(trainable, trainable_values)) + fixed,
-                                  collect_losses=True):
-            _, parts, _ = distiller._student_objective(
-                x, y, sample_weight, teacher_view, training=True)
-        return parts
-
-    names = list(parts_of(values))
-    norms = {}
-    for name in names:
-        grads = jax.grad(lambda vals, n=name: parts_of(vals)[n])(values)
-        squares = [jax.numpy.sum(jax.numpy.square(g))
-                   for v, g in zip(trainable, grads) if id(v) in wanted]
-        norms[name] = float(jax.numpy.sqrt(sum(squares))) if squares else 0.0
-    return norms

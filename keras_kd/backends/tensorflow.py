@@ -9,23 +9,8 @@ import tensorflow as tf
 
 from keras_kd.batch import unpack_batch
 from keras_kd.checks.batches import check_batch
+from keras_kd.replicas import num_replicas
 
-
-def num_replicas():
-    """Replicas in sync under the current `tf.distribute` strategy (1 without
-    one); the same count Keras's losses divide by."""
-    return tf.distribute.get_strategy().num_replicas_in_sync
-
-
-def sum_over_replicas(value):
-    """`(value summed over the replicas, how many were summed)`: in a replica
-    context of several replicas, the all-reduced sum; elsewhere `(value, 1)`."""
-    replicas = num_replicas()
-    if replicas > 1:
-        context = tf.distribute.get_replica_context()
-        if context is not None:
-            return context.all_reduce(tf.distribute.ReduceOp.SUM, value), replicas
-    return value, 1
 
 
 class TensorFlowSteps:
@@ -75,27 +60,3 @@ class TensorFlowSteps:
                 break
         with self.distribute_strategy.scope():
             self._symbolic_build(data_batch=data_batch)
-
-
-def part_gradient_norms(distiller, x, y, sample_weight, teacher_view, variables):
-    """`{part: ‖∂part/∂variables‖₂}` for every unweighted part of the
-    objective on one batch (training mode), leaving every variable as it was.
-
-    Training mode moves BatchNormalization statistics and seed generators;
-    their values are saved first and put back, so a calibration leaves no
-    trace on the run it calibrates.
-    """
-    saved = [(v, tf.identity(v.value)) for v in distiller.non_trainable_variables]
-    try:
-        with tf.GradientTape(persistent=True) as tape:
-            _, parts, _ = distiller._student_objective(
-                x, y, sample_weight, teacher_view, training=True)
-        norms = {}
-        for name, value in parts.items():
-            grads = [g for g in tape.gradient(value, variables) if g is not None]
-            norms[name] = float(tf.linalg.global_norm(grads)) if grads else 0.0
-        del tape
-    finally:
-        for variable, value in saved:
-            variable.assign(value)
-    return norms

@@ -19,9 +19,6 @@ none of them, so `keras_kd.checks.numbers` stays free of Keras):
   `check_label_values`, `with_label_checks`, `label_classes`.
 - `guards`: run-time guards `fit`/`evaluate` add: an epoch or an evaluation
   that reads no batch raises (`guard_fit`, `guard_evaluate`).
-
-The 0.1 modules `keras_kd.validation` (now `data`, `batches`, `terms`),
-`keras_kd.scalars` (`numbers`), `keras_kd.compile_checks` (`compile`) and
-`keras_kd.guards` (`guards`) still import, with a DeprecationWarning, until
-0.3 (`keras_kd._aliases`).
+- `models`: the teacher and student a `Distiller` is given, and its
+  terms list, before anything is built (`check_models`, `check_losses`).
 """

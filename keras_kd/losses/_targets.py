@@ -9,7 +9,7 @@ the terms compile under XLA.
 from keras import ops
 
 from keras_kd.checks.tensors import check_logit_pair, check_mask
-from keras_kd.losses.dense import position_labels
+from keras_kd.losses._dense import position_labels
 
 
 def sparse_labels(labels, num_classes):

@@ -9,8 +9,7 @@ saved with the distiller, something `keras.distillation`'s losses cannot do.
 import keras
 from keras import ops
 
-from keras_kd.losses import registry
-from keras_kd.taps import LOGITS
+from keras_kd.taps.views import LOGITS
 from keras_kd.checks.numbers import check_weight
 
 
@@ -29,7 +28,7 @@ class DistillationLoss(keras.layers.Layer):
     - `checks_class_count` (default True): whether the Distiller must check
       that the teacher's and the student's logits have the same width.
       False for terms that map classes themselves
-      (`keras_kd.teachers.MergedKD`).
+      (`keras_kd.losses.MergedKD`).
     - `prepare(teacher, student)` (optional): called by the Distiller with
       the two models before it gathers the taps, for terms that read the
       models themselves (Overhaul's margins come from the teacher's
@@ -74,13 +73,6 @@ class DistillationLoss(keras.layers.Layer):
     # True asks the Distiller to run the teacher with its BatchNormalization
     # layers on batch statistics (frozen weights, moving averages untouched).
     teacher_batch_statistics = False
-
-    def __init_subclass__(cls, **kwargs):
-        # Terms register themselves by class name (keras_kd.losses.registry),
-        # so run configs and tools can name them.
-        super().__init_subclass__(**kwargs)
-        if not cls.__name__.startswith("_") and not cls.__dict__.get("abstract", False):
-            registry.add(cls)
 
     def __init__(self, weight=1.0, name=None, dtype="float32", **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)

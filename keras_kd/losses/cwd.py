@@ -7,12 +7,12 @@ mmrazor's `ChannelWiseDivergence` (`mmrazor/models/losses/cwd.py`)."""
 import keras
 from keras import ops
 
-from keras_kd._aliases import renamed_function
 from keras_kd.checks.tensors import describe_shape
-from keras_kd.losses.logits import _kd_positions
+from keras_kd.losses.kd import _kd_positions
 from keras_kd.checks.numbers import check_kd_temperature
-from keras_kd.losses.pair import SinglePairTerm
-from keras_kd.taps import LOGITS
+from keras_kd.losses._pair import SinglePairTerm
+from keras_kd.taps.views import LOGITS
+from keras_kd.losses.registry import register_term
 
 
 def _channel_rows(x):
@@ -68,10 +68,10 @@ def cwd_loss(teacher_maps, student_maps, temperature=1.0):
     return ops.mean(_kd_positions(t, s, temperature), axis=-1)
 
 
-cwd_per_sample = renamed_function(cwd_loss, "cwd_per_sample")
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
+@register_term
 class CWD(SinglePairTerm):
     """Channel-wise distillation (Shu et al. 2021), see `cwd_loss`.
 

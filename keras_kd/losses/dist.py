@@ -8,10 +8,11 @@ import keras
 from keras import ops
 
 from keras_kd.losses.base import DistillationLoss
+from keras_kd.losses.registry import register_term
 from keras_kd.checks.numbers import check_ignore_index, check_temperature, check_weight
-from keras_kd.losses.dense import dense_mask
+from keras_kd.losses._dense import dense_mask
 from keras_kd.checks.tensors import check_logit_pair, check_mask
-from keras_kd.taps import LOGITS
+from keras_kd.taps.views import LOGITS
 
 # The authors' epsilon, added to the product of the two norms.
 PEARSON_EPSILON = 1e-8
@@ -130,6 +131,7 @@ def dist_loss(
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
+@register_term
 class DIST(DistillationLoss):
     """DIST (Huang et al. 2022), see `dist_loss`.
 

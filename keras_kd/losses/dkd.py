@@ -5,7 +5,6 @@ arXiv:2203.08679); conventions of the authors' code, mdistiller
 import keras
 from keras import ops
 
-from keras_kd._aliases import renamed_function
 from keras_kd.losses._targets import non_target, target, target_rows
 from keras_kd.checks.numbers import (
     check_epochs,
@@ -15,10 +14,11 @@ from keras_kd.checks.numbers import (
     check_weight,
 )
 from keras_kd.losses.base import DistillationLoss
-from keras_kd.losses.dense import dense_mask, mean_over_positions
-from keras_kd.losses.logits import _kd_positions
-from keras_kd.losses.standardization import standardize_logits
-from keras_kd.taps import LOGITS
+from keras_kd.losses.registry import register_term
+from keras_kd.losses._dense import dense_mask, mean_over_positions
+from keras_kd.losses.kd import _kd_positions
+from keras_kd.losses.logit_standardization import standardize_logits
+from keras_kd.taps.views import LOGITS
 
 
 def _binary_logits(logits, rest, labels, temperature):
@@ -116,10 +116,10 @@ def dkd_loss(
     return mean_over_positions(ops.reshape(values, (batch, -1)), mask)
 
 
-dkd_per_sample = renamed_function(dkd_loss, "dkd_per_sample")
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
+@register_term
 class DKD(DistillationLoss):
     """Decoupled Knowledge Distillation (Zhao et al. 2022), see `dkd_loss`.
 

@@ -35,10 +35,10 @@ import warnings
 
 import keras
 
-from keras_kd.losses.features import FeatureMSE
-from keras_kd.losses.logits import KD
+from keras_kd.losses.feature_mse import FeatureMSE
+from keras_kd.losses.kd import KD
 from keras_kd.losses.on_output import on_output
-from keras_kd.taps import LOGITS
+from keras_kd.taps.views import LOGITS
 
 _KL_NAMES = ("kl_divergence", "kld", "kullback_leibler_divergence")
 _CE_NAMES = ("categorical_crossentropy",)

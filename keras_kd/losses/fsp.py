@@ -8,8 +8,9 @@ from keras import ops
 from keras_kd.losses._ops import pool_to_common_size, to_float32
 from keras_kd.checks.tensors import check_feature_map, describe_shape
 from keras_kd.losses.base import DistillationLoss
+from keras_kd.losses.registry import register_term
 from keras_kd.checks.numbers import check_weight, is_integer
-from keras_kd.losses.pair import sum_over_pairs
+from keras_kd.losses._pair import sum_over_pairs
 
 
 def fsp_matrix(first, second):
@@ -111,6 +112,7 @@ def fsp_loss(teacher_pairs, student_pairs, weights=None):
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
+@register_term
 class FSP(DistillationLoss):
     """FSP matrices of layer pairs (Yim et al. 2017), see `fsp_loss`.
 

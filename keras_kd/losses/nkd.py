@@ -6,12 +6,12 @@ Labels" (ICCV 2023, arXiv:2303.13005); conventions of the authors' code
 import keras
 from keras import ops
 
-from keras_kd._aliases import renamed_function
 from keras_kd.losses._targets import non_target, target, target_rows
 from keras_kd.losses.base import DistillationLoss
+from keras_kd.losses.registry import register_term
 from keras_kd.checks.numbers import check_ignore_index, check_temperature, check_weight
-from keras_kd.losses.dense import dense_mask, mean_over_positions
-from keras_kd.taps import LOGITS
+from keras_kd.losses._dense import dense_mask, mean_over_positions
+from keras_kd.taps.views import LOGITS
 
 
 def nkd_loss(
@@ -83,10 +83,10 @@ def nkd_loss(
     return mean_over_positions(ops.reshape(values, (batch, -1)), mask)
 
 
-nkd_per_sample = renamed_function(nkd_loss, "nkd_per_sample")
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
+@register_term
 class NKD(DistillationLoss):
     """Normalized Knowledge Distillation (Yang et al. 2023), see `nkd_loss`.
 

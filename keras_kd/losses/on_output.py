@@ -14,7 +14,8 @@ schedules stay those of the wrapped term.
 import keras
 
 from keras_kd.losses.base import DistillationLoss
-from keras_kd.outputs import LOGITS, OUTPUT_PREFIX
+from keras_kd.losses.registry import register_term
+from keras_kd.taps.outputs import LOGITS, OUTPUT_PREFIX
 
 
 def _as_output_tap(name, what):
@@ -26,6 +27,7 @@ def _as_output_tap(name, what):
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
+@register_term
 class OnOutput(DistillationLoss):
     """Runs `term` on the named outputs in place of "logits".
 

@@ -1,11 +1,12 @@
 """Every distillation term by name: the one table that run configs,
 `keras-kd tune`/`bench` and error messages read.
 
-Terms register themselves: every subclass of `DistillationLoss` is added
-when its class is created (a name starting with "_", or `abstract = True` in
-the class body, opts out). So a user's own term is usable by name in a run
-config as soon as its module is imported (`imports: [my_project.losses]` in
-the YAML), or by `"my_project.losses:MyTerm"` without that.
+Registration is explicit, as torchdistill's `@register_mid_level_loss`:
+every term of keras-kd carries `@register_term` above its class, so this
+table lists exactly the decorated classes. A user's own term decorated with
+`@keras_kd.losses.register_term` is usable by name in a run config as soon
+as its module is imported (`imports: [my_project.losses]` in the YAML); any
+term, decorated or not, is usable as `"my_project.losses:MyTerm"`.
 
 A name defined by two different classes (say a user's `KD` beside ours) is
 never resolved silently: `get` refuses it and lists the `module:Class`
@@ -16,11 +17,28 @@ import difflib
 import importlib
 import inspect
 
+from keras_kd.losses.base import DistillationLoss
+
 _CLASSES = {}  # name -> {"module.qualname": class}
 
 
-def add(cls):
-    """Registers `cls` under its class name (done by `DistillationLoss`)."""
+def register_term(cls):
+    """Class decorator: registers a `DistillationLoss` subclass by its name.
+
+    ```python
+    @keras.saving.register_keras_serializable(package="my_project")
+    @keras_kd.losses.register_term
+    class MyTerm(keras_kd.losses.DistillationLoss):
+        ...
+    ```
+
+    Raises:
+        TypeError: `cls` is not a `DistillationLoss` subclass.
+    """
+    if not (inspect.isclass(cls) and issubclass(cls, DistillationLoss)):
+        raise TypeError(
+            f"register_term takes a keras_kd.losses.DistillationLoss subclass, got {cls!r}."
+        )
     key = f"{cls.__module__}.{cls.__qualname__}"
     _CLASSES.setdefault(cls.__name__, {})[key] = cls  # a re-definition replaces
     return cls
@@ -44,8 +62,6 @@ def get(name):
             or the `module:Class` spellings that disambiguate).
         TypeError: `"module:Class"` names something that is not a term.
     """
-    from keras_kd.losses.base import DistillationLoss
-
     if not isinstance(name, str) or not name:
         raise TypeError(f"A term type is a class name such as 'KD', got {name!r}.")
     if ":" in name:
@@ -64,8 +80,9 @@ def get(name):
         raise ValueError(
             f"Unknown term type '{name}'.{_suggest(name)} Known: "
             f"{', '.join(names())}. A term of your own is known once its "
-            "module is imported (a run config's `imports:` list), or name it "
-            "as 'module:Class'."
+            "module is imported (a run config's `imports:` list) if its class "
+            "is decorated with @keras_kd.losses.register_term; or name it as "
+            "'module:Class'."
         )
     if len(found) > 1:
         spellings = sorted(f"{c.__module__}:{c.__qualname__}" for c in found.values())

@@ -5,11 +5,11 @@ Review" (CVPR 2021, arXiv:2104.09044), following the official code
 import keras
 from keras import ops
 
-from keras_kd._aliases import renamed_function
 from keras_kd.losses._ops import adaptive_avg_pool2d, resize_nearest, to_float32
 from keras_kd.checks.tensors import check_feature_map, describe_shape
-from keras_kd.losses.pair import MultiPairTerm, sum_over_pairs
+from keras_kd.losses._pair import MultiPairTerm, sum_over_pairs
 from keras_kd.checks.numbers import is_integer
+from keras_kd.losses.registry import register_term
 
 _LEVELS = (4, 2, 1)
 
@@ -82,7 +82,6 @@ def hcl_loss(teacher_list, student_list):
     )
 
 
-hcl_per_sample = renamed_function(hcl_loss, "hcl_per_sample")
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
@@ -199,6 +198,7 @@ class ABF(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
+@register_term
 class ReviewKD(MultiPairTerm):
     """Knowledge review (Chen et al. 2021): the student's stages are fused
     deep-to-shallow by ABF modules and each fused output is matched to the

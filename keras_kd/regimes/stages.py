@@ -62,9 +62,9 @@ class Stages(LossWeightScheduler):
     hint = keras_kd.losses.FitNet("stage2_relu", "stage2_relu", name="hint")
     kd = keras_kd.losses.KD(temperature=4)
     distiller = keras_kd.Distiller(teacher, student, losses=[hint, kd])
-    stages = keras_kd.Stages([
-        keras_kd.Stage(5, {"hint": 1.0, "kd": 0.0, "student_loss": 0.0}, "hints"),
-        keras_kd.Stage(20, {"hint": 0.0, "kd": 1.0, "student_loss": 1.0}, "kd"),
+    stages = keras_kd.regimes.Stages([
+        keras_kd.regimes.Stage(5, {"hint": 1.0, "kd": 0.0, "student_loss": 0.0}, "hints"),
+        keras_kd.regimes.Stage(20, {"hint": 0.0, "kd": 1.0, "student_loss": 1.0}, "kd"),
     ])
     distiller.compile(...).fit(data, epochs=stages.total_epochs, callbacks=[stages])
     ```

@@ -15,7 +15,7 @@ instead.
 
 import keras
 
-from keras_kd.taps import is_functional, output_is_softmax
+from keras_kd.taps.views import is_functional, output_is_softmax
 
 class _Members:
     """Holds the member models out of Keras's attribute tracking (their
@@ -29,7 +29,7 @@ class _Members:
 
 class _TapLayer:
     """What `group.get_layer("teacher/layer")` returns: the layer's input and
-    output tensors in the group's graph (enough for `keras_kd.taps`)."""
+    output tensors in the group's graph (enough for `keras_kd.taps.views`)."""
 
     def __init__(self, name, output=None, input=None):
         self.name = name

@@ -7,7 +7,7 @@ Comprehensive Classification", AAAI). Needs no labels.
 
 import keras
 
-from keras_kd.losses.merged import check_class_indices
+from keras_kd.losses.merged_kd import check_class_indices
 from keras_kd.checks.numbers import is_integer
 from keras_kd.teachers.group import TeacherGroup, check_members, names_and_models
 
@@ -40,7 +40,7 @@ class Merged(TeacherGroup):
     merged = keras_kd.teachers.Merged(
         {teacher_a: [0, 1, 2, 3, 4], teacher_b: [5, 6, 7, 8, 9]})
     distiller = keras_kd.Distiller(
-        merged, student, losses=[keras_kd.teachers.MergedKD(temperature=4)])
+        merged, student, losses=[keras_kd.losses.MergedKD(temperature=4)])
     distiller.compile(optimizer="adam").fit(unlabeled_x, epochs=10)
     ```
     """

@@ -1,4 +1,5 @@
-"""Tooling built on the library: the `keras-kd` command (`cli`), run configs
-(`config`: schema and validation, `run_config`: the run), `bench` and its
-report, the `demo` and `timing` helpers. The library core imports nothing
-from here."""
+"""Tooling built on the library, organised by command: `cli.py` (the
+`keras-kd` command), `config/` (run-config schema and validation), `run/`
+(running a config), `bench/`, `tune/`, and `demo.py`, with the shared
+`flags.py`, `progress.py` and `timing.py`. The library core and the zoo
+import nothing from here."""

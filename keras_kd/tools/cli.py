@@ -23,7 +23,7 @@ def _demo(args):
 
 
 def _distill(args):
-    from keras_kd.tools import config
+    from keras_kd.tools.config import validate as config
 
     overrides = list(args.set or [])
     if args.epochs is not None:
@@ -38,7 +38,7 @@ def _distill(args):
     if args.validate_only:
         print(f"{args.config}: valid (config hash {config.config_hash(cfg)}).")
         return 0
-    from keras_kd.tools import run_config
+    from keras_kd.tools.run import runner as run_config
 
     try:
         run_config.run(cfg, overwrite=args.overwrite, verbose=0 if args.quiet else 1,
@@ -99,7 +99,7 @@ def _tool_module(name):
 
 
 _add_bench = _tool_command(
-    "bench", "bench",
+    "bench", "bench.command",
     "every distillation method vs the scratch student, over seeds",
     "Loads (or trains) the pair's teacher, trains the scratch student and "
     "the student under each method for every seed, and writes report.md, report.png "
@@ -108,7 +108,7 @@ _add_bench = _tool_command(
     (ValueError, FileNotFoundError),
 )
 _add_tune = _tool_command(
-    "tune", "tune",
+    "tune", "tune.command",
     "search a method's hyperparameters on a validation split (KerasTuner)",
     "Carves a validation split out of the TRAINING split (the test split is "
     "never read), runs a KerasTuner search over the method's hyperparameters, and writes "

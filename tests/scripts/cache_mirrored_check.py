@@ -27,8 +27,8 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from shared_distiller import build  # noqa: E402  (tests/scripts, on sys.path)
 
-from keras_kd.teachers.caching import build as build_cache  # noqa: E402
-from keras_kd.teachers.caching import crop_flip  # noqa: E402
+from keras_kd.teachers.caching.teacher_cache import build as build_cache  # noqa: E402
+from keras_kd.teachers.caching.teacher_cache import crop_flip  # noqa: E402
 
 
 def run(strategy, weights, data):

@@ -4,7 +4,7 @@
     cache_share.py CACHE_PATH OUT.npz
 
 Both processes build the same teacher (fixed seed) and data, call
-`keras_kd.teachers.caching.build(..., path=CACHE_PATH)`, read the whole cached
+`keras_kd.teachers.caching.teacher_cache.build(..., path=CACHE_PATH)`, read the whole cached
 pipeline and save the (x, logits) they got to OUT.npz. Prints one JSON line.
 """
 
@@ -21,7 +21,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_kd.teachers.caching import build, crop_flip  # noqa: E402
+from keras_kd.teachers.caching.teacher_cache import build, crop_flip  # noqa: E402
 from tests.models import tiny_cnn  # noqa: E402
 
 

@@ -81,8 +81,8 @@ def dataset():
     y = rng.integers(0, 10, 48).astype(np.int32)
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)  # global batch 16, 3 steps
     if os.environ.get("KERAS_KD_CACHE_DIR"):  # the teacher cache (crop+flip), one shared path
-        from keras_kd.teachers.caching import build as build_cache
-        from keras_kd.teachers.caching import crop_flip
+        from keras_kd.teachers.caching.teacher_cache import build as build_cache
+        from keras_kd.teachers.caching.teacher_cache import crop_flip
 
         keras.utils.set_random_seed(0)
         cached = build_cache(build().teacher, data, taps=["relu2"], augment=crop_flip, views=int(os.environ.get("KERAS_KD_CACHE_VIEWS", "1")),

@@ -1,0 +1,78 @@
+"""A run's output directory: the config copy, results.json, exports, resuming."""
+
+import json
+import math
+import os
+import shutil
+
+from keras_kd.tools.config import validate as config_lib
+
+RESULTS = "results.json"
+CONFIG_COPY = "config.yaml"
+
+
+def export_paths(cfg):
+    """{format: path} of the student exports."""
+    stem = cfg["export"]["path"]
+    suffix = {"keras": ".keras", "savedmodel": "", "tflite": ".tflite"}
+    return {fmt: stem + suffix[fmt] for fmt in cfg["export"]["formats"]}
+
+
+def prepare_output_dir(cfg, digest, overwrite, export, verbose):
+    """Returns the finished results when the same run is already done."""
+    out = cfg["output_dir"]
+    results_path = os.path.join(out, RESULTS)
+    copy_path = os.path.join(out, CONFIG_COPY)
+    previous = None
+    if os.path.isfile(copy_path):
+        previous = config_lib.config_hash(config_lib.read(copy_path))
+    if overwrite:
+        for name in (RESULTS, "backup", "logs"):
+            path = os.path.join(out, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.remove(path)
+    else:
+        if previous is not None and previous != digest:
+            raise FileExistsError(
+                f"output_dir: '{out}' holds a run of a different config (hash {previous}, this "
+                f"one {digest}). Choose another output_dir (--output-dir) or pass --overwrite "
+                "to discard it.")
+        if os.path.isfile(results_path):
+            with open(results_path) as handle:
+                results = json.load(handle)
+            print(f"Already finished: {results_path} (test accuracy "
+                 f"{results.get('test_accuracy')}). Nothing to do; --overwrite retrains.")
+            return results
+        if export:
+            existing = [p for p in export_paths(cfg).values() if os.path.exists(p)]
+            if existing:
+                raise FileExistsError(
+                    f"export.path: {', '.join(existing)} already exist(s) and would be "
+                    "replaced by this run's student. Pass --overwrite to replace, or set "
+                    "export.path (--set export.path=...) elsewhere.")
+    os.makedirs(out, exist_ok=True)
+    config_lib.dump(cfg, copy_path)
+    return None
+
+
+def resumed_epoch(backup_dir):
+    """Epochs finished before the interruption (BackupAndRestore's record)."""
+    path = os.path.join(backup_dir, "training_metadata.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle).get("epoch")
+
+
+def write_results(output_dir, results):
+    """Writes `results` to `output_dir/results.json`."""
+    with open(os.path.join(output_dir, RESULTS), "w") as handle:
+        json.dump(results, handle, indent=2, default=_json_default)
+
+
+def _json_default(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return str(value)
