@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from keras_kd import datasets, tune, zoo
+from keras_kd import datasets, zoo
+from keras_kd.tools.tune import command as tune
 from keras_kd.tools import cli
 from keras_kd.tools.config import validate as config
 from keras_kd.zoo import recipes as methods
