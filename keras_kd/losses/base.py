@@ -9,8 +9,9 @@ saved with the distiller, something `keras.distillation`'s losses cannot do.
 import keras
 from keras import ops
 
-from keras_kd.taps.views import LOGITS
-from keras_kd.checks.numbers import check_weight
+from keras_kd.checks.numbers import check_ignore_index, check_weight
+from keras_kd.losses._dense import dense_mask
+from keras_kd.taps.outputs import LOGITS
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
@@ -158,3 +159,63 @@ def reduce_per_sample(values, sample_weight=None):
         sample_weight = ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
         values = values * sample_weight
     return ops.mean(values)
+
+
+@keras.saving.register_keras_serializable(package="keras_kd")
+class LogitLossWrapper(DistillationLoss):
+    """A logit term that is its loss function, as `keras.losses.LossFunctionWrapper`
+    is for Keras's losses: the class holds the function and its keyword
+    arguments, and builds `call` and `get_config` from them.
+
+    `call` computes
+    `fn(teacher["logits"], student["logits"][, labels], mask=..., **fn_kwargs)`
+    (the labels when the class sets `requires_labels = True`), where `mask`
+    leaves out the pixels of dense logits `(batch, H, W, classes)` whose label
+    is `ignore_index` or negative (None for logits `(batch, classes)`).
+    `get_config` returns `weight`, `ignore_index`, the name and `fn_kwargs`,
+    so a subclass whose `__init__` takes the function's keyword arguments by
+    the same names needs neither method:
+
+    ```python
+    import keras
+    from keras import ops
+    import keras_kd
+
+    def cosine_loss(teacher_logits, student_logits, scale=1.0, mask=None):
+        t = ops.normalize(teacher_logits, axis=-1)
+        s = ops.normalize(student_logits, axis=-1)
+        return scale * (1.0 - ops.sum(t * s, axis=-1))
+
+    class Cosine(keras_kd.losses.LogitLossWrapper):
+        def __init__(self, scale=1.0, weight=1.0, ignore_index=-1, name="cosine", **kwargs):
+            super().__init__(cosine_loss, {"scale": scale}, weight=weight,
+                             ignore_index=ignore_index, name=name, **kwargs)
+    ```
+
+    Each keyword argument is also an attribute of the term (`term.scale`);
+    assigning it changes what the next trace computes.
+    """
+
+    def __init__(self, fn, fn_kwargs=None, weight=1.0, ignore_index=-1, name=None, **kwargs):
+        super().__init__(weight=weight, name=name, **kwargs)
+        self.fn = fn
+        self.ignore_index = check_ignore_index(ignore_index)
+        self._fn_arguments = tuple(fn_kwargs or {})
+        for key, value in (fn_kwargs or {}).items():
+            setattr(self, key, value)
+
+    @property
+    def fn_kwargs(self):
+        """The function's keyword arguments, as the term holds them now."""
+        return {key: getattr(self, key) for key in self._fn_arguments}
+
+    def call(self, teacher, student, labels=None, training=None):
+        student_logits = student[LOGITS]
+        arguments = (teacher[LOGITS], student_logits)
+        if self.requires_labels:
+            arguments += (labels,)
+        mask = dense_mask(student_logits, labels, self.ignore_index)
+        return self.fn(*arguments, mask=mask, **self.fn_kwargs)
+
+    def get_config(self):
+        return {**super().get_config(), "ignore_index": self.ignore_index, **self.fn_kwargs}

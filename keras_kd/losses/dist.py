@@ -7,7 +7,7 @@ hunto/DIST_KD `segmentation/losses/dist_kd.py` (dense logits)."""
 import keras
 from keras import ops
 
-from keras_kd.losses.base import DistillationLoss
+from keras_kd.losses.base import LogitLossWrapper
 from keras_kd.losses.registry import register_term
 from keras_kd.checks.numbers import check_ignore_index, check_temperature, check_weight
 from keras_kd.losses._dense import dense_mask
@@ -132,7 +132,7 @@ def dist_loss(
 
 @keras.saving.register_keras_serializable(package="keras_kd")
 @register_term
-class DIST(DistillationLoss):
+class DIST(LogitLossWrapper):
     """DIST (Huang et al. 2022), see `dist_loss`.
 
     The term returns one number per batch (the intra-class relation compares
@@ -172,28 +172,10 @@ class DIST(DistillationLoss):
         name="dist",
         **kwargs,
     ):
-        super().__init__(weight=weight, name=name, **kwargs)
-        self.beta = check_weight(beta, "DIST's beta")
-        self.gamma = check_weight(gamma, "DIST's gamma")
-        self.temperature = check_temperature(temperature)
-        self.ignore_index = check_ignore_index(ignore_index)
-
-    def call(self, teacher, student, labels=None, training=None):
-        student_logits = student[LOGITS]
-        return dist_loss(
-            teacher[LOGITS],
-            student_logits,
-            self.beta,
-            self.gamma,
-            self.temperature,
-            dense_mask(student_logits, labels, self.ignore_index),
+        super().__init__(
+            dist_loss,
+            {"beta": check_weight(beta, "DIST's beta"),
+             "gamma": check_weight(gamma, "DIST's gamma"),
+             "temperature": check_temperature(temperature)},
+            weight=weight, ignore_index=ignore_index, name=name, **kwargs,
         )
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "beta": self.beta,
-            "gamma": self.gamma,
-            "temperature": self.temperature,
-            "ignore_index": self.ignore_index,
-        }

@@ -13,7 +13,7 @@ from keras_kd.checks.numbers import (
     check_temperature,
     check_weight,
 )
-from keras_kd.losses.base import DistillationLoss
+from keras_kd.losses.base import LogitLossWrapper
 from keras_kd.losses.registry import register_term
 from keras_kd.losses._dense import dense_mask, mean_over_positions
 from keras_kd.losses.kd import _kd_positions
@@ -120,7 +120,7 @@ def dkd_loss(
 
 @keras.saving.register_keras_serializable(package="keras_kd")
 @register_term
-class DKD(DistillationLoss):
+class DKD(LogitLossWrapper):
     """Decoupled Knowledge Distillation (Zhao et al. 2022), see `dkd_loss`.
 
     The term returns alpha·TCKD + beta·NCKD per sample. The paper (and
@@ -179,15 +179,16 @@ class DKD(DistillationLoss):
         name="dkd",
         **kwargs,
     ):
-        super().__init__(weight=weight, name=name, **kwargs)
-        self.alpha = check_weight(alpha, "DKD's alpha")
-        self.beta = check_weight(beta, "DKD's beta")
-        self.temperature = check_temperature(temperature)
-        self.warmup_epochs = check_epochs(warmup_epochs, "DKD's warmup_epochs")
-        self.ignore_index = check_ignore_index(ignore_index)
-        self.logit_standardization = check_flag(
-            logit_standardization, "logit_standardization"
+        super().__init__(
+            dkd_loss,
+            {"alpha": check_weight(alpha, "DKD's alpha"),
+             "beta": check_weight(beta, "DKD's beta"),
+             "temperature": check_temperature(temperature),
+             "logit_standardization": check_flag(
+                 logit_standardization, "logit_standardization")},
+            weight=weight, ignore_index=ignore_index, name=name, **kwargs,
         )
+        self.warmup_epochs = check_epochs(warmup_epochs, "DKD's warmup_epochs")
         self._target_weight = check_weight(weight, "The weight of DKD")
 
     @property
@@ -210,27 +211,7 @@ class DKD(DistillationLoss):
 
         return LinearWarmup(self._target_weight, self.warmup_epochs)
 
-    def call(self, teacher, student, labels=None, training=None):
-        student_logits = student[LOGITS]
-        return dkd_loss(
-            teacher[LOGITS],
-            student_logits,
-            labels,
-            self.alpha,
-            self.beta,
-            self.temperature,
-            dense_mask(student_logits, labels, self.ignore_index),
-            self.logit_standardization,
-        )
-
     def get_config(self):
-        return {
-            **super().get_config(),
-            "weight": self._target_weight,
-            "alpha": self.alpha,
-            "beta": self.beta,
-            "temperature": self.temperature,
-            "warmup_epochs": self.warmup_epochs,
-            "ignore_index": self.ignore_index,
-            "logit_standardization": self.logit_standardization,
-        }
+        # The configured weight is the warm-up's target, not the weight now.
+        return {**super().get_config(), "weight": self._target_weight,
+                "warmup_epochs": self.warmup_epochs}

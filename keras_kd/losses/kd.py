@@ -8,7 +8,7 @@ from keras import ops
 
 from keras_kd.checks.numbers import check_flag, check_ignore_index, check_kd_temperature
 from keras_kd.checks.tensors import check_logit_pair, check_mask
-from keras_kd.losses.base import DistillationLoss
+from keras_kd.losses.base import LogitLossWrapper
 from keras_kd.losses.registry import register_term
 from keras_kd.losses._dense import dense_mask, mean_over_positions
 from keras_kd.losses.logit_standardization import standardize_logits
@@ -198,7 +198,7 @@ def kd_loss(
 
 @keras.saving.register_keras_serializable(package="keras_kd")
 @register_term
-class KD(DistillationLoss):
+class KD(LogitLossWrapper):
     """Hinton et al. 2015 soft-target distillation, see `kd_loss`.
 
     The term's value is `kd_loss` averaged over the batch (with the batch's
@@ -241,28 +241,12 @@ class KD(DistillationLoss):
         name="kd",
         **kwargs,
     ):
-        super().__init__(weight=weight, name=name, **kwargs)
-        self.temperature = check_kd_temperature(temperature)
-        self.ignore_index = check_ignore_index(ignore_index)
-        self.logit_standardization = check_flag(
-            logit_standardization, "logit_standardization"
+        super().__init__(
+            kd_loss,
+            {
+                "temperature": check_kd_temperature(temperature),
+                "logit_standardization": check_flag(
+                    logit_standardization, "logit_standardization"),
+            },
+            weight=weight, ignore_index=ignore_index, name=name, **kwargs,
         )
-
-    def call(self, teacher, student, labels=None, training=None):
-        student_logits = student[LOGITS]
-        mask = dense_mask(student_logits, labels, self.ignore_index)
-        return kd_loss(
-            teacher[LOGITS],
-            student_logits,
-            self.temperature,
-            mask,
-            self.logit_standardization,
-        )
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "temperature": self.temperature,
-            "ignore_index": self.ignore_index,
-            "logit_standardization": self.logit_standardization,
-        }

@@ -7,7 +7,7 @@ import keras
 from keras import ops
 
 from keras_kd.losses._targets import non_target, target, target_rows
-from keras_kd.losses.base import DistillationLoss
+from keras_kd.losses.base import LogitLossWrapper
 from keras_kd.losses.registry import register_term
 from keras_kd.checks.numbers import check_ignore_index, check_temperature, check_weight
 from keras_kd.losses._dense import dense_mask, mean_over_positions
@@ -87,7 +87,7 @@ def nkd_loss(
 
 @keras.saving.register_keras_serializable(package="keras_kd")
 @register_term
-class NKD(DistillationLoss):
+class NKD(LogitLossWrapper):
     """Normalized Knowledge Distillation (Yang et al. 2023), see `nkd_loss`.
 
     Dense logits `(batch, H, W, classes)` with label maps `(batch, H, W)`
@@ -123,26 +123,9 @@ class NKD(DistillationLoss):
         name="nkd",
         **kwargs,
     ):
-        super().__init__(weight=weight, name=name, **kwargs)
-        self.temperature = check_temperature(temperature)
-        self.gamma = check_weight(gamma, "NKD's gamma")
-        self.ignore_index = check_ignore_index(ignore_index)
-
-    def call(self, teacher, student, labels=None, training=None):
-        student_logits = student[LOGITS]
-        return nkd_loss(
-            teacher[LOGITS],
-            student_logits,
-            labels,
-            self.temperature,
-            self.gamma,
-            dense_mask(student_logits, labels, self.ignore_index),
+        super().__init__(
+            nkd_loss,
+            {"temperature": check_temperature(temperature),
+             "gamma": check_weight(gamma, "NKD's gamma")},
+            weight=weight, ignore_index=ignore_index, name=name, **kwargs,
         )
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "temperature": self.temperature,
-            "gamma": self.gamma,
-            "ignore_index": self.ignore_index,
-        }
