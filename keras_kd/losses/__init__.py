@@ -18,7 +18,7 @@ from keras_kd.losses.attention_transfer import (
     attention_map,
     attention_transfer_loss,
 )
-from keras_kd.losses.base import DistillationLoss, reduce_per_sample
+from keras_kd.losses.base import DistillationLoss, LogitLossWrapper, reduce_per_sample
 from keras_kd.losses.cwd import CWD, cwd_loss
 from keras_kd.losses.dist import DIST, dist_loss
 from keras_kd.losses.dkd import DKD, dkd_loss
@@ -41,6 +41,7 @@ from keras_kd.losses.topk_kd import TopKKD, topk_kd_loss
 
 __all__ = [
     "DistillationLoss",
+    "LogitLossWrapper",
     "register_term",
     "registry",
     "reduce_per_sample",
