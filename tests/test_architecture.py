@@ -256,3 +256,15 @@ def test_each_loss_module_is_named_after_the_method_it_holds():
         assert not module.startswith("_"), (name, module)
         source = open(sys.modules[cls.__module__].__file__).read()
         assert re.search(rf"^def \w+_loss\(|^def on_output\(", source, re.M), (name, module)
+
+
+def test_one_predicate_says_what_a_graph_model_is():
+    # Functional / built Sequential: decided in one place (taps/nested.py).
+    defined = []
+    for module, path in _modules().items():
+        source = open(path, encoding="utf-8").read()
+        defined += [(module, name) for name in re.findall(r"^def (is_\w+)\(", source, re.M)
+                    if "graph" in name or "functional" in name]
+        assert source.count("bool(model.inputs) and bool(model.outputs)") == 0 or \
+            module == "keras_kd.taps.nested", module
+    assert defined == [("keras_kd.taps.nested", "is_graph_model")]

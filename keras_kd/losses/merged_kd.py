@@ -10,7 +10,8 @@ from keras_kd.losses._ops import to_float32
 from keras_kd.losses.base import DistillationLoss
 from keras_kd.losses.registry import register_term
 from keras_kd.checks.numbers import check_temperature
-from keras_kd.taps.views import LOGITS, is_functional
+from keras_kd.taps.nested import is_graph_model
+from keras_kd.taps.views import LOGITS
 
 
 def check_class_indices(class_indices, widths, names, num_classes=None):
@@ -225,6 +226,6 @@ class MergedKD(DistillationLoss):
 
 
 def _static_width(model):
-    if not is_functional(model) or len(model.outputs) != 1:
+    if not is_graph_model(model) or len(model.outputs) != 1:
         return None
     return model.outputs[0].shape[-1]

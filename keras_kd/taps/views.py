@@ -40,14 +40,6 @@ def split_tap(tap):
     return tap, "output"
 
 
-def is_functional(model):
-    """True for Functional and built Sequential models (they have a graph)."""
-    try:
-        return bool(model.inputs) and bool(model.outputs)
-    except (AttributeError, ValueError):
-        return False
-
-
 def _check_model(model, role):
     if not isinstance(model, keras.Model):
         raise TypeError(
@@ -110,7 +102,7 @@ def softmax_output_layer(model, output_index=0):
     """The path ("layer" or "nested/layer") of the softmax layer that makes
     the model's output `output_index`, looking through nested models; None
     when that output is not a softmax (or the model has no graph)."""
-    if is_functional(model):
+    if nested.is_graph_model(model):
         return nested.find_output_layer(model, output_index, is_softmax_layer)
     last = model.layers[-1] if getattr(model, "layers", None) else None
     if last is not None and is_softmax_layer(last):
@@ -146,7 +138,7 @@ class ModelView:
         self.model = model
         self.role = role
         requested = tuple(dict.fromkeys(taps))
-        if not is_functional(model):
+        if not nested.is_graph_model(model):
             features = [tap for tap in requested if tap != LOGITS]
             if features:
                 raise TypeError(

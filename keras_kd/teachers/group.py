@@ -15,7 +15,8 @@ instead.
 
 import keras
 
-from keras_kd.taps.views import is_functional, output_is_softmax
+from keras_kd.taps.nested import is_graph_model
+from keras_kd.taps.views import output_is_softmax
 
 class _Members:
     """Holds the member models out of Keras's attribute tracking (their
@@ -98,7 +99,7 @@ def check_members(names, models, what, same_classes):
     """Graph models, one input each, same input shapes, logits outputs."""
     shapes = []
     for name, model in zip(names, models):
-        if not is_functional(model):
+        if not is_graph_model(model):
             raise TypeError(
                 f"{what}'s teacher '{name}' is a subclassed "
                 f"{type(model).__name__}; the group builds one graph on the "
