@@ -118,7 +118,7 @@ def encode_tail(logits, values, indices, bits):
         raise ValueError(f"tail_bits needs top_k below the number of classes ({classes}); "
                          f"top_k={k} keeps every class exactly: drop tail_bits.")
     # Logits must be finite (a −inf class makes its sample's codes NaN):
-    # the caching pass checks them and names the sample (`cache_compute`).
+    # the caching pass checks them and names the sample (`compute.py`).
     tail = tf.gather(logits, _tail_classes(indices, classes), batch_dims=len(logits.shape) - 1)
     low = tf.reduce_min(tail, axis=-1)
     step = _step(tf.cast(values, tf.float32), low, bits)

@@ -188,7 +188,7 @@ def build(teacher, dataset, taps=(LOGITS,), path=None, augment=None, views=1, to
     in memory when under 2 GiB (else streams them from disk every epoch),
     and copies the inputs into memory when they are under 2 GiB too, so
     training gathers samples by index instead of re-reading the dataset
-    (see `cache_replay`); True always keeps both; False streams the outputs
+    (see `replay.py`); True always keeps both; False streams the outputs
     and re-reads the dataset every epoch.
     """
     _check_dataset(dataset)

@@ -1,5 +1,5 @@
 """What the bench writes: result files (atomically) and the machine they
-came from. Shared by `bench` and `bench_report` (neither imports the other's
+came from. Shared by `command` and `report` (neither imports the other's
 internals)."""
 
 import json

@@ -16,11 +16,11 @@ serializable, hashed by `config_hash`); `keras_kd.tools.run.runner.run(config)`
 trains it. The schema is documented in docs/config.md.
 
 This module holds the top level (`load`, `validate`, `config_hash`, `dump`);
-the parts it calls live beside it: `config_files` (reading YAML/TOML and
-`--set` overrides), `config_checker` (`ConfigError` and the problem
-collector), `config_models` (teacher/student specs), `config_terms`
+the parts it calls live beside it: `files` (reading YAML/TOML and
+`--set` overrides), `checker` (`ConfigError` and the problem
+collector), `models` (teacher/student specs), `terms`
 (`imports`, `method`, `terms` from the loss registry, weight schedules) and
-`config_sections` (dataset, optimizer, export, teacher_cache).
+`sections` (dataset, optimizer, export, teacher_cache).
 
 Example:
 

@@ -15,8 +15,8 @@
 4. evaluates on the test split, writes `output_dir/results.json` and exports
    the student.
 
-Its parts live beside it: `run_data` (the tf.data pipelines), `run_builders`
-(models, terms and optimizer from the config) and `run_output` (the output
+Its parts live beside it: `data` (the tf.data pipelines), `builders`
+(models, terms and optimizer from the config) and `output` (the output
 directory: config copy, results.json, export paths, resuming).
 
 Tests and benchmarks can inject data and models:

@@ -30,8 +30,8 @@ What it does:
 Needs `keras-tuner` (`pip install keras-kd[tune]`).
 
 Beside this module (the data split, the resumable search and the CLI flags):
-`tune_search` (the search spaces and the KerasTuner hypermodel) and
-`tune_report` (best.yaml and trials.md).
+`search` (the search spaces and the KerasTuner hypermodel) and
+`report` (best.yaml and trials.md).
 """
 
 import json
@@ -128,7 +128,7 @@ def run(method, student, dataset, teacher=None, epochs=6, trials=10, batch_size=
     `data` (`(x, y)` arrays) replaces the training split (tests, user arrays);
     the validation split is carved from it all the same. `cache_teacher`:
     for the logit methods, the teacher's logits on the training part are
-    computed once (`bench_train.logit_cache`) and every trial reads them.
+    computed once (`keras_kd.tools.bench.train.logit_cache`) and every trial reads them.
     """
     import keras
 
