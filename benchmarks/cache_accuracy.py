@@ -7,7 +7,7 @@ Fashion-MNIST, the trained saved_models/fashion_mnist_teacher.keras, the
 set. KD(T=4, weight 0.9) + 0.1 × cross-entropy, Adam(1e-3), batch 128.
 Per seed (student initialisation and shuffle order), three runs:
 
-- cached + aug: `teachers.cache(teacher, data, augment=crop_flip, views=K,
+- cached + aug: `teachers.caching.cache(teacher, data, augment=crop_flip, views=K,
   shuffle=True)`: K stored crop+flip views (pad 4) per image;
 - live + aug: the live teacher on shuffle → map(crop_flip with a fresh seed
   per sample and epoch) → batch: teacher and student see the same view;

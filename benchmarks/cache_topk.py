@@ -5,7 +5,7 @@
 1. CIFAR-100-sized logits: a random-weight `zoo.resnet8x4` teacher (100
    classes, seed 0) on U[0,1) 32×32×3 images; a random-weight
    `zoo.resnet8x4` student (seed 1) gives the student logits. Caches on disk
-   (`teachers.cache(..., path=...)`, GZIP shards): full logits vs top_k=10
+   (`teachers.caching.cache(..., path=...)`, GZIP shards): full logits vs top_k=10
    (values float32, class indices uint8 up to 256 classes, the rest mass at T = 1, 2, 4, 8).
    Bytes: the outputs alone (uncompressed arrays) and the whole cache
    directory's part files (with the per-sample index, seeds and

@@ -18,7 +18,7 @@ per round, after one warm-up epoch each (tracing excluded):
 - student alone + aug, per-sample map: shuffle(N) → map(the stateful
   `tf.image` crop + flip of run_config, per sample) → batch → prefetch: the
   classic pipeline, for scale (a `tf.data` map call per sample costs ~35 µs).
-- cached KD + aug (K views): `teachers.cache(teacher, data, augment=crop_flip,
+- cached KD + aug (K views): `teachers.caching.cache(teacher, data, augment=crop_flip,
   views=K, shuffle=True)`, used exactly as docs/cache.md says (per-sample
   shuffle, the replayed view's fingerprint checked on every batch, prefetch
   inside), no extra `.cache()`.

@@ -206,7 +206,7 @@ def build_runners(configs, finite, data, log):
                         if cached_data is None:  # one teacher pass, kept in memory
                             t0 = time.perf_counter()
                             with contextlib.redirect_stdout(io.StringIO()):  # its Progbar
-                                cached_data = teachers.cache(teacher, finite).cache()
+                                cached_data = teachers.caching.cache(teacher, finite).cache()
                                 for _ in cached_data:
                                     pass
                             cached_data = cached_data.repeat().prefetch(2)
@@ -375,7 +375,7 @@ def markdown(table, args, info, vers, elapsed, loads):
         "and pays off on GPUs/TPUs only), and XLA's CPU code generation for small convolutions "
         "is slower than TensorFlow's oneDNN kernels. Ratios below 1 mean the fused single "
         "`tf.function` overlaps the teacher and the student, while the floor pays two calls. "
-        "Cached rows feed `teachers.cache` outputs, so their floor is the student step "
+        "Cached rows feed `teachers.caching.cache` outputs, so their floor is the student step "
         "alone (a ratio near 1 = the teacher is gone from the step); the \"÷ live floor\" "
         "row shows the saving against the live floor. On a shared machine read differences "
         "of a few per cent as noise.",

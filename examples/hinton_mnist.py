@@ -110,7 +110,7 @@ def pipeline(x, y, batch_size, seed, teacher_logits=None):
 
 
 def teacher_logits(teacher, x, y, batch_size=1024):
-    """The teacher's logits for every (x, y), in order, via `teachers.cache`.
+    """The teacher's logits for every (x, y), in order, via `teachers.caching.cache`.
 
     `cache` needs a deterministic pipeline (it refuses a shuffled one and
     verifies each batch's checksum when read), so it runs on the fixed
@@ -120,7 +120,7 @@ def teacher_logits(teacher, x, y, batch_size=1024):
     import tensorflow as tf
 
     fixed = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
-    cached = teachers.cache(teacher, fixed)
+    cached = teachers.caching.cache(teacher, fixed)
     return np.concatenate([t[LOGITS] for _, _, t in cached.as_numpy_iterator()])
 
 

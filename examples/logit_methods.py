@@ -15,7 +15,7 @@ same initial weights. Rows:
   the shipped teacher and a second CNN of another architecture trained here;
 - merged labels: teacher A trained here on digits 0–4 only, teacher B on
   5–9 only (the digits_teacher architecture with 5 classes); the student
-  learns all 10 digits from `teachers.Merged` + `teachers.MergedKD` WITHOUT
+  learns all 10 digits from `teachers.Merged` + `losses.MergedKD` WITHOUT
   any label, and is tested on the 10 classes;
 - self-distillation: `self_distiller` + `SelfDistillation(start_epoch=E/2)`:
   labels alone for half the epochs, then KD (T = 4) from its own snapshot;
@@ -37,7 +37,7 @@ import keras
 import numpy as np
 
 import keras_kd
-from keras_kd import datasets, teachers, zoo
+from keras_kd import datasets, losses, teachers, zoo
 from keras_kd.zoo import recipes as methods
 from keras_kd.tools.demo import find_teacher
 from keras_kd.regimes.self_distillation import SelfDistillation, self_distiller
@@ -232,7 +232,7 @@ def run_all(epochs=120, seeds=(1, 2, 3), teacher_epochs=30, teacher_seed=0, frac
         "nkd": lambda seed: train_recipe("nkd", shipped, data, epochs, seed),
         "ensemble": lambda seed: train_distilled(ensemble, kd_terms(), data, epochs, seed),
         "merged": lambda seed: train_distilled(
-            merged, [teachers.MergedKD(temperature=TEMPERATURE)], data, epochs, seed, labels=False),
+            merged, [losses.MergedKD(temperature=TEMPERATURE)], data, epochs, seed, labels=False),
         "self": lambda seed: train_self(data, epochs, seed),
     }
     rows = []

@@ -6,12 +6,11 @@ public (non-deprecated) function for it, `<name>_loss`, exported by
 `keras_kd.losses`; the function returns per-sample values `(batch,)` (or a
 scalar for the batch-level losses); and the class's value, reduced with a
 sample_weight as the Distiller reduces it, equals the reduced function on
-random input. The 0.1 `*_per_sample` names warn and return the same values.
+random input.
 """
 
 import inspect
 import sys
-import warnings
 
 import keras
 import numpy as np
@@ -174,13 +173,11 @@ def test_every_registered_loss_has_a_case_here():
 
 
 def _loss_functions(module):
-    """The module's public, non-deprecated `*_loss` / `*_per_sample` functions."""
+    """The module's public `*_loss` functions."""
     return {
         name for name, value in vars(module).items()
         if inspect.isfunction(value) and not name.startswith("_")
-        and (name.endswith("_loss") or name.endswith("_per_sample"))
-        and value.__module__ == module.__name__
-        and not hasattr(value, "__deprecated__")
+        and name.endswith("_loss") and value.__module__ == module.__name__
     }
 
 
@@ -218,52 +215,6 @@ def test_the_class_value_is_the_reduced_function(name):
     reduced = float(reduce_per_sample(ops.convert_to_tensor(got), weights))
     reference = float(want) if batch_level else float((want * weights).sum() / BATCH)
     assert reduced == pytest.approx(reference, rel=1e-5, abs=1e-7)
-
-
-OLD_NAMES = {
-    "kd_per_sample": "kd_loss",
-    "dkd_per_sample": "dkd_loss",
-    "nkd_per_sample": "nkd_loss",
-    "merged_kd_per_sample": "merged_kd_loss",
-    "cwd_per_sample": "cwd_loss",
-    "topk_kd_per_sample": "topk_kd_loss",
-    "feature_mse_per_sample": "feature_mse_loss",
-    "hint_loss_per_sample": "hint_loss",
-    "attention_transfer_per_sample": "attention_transfer_loss",
-    "partial_l2_per_sample": "partial_l2_loss",
-    "hcl_per_sample": "hcl_loss",
-}
-
-
-@pytest.mark.parametrize("old", sorted(OLD_NAMES))
-def test_old_per_sample_names_warn_and_return_the_same_values(old):
-    new = getattr(losses, OLD_NAMES[old])
-    alias = getattr(losses, old)
-    assert alias.__deprecated__ and alias.__wrapped__ is new
-    t, s = _normal(3, 2, 2, 4), _normal(3, 2, 2, 4)
-    t_rows, s_rows = t[:, 0, 0], s[:, 0, 0]
-    values, indices, rest = topk_summary(t_rows, 2, [4.0])
-    args = {
-        "dkd_per_sample": (t, s, np.zeros((3, 2, 2), "int32")),
-        "nkd_per_sample": (t, s, np.zeros((3, 2, 2), "int32")),
-        "merged_kd_per_sample": ([t_rows[:, :2]], s_rows, [[0, 1]]),
-        "topk_kd_per_sample": (values, indices, rest[4.0], s_rows),
-        "hcl_per_sample": ([t], [s]),
-    }.get(old, (t, s))
-    with pytest.warns(DeprecationWarning, match=f"{old} is renamed {new.__name__}"):
-        got = np.asarray(alias(*args))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        want = np.asarray(new(*args))
-    assert got.shape == (3,)
-    np.testing.assert_array_equal(got, want)
-
-
-def test_old_feature_mse_still_returns_the_batch_mean():
-    t, s = _normal(3, 5), _normal(3, 5)
-    with pytest.warns(DeprecationWarning, match="feature_mse is renamed feature_mse_loss"):
-        old = float(features.feature_mse(t, s))
-    assert old == pytest.approx(float(np.mean(((t - s) ** 2))), rel=1e-6)
 
 
 def test_keras_convention_a_keras_loss_and_kd_agree_on_shape():

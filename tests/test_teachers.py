@@ -233,7 +233,7 @@ def test_merged_kd_loss_matches_numpy(temperature):
     t_b = rng.normal(scale=3.0, size=(8, 5)).astype("float32")
     s = rng.normal(scale=3.0, size=(8, 10)).astype("float32")
     idx = [[0, 1, 2, 3], [9, 2, 5, 7, 8]]  # overlapping, unordered
-    per_sample = np.asarray(teachers.merged_kd_loss([t_a, t_b], s, idx, temperature))
+    per_sample = np.asarray(losses.merged_kd_loss([t_a, t_b], s, idx, temperature))
     assert per_sample.shape == (8,)
     expected = [numpy_merged_kd([t_a[i:i + 1], t_b[i:i + 1]], s[i:i + 1], idx, temperature)
                 for i in range(8)]
@@ -246,13 +246,13 @@ def test_merged_kd_loss_docstring_value_and_identity_case():
     s = np.zeros((1, 4))
     expected = numpy_merged_kd([a, b], s, [[0, 1], [3, 1, 2]], 1.0)
     assert round(expected, 4) == 0.4511
-    got = np.asarray(teachers.merged_kd_loss([a, b], s, [[0, 1], [3, 1, 2]], 1.0))
+    got = np.asarray(losses.merged_kd_loss([a, b], s, [[0, 1], [3, 1, 2]], 1.0))
     np.testing.assert_allclose(got, [expected], rtol=1e-6)
     # One teacher covering every class in order is plain KD.
     rng = np.random.default_rng(5)
     t, s = rng.normal(size=(2, 6, 5)).astype("float32")
     np.testing.assert_allclose(
-        np.asarray(teachers.merged_kd_loss([t], s, [list(range(5))], 2.0)),
+        np.asarray(losses.merged_kd_loss([t], s, [list(range(5))], 2.0)),
         numpy_kd_per_sample(t, s, 2.0), rtol=1e-5)
 
 
@@ -260,17 +260,17 @@ def test_merged_kd_loss_errors():
     t = np.zeros((2, 3), "float32")
     s = np.zeros((2, 5), "float32")
     with pytest.raises(ValueError, match=r"Teacher '#0' maps to student classes \[5\], out of range.*5 classes"):
-        teachers.merged_kd_loss([t], s, [[0, 1, 5]])
+        losses.merged_kd_loss([t], s, [[0, 1, 5]])
     with pytest.raises(ValueError, match="Teacher '#0' outputs 3 logits but was given 2"):
-        teachers.merged_kd_loss([t], s, [[0, 1]])
+        losses.merged_kd_loss([t], s, [[0, 1]])
     with pytest.raises(ValueError, match=r"'#1' maps several.*\[2\]"):
-        teachers.merged_kd_loss([t, t], s, [[0, 1, 2], [2, 2, 3]])
+        losses.merged_kd_loss([t, t], s, [[0, 1, 2], [2, 2, 3]])
     with pytest.raises(ValueError, match="negative"):
-        teachers.merged_kd_loss([t], s, [[0, -1, 2]])
+        losses.merged_kd_loss([t], s, [[0, -1, 2]])
     with pytest.raises(TypeError, match="integers"):
-        teachers.merged_kd_loss([t], s, [[0, 1.5, 2]])
+        losses.merged_kd_loss([t], s, [[0, 1.5, 2]])
     with pytest.raises(ValueError, match="2 class lists for 1 teachers"):
-        teachers.merged_kd_loss([t], s, [[0, 1, 2], [3]])
+        losses.merged_kd_loss([t], s, [[0, 1, 2], [3]])
 
 
 # ----------------------------------------------------------------------
@@ -307,30 +307,29 @@ def test_merged_and_merged_kd_serialize(tmp_path):
     assert restored.class_indices == merged.class_indices and restored.num_classes == 9
     x = np.random.default_rng(7).random((2, 8, 8, 1)).astype("float32")
     np.testing.assert_allclose(np.asarray(restored(x)), np.asarray(merged(x)), rtol=1e-6)
-    term = teachers.MergedKD(temperature=3.0, class_indices=[[0, 1], [2]], weight=0.5, name="mkd")
+    term = losses.MergedKD(temperature=3.0, class_indices=[[0, 1], [2]], weight=0.5, name="mkd")
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(term))
-    assert isinstance(restored, teachers.MergedKD) and restored.name == "mkd"
+    assert isinstance(restored, losses.MergedKD) and restored.name == "mkd"
     assert restored.temperature == 3.0 and restored.class_indices == [[0, 1], [2]]
     assert restored.weight == pytest.approx(0.5)
-    assert losses.MergedKD is teachers.MergedKD  # re-exported with the other terms
 
 
 def test_merged_kd_prepare_errors():
     a, b = tiny_cnn(4, classes=5, name="a"), tiny_cnn(4, classes=5, name="b")
     merged = teachers.Merged({a: [0, 1, 2, 3, 4], b: [5, 6, 7, 8, 9]})
     with pytest.raises(ValueError, match=r"Teacher 'b' maps to student classes \[8, 9\], out of range.*8 classes"):
-        teachers.MergedKD().prepare(merged, tiny_cnn(4, classes=8, name="student"))
+        losses.MergedKD().prepare(merged, tiny_cnn(4, classes=8, name="student"))
     with pytest.raises(ValueError, match="needs the teachers' class map"):
-        teachers.MergedKD().prepare(tiny_cnn(4, name="plain"), tiny_cnn(4, name="student"))
+        losses.MergedKD().prepare(tiny_cnn(4, name="plain"), tiny_cnn(4, name="student"))
     with pytest.raises(ValueError, match="but the Merged teacher 'merged' maps"):
-        teachers.MergedKD(class_indices=[[0, 1, 2, 3, 4], [9, 8, 7, 6, 5]]).prepare(
+        losses.MergedKD(class_indices=[[0, 1, 2, 3, 4], [9, 8, 7, 6, 5]]).prepare(
             merged, tiny_cnn(4, name="student")
         )
     with pytest.raises(ValueError, match="outputs 10 logits but the class map"):
-        teachers.MergedKD(class_indices=[[0, 1, 2]]).prepare(
+        losses.MergedKD(class_indices=[[0, 1, 2]]).prepare(
             tiny_cnn(4, name="plain"), tiny_cnn(4, name="student")
         )
-    assert teachers.MergedKD.checks_class_count is False
+    assert losses.MergedKD.checks_class_count is False
     assert losses.KD.checks_class_count is True
 
 
@@ -341,7 +340,7 @@ def test_merged_kd_in_a_distiller_without_labels(digits_batch, jit_compile):
     a, b = tiny_cnn(4, classes=4, name="a"), tiny_cnn(4, classes=6, name="b")
     merged = teachers.Merged({a: [0, 2, 4, 6], b: [1, 3, 5, 7, 8, 9]})
     student = tiny_cnn(4, name="student")
-    distiller = keras_kd.Distiller(merged, student, losses=[teachers.MergedKD(temperature=2.0)])
+    distiller = keras_kd.Distiller(merged, student, losses=[losses.MergedKD(temperature=2.0)])
     distiller.compile(optimizer=keras.optimizers.SGD(0.01), jit_compile=jit_compile)
     history = distiller.fit(x, batch_size=8, epochs=1, verbose=0).history
     assert np.isfinite(history["merged_kd"][0])
@@ -361,7 +360,7 @@ def test_overlapping_merged_teachers_of_other_width(digits_batch):
     merged = teachers.Merged(
         {tiny_cnn(4, classes=6, name="a"): [0, 1, 2, 3, 4, 5], tiny_cnn(4, classes=6, name="b"): [4, 5, 6, 7, 8, 9]}
     )
-    distiller = keras_kd.Distiller(merged, tiny_cnn(4, name="student"), losses=[teachers.MergedKD()])
+    distiller = keras_kd.Distiller(merged, tiny_cnn(4, name="student"), losses=[losses.MergedKD()])
     distiller.compile(optimizer="sgd")
     value = distiller.fit(x[:8], verbose=0).history["merged_kd"][0]
     assert np.isfinite(value) and value > 0
@@ -380,7 +379,7 @@ def test_teachers_of_disjoint_digits_teach_a_student_without_labels():
         teacher.fit(x[mask], y[mask] - offset, batch_size=64, epochs=10, verbose=0)
     merged = teachers.Merged({low: [0, 1, 2, 3, 4], high: [5, 6, 7, 8, 9]})
     student = mlp(10, "student")
-    distiller = keras_kd.Distiller(merged, student, losses=[teachers.MergedKD(temperature=4.0)])
+    distiller = keras_kd.Distiller(merged, student, losses=[losses.MergedKD(temperature=4.0)])
     distiller.compile(optimizer=keras.optimizers.Adam(0.01))  # no loss: no labels
     distiller.fit(x, batch_size=64, epochs=10, verbose=0)  # x only
     accuracy = float((student.predict(x_test, verbose=0).argmax(-1) == y_test).mean())
@@ -400,7 +399,7 @@ def test_docstring_examples_run():
 def test_teacher_cache_is_reexported():
     from keras_kd.teachers.caching import teacher_cache
 
-    assert teachers.cache is teacher_cache.cache
+    assert teachers.caching.cache is teacher_cache.cache
 
 
 def test_plain_kd_on_a_merged_teacher_is_refused():

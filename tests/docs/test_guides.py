@@ -12,9 +12,9 @@ A block that cannot run here (it needs a download, a GPU, CIFAR-100 or
 several machines) is fenced ```python skip-test <why>; those are counted,
 named, and must be listed in SKIPPED below, so a new one is a decision.
 
-The blocks run on the TensorFlow backend: on another backend the tests
-skip, saying so (the guides' JAX block runs there in its own process with
-KERAS_BACKEND=jax set by the block's page).
+The pages run on the TensorFlow backend (a page may choose another
+backend itself, before it imports Keras, as the backends page does for
+JAX); in the JAX pass of the test suite these tests skip, saying so.
 """
 
 import concurrent.futures
@@ -32,12 +32,9 @@ FENCE = re.compile(r"^```python(?: (?P<kind>setup|skip-test)(?: (?P<why>[^\n]*))
                    r"(?P<code>.*?)^```[ \t]*$", re.M | re.S)
 # Pages whose blocks run together take at most this long (seconds).
 TIMEOUT = int(os.environ.get("KERAS_KD_TEST_TIMEOUT", "900"))
-# Blocks the tests do not run, per page: (first line of the block, why).
+# How many blocks of each page the tests do not run (each says why).
 SKIPPED = {
-    "cache.md": 1,
-    "scaling.md": 3,
-    "taps.md": 0,
-    "config.md": 0,
+    "scaling.md": 2,     # several machines (MultiWorkerMirroredStrategy); a TPU
 }
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 
@@ -62,9 +59,7 @@ def pages():
 def script(page):
     """A Python program that runs the page's blocks in order, one namespace,
     each compiled under its page and line for tracebacks."""
-    parts = ["import sys", "namespace = {'__name__': '__main__'}"]
-    if os.environ.get("KERAS_KD_DOCS_EAGER") == "1":
-        parts.insert(0, "import tensorflow as tf; tf.config.run_functions_eagerly(True)")
+    parts = ["namespace = {'__name__': '__main__'}"]
     for line, kind, _, code in blocks(os.path.join(DOCS, page)):
         if kind == "skip-test":
             continue
