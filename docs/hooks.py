@@ -5,13 +5,13 @@ read (`tests/docs/test_guides.py`):
 
 - ```` ```python setup ````: the page's setup (models, data), run first by
   the tests; rendered as a collapsed "Setup" box.
-- ```` ```python skip-test ````: a block the tests do not run (it needs
-  data or hardware the test machine lacks); rendered as plain Python.
+- ```` ```python skip-test <why> ````: a block the tests do not run (it
+  needs hardware or machines the tests lack); rendered as plain Python.
 """
 
 import re
 
-FENCE = re.compile(r"^```python (setup|skip-test)\n(.*?)^```[ \t]*$", re.M | re.S)
+FENCE = re.compile(r"^```python (setup|skip-test)(?: [^\n]*)?\n(.*?)^```[ \t]*$", re.M | re.S)
 
 
 def _render(match):
