@@ -150,7 +150,7 @@ class Distiller(steps_class(), DistillationObjective, keras.Model):
         """`keras.Model.fit`, plus data checks and the terms' default schedules.
 
         Before the first step, the data is checked against the student
-        (`keras_kd.validation`): input shape and dtype, label shape for the
+        (`keras_kd.checks.data`): input shape and dtype, label shape for the
         compiled loss, and for numpy arrays NaN/Inf inputs and labels out of
         range, each with an error that names the fix.
 

@@ -52,7 +52,7 @@ class SelfDistillation(keras.callbacks.Callback):
     ```python
     distiller = keras_kd.regimes.self_distillation.self_distiller(student, [KD(temperature=4)])
     distiller.compile(...).fit(data, epochs=30,
-        callbacks=[keras_kd.callbacks.SelfDistillation(start_epoch=15)])
+        callbacks=[keras_kd.regimes.SelfDistillation(start_epoch=15)])
     ```
     """
 
