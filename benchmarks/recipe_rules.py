@@ -15,8 +15,8 @@ rule replaces), trains the `digits-cnn` pair's thin student (the shipped
 digits teacher; `keras-kd bench`'s training: Adam 1e-3 with cosine decay,
 batch 32, 20 epochs; at 10 epochs the scratch student scored 80.5% and
 56.8% on seeds 0 and 1, far from converged) on the digits TRAINING split
-minus a stratified 20% validation split (`keras_kd.tools.tune.command.validation_split`, split seed 0), and
-scores it on that validation split. The test split is never read. Each
+minus a stratified 20% validation split (`keras_kd.datasets.validation_split`,
+split seed 0), and scores it on that validation split. The test split is never read. Each
 variant is compared with the scratch student seed by seed
 (`keras_kd.tools.bench.report.paired`). Results are saved after every run; a
 re-run resumes.
@@ -31,7 +31,6 @@ import keras
 import numpy as np
 
 from keras_kd import datasets
-from keras_kd.tools.tune import command as tune
 from keras_kd.tools.bench import command as bench
 from keras_kd.tools.bench import report as bench_report
 
@@ -112,7 +111,7 @@ def main(argv=None):
         all_variants = FMNIST_VARIANTS
     else:
         x, y = datasets.load("digits", "train", as_numpy=True)
-        train, val = tune.validation_split(x, y, 0.2, seed=0)
+        train, val = datasets.validation_split(x, y, 0.2, seed=0)
         all_variants = VARIANTS
     teacher = keras.saving.load_model(bench.find_teacher(pair, tempfile.gettempdir()))
     settings = {"epochs": args.epochs, "batch_size": pair.batch_size, "learning_rate": 1e-3,

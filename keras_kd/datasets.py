@@ -336,6 +336,61 @@ def load(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def validation_indices(labels, fraction, seed=0, name="validation_split"):
+    """`(train, validation)`: sorted index arrays that carve a validation part
+    out of a TRAINING set; the same `labels`, `fraction` and `seed` always
+    give the same carve.
+
+    With class labels (one integer per sample) the carve is stratified: of
+    each class, `round(fraction · members)` samples (at least one) go to
+    validation, drawn with `numpy.random.default_rng(seed)`. Other labels
+    (dense, one per pixel) are carved uniformly at random. `name` is the
+    setting the error names (`--val-fraction`, `dataset.validation_split`).
+
+    >>> train, val = validation_indices([0, 0, 0, 0, 1, 1, 1, 1], 0.25, seed=0)
+    >>> len(train), len(val), sorted(set(train) | set(val)) == list(range(8))
+    (6, 2, True)
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.number)) \
+            or not 0.0 < float(fraction) < 1.0:
+        raise ValueError(f"{name} must be a fraction in (0, 1) of the training split, got "
+                         f"{fraction!r}; e.g. 0.1 holds out 10% of it for validation.")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    if labels.ndim == 1:
+        val = []
+        for c in np.unique(labels):
+            members = np.flatnonzero(labels == c)
+            rng.shuffle(members)
+            val.append(members[: max(1, int(round(fraction * len(members))))])
+        val = np.sort(np.concatenate(val)) if val else np.zeros(0, np.int64)
+    else:
+        order = rng.permutation(len(labels))
+        val = np.sort(order[: max(1, int(round(fraction * len(labels))))])
+    keep = np.ones(len(labels), bool)
+    keep[val] = False
+    if not keep.any():
+        raise ValueError(f"{name}={fraction} leaves no training examples (of "
+                         f"{len(labels)}); lower it or use more data.")
+    return np.flatnonzero(keep), val
+
+
+def validation_split(x, y, fraction, seed=0, name="validation_split"):
+    """`((x_train, y_train), (x_val, y_val))`: arrays split by
+    `validation_indices(y, fraction, seed)` (stratified by class, fixed by
+    `seed`). `keras-kd distill`'s `dataset.validation_split`, `keras-kd
+    bench --validation-split` and `keras-kd tune --val-fraction` all carve
+    with it.
+
+    ```python
+    x, y = keras_kd.datasets.load("digits", "train", as_numpy=True)
+    (x_train, y_train), (x_val, y_val) = keras_kd.datasets.validation_split(x, y, 0.2, seed=0)
+    ```
+    """
+    train, val = validation_indices(y, fraction, seed, name)
+    return (x[train], y[train]), (x[val], y[val])
+
+
 UNLABELED = -1
 
 

@@ -104,7 +104,7 @@ def test_logit_trials_read_the_teacher_cache_built_once(tmp_path, train_only, mo
     monkeypatch.setattr(bench_train, "logit_cache", logit_cache)
     monkeypatch.setattr(Distiller, "fit", fit)
     _search(tmp_path / "cached", train_size=200)
-    (_, y_train), _ = tune.validation_split(*tune.load_train_only("digits", 200), 0.1, seed=0)
+    (_, y_train), _ = datasets.validation_split(*tune.load_train_only("digits", 200), 0.1, seed=0)
     assert built == [len(y_train)]  # once for both trials, on the training part only
     assert len(fed) == 2 and all(isinstance(x, tf.data.Dataset) for x in fed)
     assert len(fed[0].element_spec) == 3  # (x, y, teacher logits)
@@ -124,13 +124,13 @@ def test_a_resumed_search_with_other_settings_is_refused(tmp_path, train_only):
 def test_validation_split_is_stratified_disjoint_and_fixed():
     y = np.repeat(np.arange(3), [50, 30, 20])
     x = np.arange(100)[:, None].astype("float32")
-    (xt, yt), (xv, yv) = tune.validation_split(x, y, 0.1, seed=3)
+    (xt, yt), (xv, yv) = datasets.validation_split(x, y, 0.1, seed=3)
     assert np.bincount(yv).tolist() == [5, 3, 2]
     assert len(set(xt[:, 0]) & set(xv[:, 0])) == 0 and len(yt) + len(yv) == 100
-    (_, _), (xv2, _) = tune.validation_split(x, y, 0.1, seed=3)
+    (_, _), (xv2, _) = datasets.validation_split(x, y, 0.1, seed=3)
     assert np.array_equal(xv, xv2)
-    with pytest.raises(ValueError, match="val-fraction"):
-        tune.validation_split(x, y, 1.0, seed=0)
+    with pytest.raises(ValueError, match=r"--val-fraction must be a fraction in \(0, 1\)"):
+        datasets.validation_split(x, y, 1.0, seed=0, name="--val-fraction")
 
 
 def test_two_stage_recipes_become_piecewise_schedules_in_a_valid_config():

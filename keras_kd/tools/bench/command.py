@@ -53,7 +53,8 @@ SETTINGS_FILE = "bench.json"
 # Settings that change the numbers: a re-run with other values would mix
 # incomparable results, so it is refused.
 _FIXED_SETTINGS = ("pair", "dataset", "epochs", "batch_size", "train_size",
-                   "learning_rate", "temperature", "schedule", "teacher", "pipeline")
+                   "learning_rate", "temperature", "schedule", "teacher", "pipeline",
+                   "validation_split")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,6 +205,7 @@ def run(
     verbose=1,
     data=None,
     cache_teacher=True,
+    validation_split=None,
 ):
     """Runs (or resumes) a benchmark and writes its report; returns the rows.
 
@@ -213,6 +215,13 @@ def run(
 
     `data` (`((x_train, y_train), (x_test, y_test))`) replaces the pair's
     dataset, for tests and for users with their own arrays.
+
+    `validation_split` (a fraction) carves a validation set out of the
+    students' training subset (`keras_kd.datasets.validation_split`,
+    stratified, split seed 0: the same for every method and seed); the
+    students train on the rest, their validation metrics are logged every
+    epoch (TensorBoard, `val_accuracy` in each result row), and the test
+    accuracy is measured as without it.
     """
     from keras_kd.zoo import recipes as methods
 
@@ -247,6 +256,7 @@ def run(
         "schedule": "adam-cosine",
         "pipeline": "tf.data per-sample shuffle seeded by the run's seed",
         "teacher": teacher_path,
+        "validation_split": None if validation_split is None else float(validation_split),
     }
     if settings["epochs"] < 1:
         raise ValueError(f"epochs must be >= 1, got {settings['epochs']}.")
@@ -257,9 +267,17 @@ def run(
     full = load_data(spec, None, data_dir) if data is None else data
     # The teacher trains on the whole training set; the students on the subset.
     data = (_subset(*full[0], settings["train_size"]), full[1])
+    validation = None
+    if validation_split is not None:
+        from keras_kd import datasets
+
+        train_part, validation = datasets.validation_split(
+            *data[0], validation_split, seed=0, name="--validation-split")
+        data = (train_part, data[1])
     (x_train, y_train), (x_test, y_test) = data
+    held = "" if validation is None else f" (+ {len(validation[1])} validation, carved from it)"
     _say(verbose, f"{pair}: {spec.description}\n"
-         f"data: {settings['dataset']}, {len(y_train)} train / {len(y_test)} test")
+         f"data: {settings['dataset']}, {len(y_train)} train{held} / {len(y_test)} test")
 
     found = find_teacher(spec, output_dir, teacher_path)
     if found is None:
@@ -294,7 +312,7 @@ def run(
         else:
             _say(verbose, f"\n[{index}/{len(runs)}] {method} · {student_name} · seed {seed}")
             row = train_one(method, student_name, seed, teacher, spec, data, settings,
-                            output_dir, verbose, cache=cache)
+                            output_dir, verbose, cache=cache, validation=validation)
             write_json(path, row)
             status = f"{row['train_seconds']:.0f} s"
         rows.append(row)
@@ -354,6 +372,10 @@ def add_arguments(parser):
     parser.add_argument("--temperature", type=float, default=4.0, help="KD temperature (the other recipes use their own T)")
     parser.add_argument("--teacher", default=None, help="teacher .keras file (default: "
                         "saved_models/<pair teacher file>, else trained)")
+    parser.add_argument("--validation-split", type=float, default=None, metavar="FRACTION",
+                        help="hold this fraction of the students' training data out as a "
+                        "validation set (stratified, fixed), logged every epoch; the test "
+                        "accuracy is measured as without it")
     add_run_flags(parser, "results, report and TensorBoard logs (default bench_runs/<pair>); "
                   "re-running with the same folder resumes",
                   "its logits are computed once and read from a per-sample cache")
@@ -376,6 +398,7 @@ def from_args(args):
         data_dir=args.data_dir,
         verbose=0 if args.quiet else 1,
         cache_teacher=not args.live_teacher,
+        validation_split=args.validation_split,
     )
 
 

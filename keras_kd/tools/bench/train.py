@@ -35,22 +35,30 @@ def build_model(name, dataset):
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Wall time of every epoch, for the training-step time."""
+    """Wall time of every epoch's training steps, for the training-step time
+    (an epoch's validation pass, which starts with `on_test_begin`, is left out)."""
 
     async_safe = True  # counts steps only: no per-step sync of the logs
 
     def on_train_begin(self, logs=None):
         self.seconds, self.steps = [], 0
+        self._start = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start, self._steps = time.perf_counter(), 0
+        self._start, self._end, self._steps = time.perf_counter(), None, 0
 
     def on_train_batch_end(self, batch, logs=None):
         self._steps += 1
 
+    def on_test_begin(self, logs=None):
+        if self._start is not None and self._end is None:
+            self._end = time.perf_counter()  # the epoch's validation begins
+
     def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
+        end = self._end if self._end is not None else time.perf_counter()
+        self.seconds.append(end - self._start)
         self.steps = self._steps
+        self._start = None
 
     def step_ms(self):
         """Median epoch time ÷ steps, leaving out the first (tracing) epoch."""
@@ -106,12 +114,14 @@ def logit_cache(teacher, x, y, batch_size=512):
 
 
 def train_one(method, student_name, seed, teacher, pair, data, settings, output_dir, verbose,
-              overrides=None, cache=None):
+              overrides=None, cache=None, validation=None):
     """Trains one student with one method and returns its result row.
 
     `overrides` replace the recipe's rules (`keras_kd.zoo.recipes.recipe(**overrides)`).
     `cache` (from `logit_cache`, on the same training arrays) serves the
     teacher's logits to the logit methods; without it the teacher runs live.
+    `validation` (`(x_val, y_val)`) is scored every epoch (Keras's
+    `validation_data`); the row gets the last epoch's `val_accuracy`.
     """
     from keras_kd.distiller import Distiller
     from keras_kd.tools.timing import latency_ms
@@ -150,9 +160,10 @@ def train_one(method, student_name, seed, teacher, pair, data, settings, output_
     else:
         train = shuffled_batches(x_train, y_train, batch_size, seed)
     start = time.perf_counter()
-    model.fit(train, epochs=epochs, shuffle=False,  # the pipeline shuffles, seeded
-              verbose=fit_verbose(verbose), callbacks=callbacks)
-    return {
+    history = model.fit(train, epochs=epochs, shuffle=False,  # the pipeline shuffles, seeded
+                        validation_data=None if validation is None else tuple(validation),
+                        verbose=fit_verbose(verbose), callbacks=callbacks)
+    row = {
         "method": method,
         "student": student_name,
         "seed": seed,
@@ -166,6 +177,9 @@ def train_one(method, student_name, seed, teacher, pair, data, settings, output_
         "epochs": epochs,
         "finished": datetime.datetime.now().isoformat(timespec="seconds"),
     }
+    if validation is not None:
+        row["val_accuracy"] = float(history.history["val_accuracy"][-1])
+    return row
 
 
 def train_teacher(pair, data, output_dir, epochs, learning_rate, verbose):

@@ -6,6 +6,7 @@ records every problem in the `Checker` it is given.
 
 import os
 
+from keras_kd.checks.numbers import is_real
 from keras_kd.tools.config.checker import show_value
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -13,8 +14,13 @@ EXPORT_FORMATS = ("keras", "savedmodel", "tflite")
 AUGMENTS = ("none", "cifar")
 LR_SCHEDULES = ("constant", "piecewise", "cosine")
 
-DATASET_KEYS = ("name", "data_dir", "batch_size", "train_split", "test_split", "augment",
-                "shuffle_buffer", "normalize", "input_shape", "num_classes")
+DATASET_KEYS = ("name", "data_dir", "batch_size", "train_split", "test_split", "validation_split",
+                "validation", "augment", "shuffle_buffer", "normalize", "input_shape",
+                "num_classes")
+# The splits of the embedded dataset, and those a validation set may be (any other
+# name's splits are known when it loads).
+KNOWN_SPLITS = {"digits": ("train", "test", "all")}
+VALIDATION_SPLITS = {"digits": ()}
 OPTIMIZER_KEYS = ("name", "learning_rate", "momentum", "nesterov", "weight_decay",
                   "weight_decay_mode", "schedule")
 EXPORT_KEYS = ("formats", "path")
@@ -26,8 +32,9 @@ FULL_LOGIT_METHODS = ("kd", "dkd", "nkd")
 
 def check_dataset(check, raw):
     out = {"name": None, "data_dir": None, "batch_size": 64, "train_split": "train",
-           "test_split": "test", "augment": "none", "shuffle_buffer": 10000,
-           "normalize": None, "input_shape": None, "num_classes": None}
+           "test_split": "test", "validation_split": None, "validation": None,
+           "augment": "none", "shuffle_buffer": 10000, "normalize": None, "input_shape": None,
+           "num_classes": None}
     if not check.keys("dataset", raw, DATASET_KEYS, required=("name",)):
         return out
     out.update({k: v for k, v in raw.items() if k in DATASET_KEYS})
@@ -36,6 +43,7 @@ def check_dataset(check, raw):
     out["batch_size"] = check.number("dataset.batch_size", out["batch_size"], 1, integer=True)
     for split in ("train_split", "test_split"):
         out[split] = check.string(f"dataset.{split}", out[split])
+    check_validation(check, out)
     out["augment"] = check.choice("dataset.augment", out["augment"], AUGMENTS)
     out["shuffle_buffer"] = check.number("dataset.shuffle_buffer", out["shuffle_buffer"], 0,
                                          integer=True)
@@ -56,6 +64,39 @@ def check_dataset(check, raw):
         out["num_classes"] = check.number("dataset.num_classes", out["num_classes"], 1,
                                           integer=True)
     return out
+
+
+def check_validation(check, out):
+    """`dataset.validation_split` (a fraction of the training split) or
+    `dataset.validation` (a split of the dataset): at most one, never the test split."""
+    fraction, split = out["validation_split"], out["validation"]
+    if fraction is not None:
+        if not is_real(fraction) or not 0 < fraction < 1:
+            check.bad("dataset.validation_split", "expected a fraction of the training split, "
+                      f"> 0 and < 1 (e.g. 0.1), got {show_value(fraction)}")
+            out["validation_split"] = None
+        else:
+            out["validation_split"] = float(fraction)
+    if split is None:
+        return
+    split = out["validation"] = check.string("dataset.validation", split)
+    if split is None:
+        return
+    if fraction is not None:
+        check.bad("dataset.validation", "give either 'validation' (a split of the dataset) or "
+                  "'validation_split' (a fraction carved out of the training split), not both")
+    elif split == out["test_split"]:
+        check.bad("dataset.validation", f"'{split}' is the test split: choosing by test "
+                  "scores leaks them into the run; carve a validation set out of the training "
+                  "split with validation_split: 0.1")
+    elif split == out["train_split"]:
+        check.bad("dataset.validation", f"'{split}' is the training split: it would score "
+                  "the data the student learns; use validation_split: 0.1 to hold part of it out")
+    elif out["name"] in KNOWN_SPLITS and split not in VALIDATION_SPLITS[out["name"]]:
+        splits = KNOWN_SPLITS[out["name"]]
+        check.bad("dataset.validation", f"'{out['name']}' has no validation split (its splits "
+                  f"are {', '.join(splits)}; 'all' holds the test split too): carve one out of "
+                  "the training split with validation_split: 0.1")
 
 
 def check_optimizer(check, raw, epochs):

@@ -25,7 +25,7 @@ def prepare_output_dir(cfg, digest, overwrite, export, verbose):
     copy_path = os.path.join(out, CONFIG_COPY)
     previous = None
     if os.path.isfile(copy_path):
-        previous = config_lib.config_hash(config_lib.read(copy_path))
+        previous = stored_config_hash(copy_path)
     if overwrite:
         for name in (RESULTS, "backup", "logs"):
             path = os.path.join(out, name)
@@ -55,6 +55,18 @@ def prepare_output_dir(cfg, digest, overwrite, export, verbose):
     os.makedirs(out, exist_ok=True)
     config_lib.dump(cfg, copy_path)
     return None
+
+
+def stored_config_hash(path):
+    """The hash of the config copy at `path`, resolved again with today's
+    defaults, so that a setting added since (`dataset.validation_split`: null)
+    does not make a finished run look like another config's."""
+    data = config_lib.read(path)
+    try:
+        data = config_lib.validate(data, check_files=False)
+    except ValueError:  # no longer valid as it stands: compare it as written
+        pass
+    return config_lib.config_hash(data)
 
 
 def resumed_epoch(backup_dir):

@@ -6,18 +6,23 @@
    paths that exist (unless `overwrite=True`); a finished run of the same
    config is reported as done, not retrained;
 2. loads the data (`keras_kd.datasets.load`, shuffled with `seed`, CIFAR
-   augmentation and normalization as configured), the teacher and the
-   student (`.keras` file, zoo name or `module:function`);
+   augmentation and normalization as configured; a validation set when
+   `dataset.validation_split` carves one out of the training split or
+   `dataset.validation` names one), the teacher and the student (`.keras`
+   file, zoo name or `module:function`);
 3. trains a `Distiller` (or the student alone when `teacher` is null) with
-   Keras progress bars, `TensorBoard(output_dir/logs)` and
-   `BackupAndRestore(output_dir/backup)`, so re-running the same command
-   after an interruption resumes from the last finished epoch;
+   Keras progress bars, `TensorBoard(output_dir/logs)` (the validation
+   metrics per epoch under `logs/validation`, the run's settings in the
+   HParams dashboard: `hparams.py`) and `BackupAndRestore(output_dir/backup)`,
+   so re-running the same command after an interruption resumes from the
+   last finished epoch;
 4. evaluates on the test split, writes `output_dir/results.json` and exports
    the student.
 
-Its parts live beside it: `data` (the tf.data pipelines), `builders`
-(models, terms and optimizer from the config) and `output` (the output
-directory: config copy, results.json, export paths, resuming).
+Its parts live beside it: `data` (the tf.data pipelines, the validation
+carve), `builders` (models, terms and optimizer from the config), `hparams`
+(the HParams summary) and `output` (the output directory: config copy,
+results.json, export paths, resuming).
 
 Tests and benchmarks can inject data and models:
 
@@ -45,10 +50,12 @@ from keras_kd.tools.run.builders import (
 )
 from keras_kd.tools.run.data import (
     cifar_augment,
+    count_samples,
     count_steps,
     input_shape_and_classes,
     load_run_data,
 )
+from keras_kd.tools.run.hparams import write_hparams
 from keras_kd.tools.run.output import (
     CONFIG_COPY,
     RESULTS,
@@ -113,7 +120,8 @@ def run(cfg, train_data=None, test_data=None, teacher_model=None, student_model=
     Returns:
         The results dict also written to `output_dir/results.json`:
         `test_accuracy`, `test_loss`, `params`, `epochs`, `config_hash`,
-        `history` (per-epoch logs), `exports`, `seconds`.
+        `history` (per-epoch logs; `val_*` ones with a validation set),
+        `validation_examples`, `exports`, `seconds`.
     """
     import keras
     import tensorflow as tf
@@ -136,7 +144,9 @@ def run(cfg, train_data=None, test_data=None, teacher_model=None, student_model=
              "already done.")
     keras.utils.set_random_seed(cfg["seed"])
     start = time.time()
-    train, test = load_run_data(cfg, train_data, test_data)
+    train, validation, test, train_source = load_run_data(cfg, train_data, test_data)
+    log_dir = os.path.join(out, "logs")
+    write_hparams(log_dir, cfg, digest)
     steps = steps_per_epoch or count_steps(train)
     strategy = (tf.distribute.MirroredStrategy() if cfg["strategy"] == "mirrored"
                 else tf.distribute.get_strategy())
@@ -175,7 +185,7 @@ def run(cfg, train_data=None, test_data=None, teacher_model=None, student_model=
             if cfg.get("teacher_cache"):  # docs/cache.md: cached views replace the live teacher
                 from keras_kd.tools.run.cache import cached_train_data
 
-                train = cached_train_data(cfg, train_data, teacher, terms)
+                train = cached_train_data(cfg, train_source, teacher, terms)
             if cfg["student_loss_schedule"]:
                 scheduled["student_loss"] = weight_schedule(cfg["student_loss_schedule"], slw)
             if scheduled:
@@ -185,8 +195,9 @@ def run(cfg, train_data=None, test_data=None, teacher_model=None, student_model=
             # initialisation stage); the learning-rate schedule spans them all.
             model.compile(loss="sparse_categorical_crossentropy",
                           optimizer=build_optimizer(opt, steps, fit_epochs), **compile_args)
-        built_callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "logs")))
-        history = model.fit(train, epochs=fit_epochs, steps_per_epoch=steps_per_epoch, shuffle=False,
+        built_callbacks.append(keras.callbacks.TensorBoard(log_dir))
+        history = model.fit(train, epochs=fit_epochs, steps_per_epoch=steps_per_epoch,
+                            shuffle=False, validation_data=validation,
                             callbacks=built_callbacks + list(callbacks), verbose=verbose)
         scores = student_scores(student, test, run_eagerly, verbose)
     results = {
@@ -198,6 +209,7 @@ def run(cfg, train_data=None, test_data=None, teacher_model=None, student_model=
         "config_hash": digest,
         "resumed_after_epochs": resumed,
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "validation_examples": None if validation is None else count_samples(validation),
         "exports": {},
         "seconds": round(time.time() - start, 1),
     }

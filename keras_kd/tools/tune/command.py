@@ -9,8 +9,10 @@ What it does:
 1. loads ONLY the training split of `--dataset` (`keras_kd.datasets.load`),
    optionally a fixed stratified subset of it (`--train-size`), and carves
    a stratified validation split out of it (`--val-fraction`, fixed
-   `--split-seed`). The test split is never read: the number the search
-   maximises is the student's validation accuracy.
+   `--split-seed`; `keras_kd.datasets.validation_split`, the carve that
+   `keras-kd distill` and `keras-kd bench` use too). The test split is
+   never read: the number the search maximises is the student's
+   validation accuracy.
 2. runs a KerasTuner search (`--algorithm bayesian` or `random`) over the
    method's space (`SPACES`: temperature, the term's weight, the hard-label
    weight, logit standardization on/off, method-specific ones such as
@@ -37,8 +39,6 @@ Beside this module (the data split, the resumable search and the CLI flags):
 import json
 import os
 
-import numpy as np
-
 from keras_kd.tools.config import validate as config_lib
 from keras_kd.tools.flags import add_run_flags
 from keras_kd.tools.tune.report import (
@@ -61,25 +61,6 @@ _FIXED = ("method", "dataset", "teacher", "student", "epochs", "batch_size", "tr
 
 # ----------------------------------------------------------------------------
 # Data: the training split only.
-
-def validation_split(x, y, fraction, seed):
-    """A stratified (train, validation) split of arrays, fixed by `seed`."""
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"--val-fraction must be in (0, 1), got {fraction}.")
-    rng = np.random.default_rng(seed)
-    val = []
-    for c in np.unique(y):
-        members = np.flatnonzero(y == c)
-        rng.shuffle(members)
-        val.append(members[: max(1, int(round(fraction * len(members))))])
-    val = np.sort(np.concatenate(val))
-    keep = np.ones(len(y), bool)
-    keep[val] = False
-    if keep.sum() == 0:
-        raise ValueError("The validation split leaves no training examples; lower "
-                         "--val-fraction or use more data.")
-    return (x[keep], y[keep]), (x[val], y[val])
-
 
 def load_train_only(dataset, train_size=None, data_dir=None):
     """The training split (or a fixed stratified subset); never the test split."""
@@ -132,6 +113,7 @@ def run(method, student, dataset, teacher=None, epochs=6, trials=10, batch_size=
     """
     import keras
 
+    from keras_kd import datasets
     from keras_kd.zoo import recipes as methods
 
     kt = keras_tuner_module()
@@ -145,7 +127,8 @@ def run(method, student, dataset, teacher=None, epochs=6, trials=10, batch_size=
         raise ValueError(f"--trials and --epochs must be >= 1, got {trials} and {epochs}.")
     output_dir = output_dir or os.path.join("tune_runs", f"{dataset}_{method}")
     x, y = load_train_only(dataset, train_size, data_dir) if data is None else data
-    (x_train, y_train), (x_val, y_val) = validation_split(x, y, val_fraction, split_seed)
+    (x_train, y_train), (x_val, y_val) = datasets.validation_split(
+        x, y, val_fraction, split_seed, name="--val-fraction")
     settings = {
         "method": method, "dataset": dataset if data is None else "user arrays",
         "teacher": teacher, "student": student, "epochs": int(epochs),
@@ -264,5 +247,4 @@ __all__ = [
     "recipe_to_config_terms",
     "run",
     "trials_table",
-    "validation_split",
 ]

@@ -1,0 +1,1 @@
+"""Tests of keras_kd.tools.run: `keras-kd distill CONFIG` runs."""
