@@ -202,3 +202,36 @@ def test_logit_methods_read_the_cached_teacher_and_match_the_live_run(tmp_path, 
         small = bench_train.logit_cache(teacher, x[:100], y[:100])
         bench_train.train_one("kd", pair.student, 0, teacher, pair, small_digits, settings,
                               str(tmp_path), 0, cache=small)
+
+
+def test_bench_validation_split_holds_out_part_of_the_students_training_data(
+        tmp_path, small_digits, monkeypatch):
+    from keras_kd.tools.bench import train as bench_train
+
+    trained_on = []
+    train_one = bench_train.train_one
+
+    def spy(method, student_name, seed, teacher, pair, data, *args, **kwargs):
+        trained_on.append((len(data[0][1]), len(kwargs["validation"][1])))
+        return train_one(method, student_name, seed, teacher, pair, data, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "train_one", spy)
+    result = _run(tmp_path, small_digits, methods_=["scratch"], seeds=[0],
+                  validation_split=0.25)
+    (row,) = result["rows"]
+    held = sum(max(1, int(round(0.25 * n))) for n in np.bincount(small_digits[0][1]) if n)
+    assert trained_on == [(192 - held, held)]
+    assert 0.0 <= row["val_accuracy"] <= 1.0
+    out = tmp_path / "bench"
+    assert glob.glob(str(out / "tensorboard/scratch/digits_thin_student/seed0/validation/events.*"))
+    assert json.loads((out / "bench.json").read_text())["validation_split"] == 0.25
+
+
+def test_cli_bench_refuses_a_bad_validation_split_before_writing(tmp_path, capsys):
+    from keras_kd.tools import cli
+
+    out = tmp_path / "bad"
+    assert cli.main(["bench", "--methods", "kd", "--seeds", "0", "--epochs", "1",
+                     "--validation-split", "1.5", "--output-dir", str(out)]) == 2
+    assert "--validation-split must be a fraction in (0, 1)" in capsys.readouterr().err
+    assert not out.exists()

@@ -260,20 +260,19 @@ def run(
     }
     if settings["epochs"] < 1:
         raise ValueError(f"epochs must be >= 1, got {settings['epochs']}.")
-    output_dir = output_dir or os.path.join("bench_runs", pair)
-    os.makedirs(output_dir, exist_ok=True)
-    _check_settings(output_dir, settings)
-
     full = load_data(spec, None, data_dir) if data is None else data
     # The teacher trains on the whole training set; the students on the subset.
     data = (_subset(*full[0], settings["train_size"]), full[1])
     validation = None
-    if validation_split is not None:
+    if validation_split is not None:  # a bad fraction fails before anything is written
         from keras_kd import datasets
 
         train_part, validation = datasets.validation_split(
             *data[0], validation_split, seed=0, name="--validation-split")
         data = (train_part, data[1])
+    output_dir = output_dir or os.path.join("bench_runs", pair)
+    os.makedirs(output_dir, exist_ok=True)
+    _check_settings(output_dir, settings)
     (x_train, y_train), (x_test, y_test) = data
     held = "" if validation is None else f" (+ {len(validation[1])} validation, carved from it)"
     _say(verbose, f"{pair}: {spec.description}\n"
