@@ -33,21 +33,20 @@ class EpochProgressBar(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._epochs = self.params.get("epochs")
-        self._bar = None
-
-    def _progbar(self, names):
-        if self._bar is None:
-            self._bar = keras.utils.Progbar(
-                target=self._epochs, width=self.width, unit_name="epoch",
-                stateful_metrics=names,
-            )
-        return self._bar
+        # Made when training starts, not when the first epoch ends: the
+        # bar's clock then times the first epoch (its time per epoch is that
+        # epoch's duration; later ones leave it out, as Keras's step bars
+        # leave out the first step). Every log is shown as it is
+        # (`stateless_metrics=()`: none is averaged over epochs).
+        self._bar = keras.utils.Progbar(
+            target=self._epochs, width=self.width, unit_name="epoch", stateless_metrics=(),
+        )
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         names = list(logs) if self.metrics is None else [m for m in self.metrics if m in logs]
         values = [(name, float(logs[name])) for name in names]
-        self._progbar(names).update(epoch + 1, values=values)
+        self._bar.update(epoch + 1, values=values)
 
     def on_train_end(self, logs=None):
         # A run that stops early (EarlyStopping, an error in a later epoch)
