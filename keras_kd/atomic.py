@@ -1,12 +1,18 @@
 """Replacing a file or directory without ever losing the old one.
 
-Everything keras-kd writes for the user (exports, saved distillers) is first
-written beside its destination, under a hidden temporary name in the same
-directory (so the final rename stays on one filesystem), and only renamed
-over the destination once the write succeeded. A failed save leaves the old
-file or directory byte-identical and removes the partial one.
+Everything keras-kd writes (exports, saved distillers, teacher cache parts
+and manifests, run results, bench and tune records) is first written beside
+its destination, under a hidden temporary name of its own in the same
+directory (unique per write, so it never replaces another file or another
+process's temporary; the final rename stays on one filesystem), and only
+renamed over the destination once the write succeeded. A failed save leaves
+the old file or directory byte-identical and removes the partial one.
+
+`write_atomically(path, write)` is the one implementation; `write_json` and
+`write_text` are it for a JSON document and a text.
 """
 
+import json
 import os
 import shutil
 import uuid
@@ -82,3 +88,26 @@ def write_atomically(path, write):
         raise
     _remove(backup)
     return path
+
+
+def write_json(path, data, **dump_options):
+    """Writes `data` as JSON (`json.dump(data, handle, **dump_options)`) to
+    `path` with `write_atomically`, flushed to disk before the rename."""
+    def write(temporary):
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, **dump_options)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    return write_atomically(path, write)
+
+
+def write_text(path, text):
+    """Writes `text` (UTF-8) to `path` with `write_atomically`."""
+    def write(temporary):
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    return write_atomically(path, write)

@@ -143,9 +143,12 @@ def test_stratified_subset_keeps_class_balance_and_is_fixed():
 
 def test_results_are_written_atomically(tmp_path):
     path = tmp_path / "r" / "seed0.json"
-    bench.write_json(str(path), {"a": 1})
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "seed0.json.tmp").write_text("the user's")  # not the bench's to replace
+    bench.write_json(str(path), {"a": 1}, indent=1)
     assert json.loads(path.read_text()) == {"a": 1}
-    assert not os.path.exists(str(path) + ".tmp")
+    assert sorted(os.listdir(tmp_path / "r")) == ["seed0.json", "seed0.json.tmp"]
+    assert (tmp_path / "r" / "seed0.json.tmp").read_text() == "the user's"
 
 
 def test_cli_bench_runs_and_reports_bad_input_cleanly(tmp_path, capsys):

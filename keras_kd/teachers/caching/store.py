@@ -4,23 +4,25 @@
     PATH/part-00000/      `tf.data.Dataset.save` output (GZIP), one shard of
     PATH/part-00001/      `part_size` consecutive samples each
     PATH/complete.json    sample count and data digest; written last
-    PATH.lock             beside the cache: an exclusive `flock` while writing
+    PATH.lock             beside the cache: an exclusive `filelock.FileLock`
+                          while writing (flock on POSIX, LockFileEx on Windows)
 
-Every file appears by an atomic rename of a finished temporary beside it, so
-a reader (or a second process) never sees a half-written part, an
-interrupted caching pass leaves only whole parts (the next call resumes
-after them), and two processes sharing PATH serialize on the lock.
+Every file appears by an atomic rename of a finished temporary beside it
+(`keras_kd.atomic.write_atomically`), so a reader (or a second process)
+never sees a half-written part, an interrupted caching pass leaves only
+whole parts (the next call resumes after them), and two processes sharing
+PATH serialize on the lock.
 """
 
 import contextlib
-import fcntl
 import json
 import os
-import shutil
-import uuid
 
+import filelock
 import numpy as np
 import tensorflow as tf
+
+from keras_kd.atomic import write_atomically
 
 MANIFEST = "manifest.json"
 COMPLETE = "complete.json"
@@ -32,37 +34,23 @@ class CacheCorruptError(ValueError):
     """A cache file cannot be read; the message names it and the fix."""
 
 
-def _tmp_name(final):
-    head, tail = os.path.split(final)
-    return os.path.join(head, f".{tail}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-
-
 @contextlib.contextmanager
 def locked(path, wait_message=None):
-    """Holds an exclusive lock on `PATH.lock` (beside the cache, never inside)."""
+    """Holds an exclusive lock on `PATH.lock` (beside the cache, never inside);
+    when another process holds it, prints `wait_message` and waits."""
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
-    with open(os.path.abspath(path) + ".lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if wait_message:
-                print(wait_message, flush=True)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def write_json(path, data):
-    """Writes JSON beside `path`, then renames it into place."""
-    tmp = _tmp_name(path)
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    lock = filelock.FileLock(os.path.abspath(path) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        if wait_message:
+            print(wait_message, flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def read_json(path):
@@ -93,16 +81,9 @@ def done_parts(path):
 
 def save_part(path, index, arrays):
     """Saves one part (dict of equal-length arrays) beside, then renames it in."""
-    final = part_dir(path, index)
-    tmp = _tmp_name(final)
     data = tf.data.Dataset.from_tensor_slices(arrays).batch(_RECORD_BATCH)
-    data.save(tmp, compression="GZIP")
-    try:
-        os.rename(tmp, final)
-    except OSError:
-        if not os.path.isdir(final):
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)  # an identical part already landed
+    write_atomically(part_dir(path, index),
+                     lambda temporary: data.save(temporary, compression="GZIP"))
 
 
 def _part_files(directory):
@@ -157,14 +138,3 @@ def disk_bytes(path):
     """Bytes of the cache's part files on disk."""
     return sum(os.path.getsize(f) for i in range(done_parts(path))
                for f in _part_files(part_dir(path, i)))
-
-
-def replace_dir(new, old):
-    """Moves the finished cache `new` to `old`, removing the previous one last."""
-    trash = None
-    if os.path.exists(old):
-        trash = _tmp_name(old)
-        os.rename(old, trash)
-    os.rename(new, old)
-    if trash:
-        shutil.rmtree(trash, ignore_errors=True)

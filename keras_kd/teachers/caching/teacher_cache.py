@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_kd.atomic import write_atomically, write_json
 from keras_kd.teachers.caching import store
 from keras_kd.teachers.caching import replay
 from keras_kd.teachers.caching.compute import TeacherPass, read_inputs
@@ -242,10 +243,9 @@ def build(teacher, dataset, taps=(LOGITS,), path=None, augment=None, views=1, to
                             nbytes, arrays, inputs, tail_bits=tail_bits)
     path = os.fspath(path)
     with store.locked(path, f"Waiting for another process writing the teacher cache '{path}'."):
-        if overwrite and os.path.exists(path):
-            fresh = store._tmp_name(path)
-            _write(fresh, computer, settings, part_size, batch_size)
-            store.replace_dir(fresh, path)
+        if overwrite and os.path.exists(path):  # built beside, swapped in when complete
+            write_atomically(path, lambda fresh: _write(fresh, computer, settings, part_size,
+                                                        batch_size))
         elif os.path.exists(os.path.join(path, store.COMPLETE)):
             _refuse_other_settings(path, store.read_json(os.path.join(path, store.MANIFEST)),
                                    settings, teacher)
@@ -281,27 +281,31 @@ def _write(path, computer, settings, part_size, batch_size):
         raise ValueError(f"'{path}' exists and is not a teacher cache (no {store.MANIFEST}); "
                          "give a new or empty directory.")
     done = store.done_parts(path)
-    cardinality = int(computer.dataset.cardinality())
-    bar = keras.utils.Progbar(None if cardinality < 0 else cardinality * batch_size,
-                              unit_name="sample")
-    index = done
+    bar = keras.utils.Progbar(computer.sample_bound(batch_size), unit_name="sample")
+    if done:  # resumed: the parts cached before the interruption count
+        bar.update(done * part_size)
     for index, arrays in enumerate(computer.parts(done * part_size, part_size, batch_size), done):
         if fresh:
             # Written once the first part is computed: a teacher or setting
             # that fails on the first batches (top_k above the class count,
             # non-finite logits with tail_bits) leaves nothing at `path`.
             os.makedirs(path, exist_ok=True)
-            store.write_json(manifest, settings)
+            write_json(manifest, settings, indent=1, sort_keys=True)
             fresh = False
         store.save_part(path, index, arrays)
-        bar.add(len(arrays["index"]))
+        bar.update(index * part_size + len(arrays["index"]), finalize=False)
     num_parts = store.done_parts(path)
     if num_parts == 0:
         raise ValueError("The dataset to cache is empty.")
     hashes = store.read_parts(path, num_parts, keys={"sample_hash"})["sample_hash"]
-    store.write_json(os.path.join(path, store.COMPLETE), {
+    # The bar's total was an upper bound (the last batch may be smaller): it
+    # ends at the number of samples cached, as N/N.
+    bar.target = int(hashes.size)
+    bar.update(int(hashes.size), finalize=True)
+    write_json(os.path.join(path, store.COMPLETE), {
         "num_parts": num_parts, "num_samples": int(hashes.size),
-        "data_digest": hashlib.sha256(hashes.tobytes()).hexdigest()[:16]})
+        "data_digest": hashlib.sha256(hashes.tobytes()).hexdigest()[:16]}, indent=1,
+        sort_keys=True)
 
 
 def _refuse_other_data(path, current, stored):

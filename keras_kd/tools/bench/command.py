@@ -47,7 +47,8 @@ from keras_kd.tools.bench.train import (  # noqa: F401  (re-exported: scripts us
     train_teacher,
 )
 from keras_kd.tools.flags import add_run_flags
-from keras_kd.tools.bench.results import environment, write_json  # noqa: F401  (environment: for callers)
+from keras_kd.atomic import write_json
+from keras_kd.tools.bench.results import environment  # noqa: F401  (for callers)
 
 SETTINGS_FILE = "bench.json"
 # Settings that change the numbers: a re-run with other values would mix
@@ -144,7 +145,7 @@ def _check_settings(output_dir, settings):
                 f"({details}); results with different settings cannot be mixed. "
                 "Use another --output-dir, or the earlier settings to resume."
             )
-    write_json(path, settings)
+    write_json(path, settings, indent=1)
 
 
 def _subset(x, y, size, seed=0):
@@ -312,7 +313,7 @@ def run(
             _say(verbose, f"\n[{index}/{len(runs)}] {method} · {student_name} · seed {seed}")
             row = train_one(method, student_name, seed, teacher, spec, data, settings,
                             output_dir, verbose, cache=cache, validation=validation)
-            write_json(path, row)
+            write_json(path, row, indent=1)
             status = f"{row['train_seconds']:.0f} s"
         rows.append(row)
         if progress is not None:

@@ -20,7 +20,8 @@ import os
 
 import numpy as np
 
-from keras_kd.tools.bench.results import environment, write_json
+from keras_kd.atomic import write_json
+from keras_kd.tools.bench.results import environment
 
 
 def summarize(rows):
@@ -246,5 +247,5 @@ def write(output_dir, settings, teacher, rows, pair, command=""):
     with open(markdown, "w") as handle:
         handle.write("\n".join(lines))
     write_json(os.path.join(output_dir, "summary.json"),
-                {"settings": settings, "teacher": teacher, "summary": summary})
+               {"settings": settings, "teacher": teacher, "summary": summary}, indent=1)
     return {"markdown": markdown, "plot": png, "table": table, "summary": summary}

@@ -1,23 +1,13 @@
-"""What the bench writes: result files (atomically) and the machine they
-came from. Shared by `command` and `report` (neither imports the other's
-internals)."""
+"""The machine the bench's results came from. Shared by `command` and
+`report` (neither imports the other's internals); both write their records
+with `keras_kd.atomic.write_json`, so a kill never leaves a half-written
+result."""
 
-import json
-import os
 import platform
 
 import keras
 
 from keras_kd.tools.timing import machine_info
-
-
-def write_json(path, data):
-    """Writes atomically, so a kill never leaves a half-written result."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as handle:
-        json.dump(data, handle, indent=1)
-    os.replace(tmp, path)
 
 
 def environment():

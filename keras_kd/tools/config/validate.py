@@ -161,9 +161,11 @@ def config_hash(config):
 
 
 def dump(config, path):
-    """Writes a resolved config as YAML (re-loadable with `load`)."""
-    with open(path, "w", encoding="utf-8") as handle:
-        yaml.safe_dump(config, handle, sort_keys=False, default_flow_style=None)
+    """Writes a resolved config as YAML (re-loadable with `load`), beside
+    `path` first, then renamed in."""
+    from keras_kd.atomic import write_text
+
+    write_text(path, yaml.safe_dump(config, sort_keys=False, default_flow_style=None))
 
 
 __all__ = [

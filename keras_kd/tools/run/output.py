@@ -5,6 +5,7 @@ import math
 import os
 import shutil
 
+from keras_kd.atomic import write_json
 from keras_kd.tools.config import validate as config_lib
 
 RESULTS = "results.json"
@@ -79,9 +80,8 @@ def resumed_epoch(backup_dir):
 
 
 def write_results(output_dir, results):
-    """Writes `results` to `output_dir/results.json`."""
-    with open(os.path.join(output_dir, RESULTS), "w") as handle:
-        json.dump(results, handle, indent=2, default=_json_default)
+    """Writes `results` to `output_dir/results.json` (beside, then renamed in)."""
+    write_json(os.path.join(output_dir, RESULTS), results, indent=2, default=_json_default)
 
 
 def _json_default(value):

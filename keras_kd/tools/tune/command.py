@@ -39,6 +39,7 @@ Beside this module (the data split, the resumable search and the CLI flags):
 import json
 import os
 
+from keras_kd.atomic import write_json, write_text
 from keras_kd.tools.config import validate as config_lib
 from keras_kd.tools.flags import add_run_flags
 from keras_kd.tools.tune.report import (
@@ -84,17 +85,7 @@ def _check_settings(output_dir, settings):
                 f"'{output_dir}' holds a search with other settings ({details}); its trials "
                 "cannot be mixed with these. Use another --output-dir, or the earlier "
                 "settings to resume.")
-    os.makedirs(output_dir, exist_ok=True)
-    with open(path + ".tmp", "w") as handle:
-        json.dump(settings, handle, indent=1)
-    os.replace(path + ".tmp", path)
-
-
-def _write_text(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    write_json(path, settings, indent=1)
 
 
 # ----------------------------------------------------------------------------
@@ -176,11 +167,11 @@ def run(method, student, dataset, teacher=None, epochs=6, trials=10, batch_size=
     config_path = os.path.join(output_dir, BEST_CONFIG)
     import yaml
 
-    _write_text(config_path, header + yaml.safe_dump(raw, sort_keys=False,
+    write_text(config_path, header + yaml.safe_dump(raw, sort_keys=False,
                                                      default_flow_style=None))
     config_lib.load(config_path)  # refuses to leave an invalid config unnoticed
     table = trials_table(tuner)
-    _write_text(os.path.join(output_dir, TRIALS_TABLE),
+    write_text(os.path.join(output_dir, TRIALS_TABLE),
                 f"# keras-kd tune: {method} on {settings['dataset']}\n\n"
                 f"Validation: {len(y_val)} images carved from the training split "
                 f"(fraction {val_fraction}, split seed {split_seed}); {epochs} epoch(s) per "
