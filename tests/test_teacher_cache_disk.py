@@ -4,6 +4,7 @@ resumable, corruption named, safe to share between two processes."""
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 import keras_kd
+import keras_kd.atomic
 
 from keras_kd.teachers.caching import store as cache_store
 from keras_kd.teachers.caching import digest as teacher_digest
@@ -235,7 +237,68 @@ def test_a_frozen_teacher_loads_the_cache_built_before_it_was_frozen(digits_batc
     teacher.trainable = True
     stored["teacher_architecture"] = teacher_digest.architecture_digest(teacher, trainable=True)
     teacher.trainable = False
-    cache_store.write_json(manifest, stored)
+    keras_kd.atomic.write_json(manifest, stored, indent=1, sort_keys=True)
     assert _logits(build(teacher, _data(x, y), path=path).dataset(8)).shape == (32, 10)
     with pytest.raises(ValueError, match="the teacher's architecture"):
         build(tiny_cnn(32, name="teacher"), _data(x, y), path=path)
+
+
+def test_the_caching_progress_bar_ends_at_the_number_of_samples(digits_batch, tmp_path, capsys):
+    x, y = digits_batch
+    x, y = x[:27], y[:27]  # 4 batches of 8: 32 is only an upper bound
+    capsys.readouterr()
+    cache(tiny_cnn(16), _data(x, y), path=str(tmp_path / "cache"), part_size=8)
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
+    counts = re.findall(r"(\d+)/(\d+) ", shown)
+    assert counts and counts[-1] == ("27", "27"), shown[-500:]
+
+
+def test_the_cache_lock_is_filelock_exclusive_and_says_when_it_waits(tmp_path, capsys):
+    import threading
+
+    path = str(tmp_path / "cache")
+    held, release, entered = threading.Event(), threading.Event(), threading.Event()
+
+    def holder():
+        with cache_store.locked(path):
+            held.set()
+            release.wait(60)
+
+    def waiter():
+        with cache_store.locked(path, "Waiting for the other writer."):
+            entered.set()
+
+    first = threading.Thread(target=holder)
+    first.start()
+    assert held.wait(60)
+    second = threading.Thread(target=waiter)
+    second.start()
+    for _ in range(600):  # until the waiter has said it waits (not a timing assertion)
+        if "Waiting for the other writer." in capsys.readouterr().out:
+            break
+        entered.wait(0.1)
+    else:
+        pytest.fail("the second writer never said it waits")
+    assert not entered.is_set()  # still held by the first
+    release.set()
+    first.join(60)
+    second.join(60)
+    assert entered.is_set()
+    assert os.path.exists(path + ".lock") or not os.path.exists(path)  # beside, never inside
+
+
+def test_no_module_takes_a_posix_only_lock():
+    """The cache lock is `filelock`'s (Windows too): nothing imports fcntl."""
+    import ast
+
+    root = os.path.dirname(os.path.dirname(keras_kd.__file__))
+    users = []
+    for folder, _, names in os.walk(os.path.dirname(keras_kd.__file__)):
+        for name in (n for n in names if n.endswith(".py")):
+            tree = ast.parse(open(os.path.join(folder, name), encoding="utf-8").read())
+            for node in ast.walk(tree):
+                modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                           else [node.module] if isinstance(node, ast.ImportFrom) else [])
+                if any(m in ("fcntl", "msvcrt") for m in modules):
+                    users.append(os.path.relpath(os.path.join(folder, name), root))
+    assert users == []

@@ -68,6 +68,15 @@ class TeacherPass:
                 outputs[rest_key(temperature)] = per_view(value)
         return outputs
 
+    def sample_bound(self, batch_size):
+        """The number of samples to cache: exact when the inputs are in
+        memory, else batches × `batch_size` (the last batch may hold fewer;
+        None when the dataset's length is unknown)."""
+        if self.inputs is not None:
+            return int(tf.nest.flatten(self.inputs[0])[0].shape[0])
+        batches = int(self.dataset.cardinality())
+        return None if batches < 0 else batches * batch_size
+
     def parts(self, start, part_size, batch_size):
         """Yields dicts of numpy arrays, `part_size` samples each, from sample `start`."""
         def prepare(index, element):
