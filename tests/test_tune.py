@@ -2,6 +2,7 @@
 reads the test split, and writes a run config `keras-kd distill` accepts."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -194,3 +195,54 @@ def test_search_spaces_start_from_the_recipe(method, weights, defaults):
         assert list(space["weight"].values) == weights
     for name, value in defaults.items():
         assert space[name].default == value, name
+
+
+def test_trials_md_numbers_trials_as_keras_tuner_shows_them(tmp_path, capsys):
+    """KerasTuner prints 'Running Trial #1' for trial id '00': trials.md says 1 too."""
+    import keras
+    import keras_tuner as kt
+
+    from keras_kd.tools.tune.report import trials_table
+
+    def build(hp):
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+        model.compile(optimizer=keras.optimizers.SGD(hp.Float("lr", 1e-3, 1e-1)),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+        return model
+
+    x = np.arange(16, dtype="float32").reshape(8, 2) / 16
+    y = (x[:, 0] > 0.5).astype("int32")
+    tuner = kt.RandomSearch(build, objective=kt.Objective("val_accuracy", "max"), max_trials=3,
+                            seed=0, directory=str(tmp_path), project_name="p")
+    tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=1)
+    shown = sorted(int(n) for n in re.findall(r"Running Trial #(\d+)", capsys.readouterr().out))
+    table = trials_table(tuner)
+    numbered = sorted(int(line.split("|")[1]) for line in table.splitlines()[2:])
+    assert shown == numbered == [1, 2, 3]
+
+
+def test_the_tune_extra_installs_what_the_default_search_needs(tmp_path):
+    """`keras-kd tune`'s default algorithm is KerasTuner's BayesianOptimization,
+    which refuses to start without scikit-learn and scipy."""
+    import argparse
+    import configparser
+
+    import keras_tuner as kt
+
+    parser = argparse.ArgumentParser()
+    tune.add_arguments(parser)
+    assert parser.get_default("algorithm") == "bayesian"
+    setup = configparser.ConfigParser()
+    setup.read(os.path.join(ROOT, "setup.cfg"))
+    extras = setup["options.extras_require"]
+
+    def names(extra):
+        return {re.split(r"[<>=!~;\[ ]", line.strip())[0].lower()
+                for line in extras[extra].splitlines() if line.strip()}
+
+    assert {"keras-tuner", "scikit-learn", "scipy"} <= names("tune")
+    assert {"keras-tuner", "scikit-learn", "scipy"} <= names("test")
+    # What the test extra installed builds the default search.
+    kt.BayesianOptimization(lambda hp: None, objective="val_accuracy", max_trials=1,
+                            directory=str(tmp_path), project_name="p")

@@ -49,6 +49,7 @@ from keras_kd.tools.tune.report import (
     best_config,
     best_scored_trial,
     recipe_to_config_terms,
+    trial_number,
     trials_table,
 )
 from keras_kd.tools.tune.search import SPACES, keras_tuner_module, make_hypermodel
@@ -177,9 +178,10 @@ def run(method, student, dataset, teacher=None, epochs=6, trials=10, batch_size=
                 f"(fraction {val_fraction}, split seed {split_seed}); {epochs} epoch(s) per "
                 f"trial, batch {batch_size}, Adam {learning_rate} with cosine decay, seed "
                 f"{seed}, {algorithm} search.\n\n{table}\n\n"
-                f"Best: {best_hp.values} → `{config_path}`.\n")
+                f"Best: trial {trial_number(best_trial)}, {best_hp.values} → `{config_path}`.\n")
     if verbose:
-        print(f"\n{table}\n\nbest validation accuracy {best_trial.score:.4f}: {best_hp.values}"
+        print(f"\n{table}\n\nbest validation accuracy {best_trial.score:.4f} (trial "
+              f"{trial_number(best_trial)}): {best_hp.values}"
               f"\nrun config: {config_path}  (keras-kd distill {config_path})\n"
               f"trials: {os.path.join(output_dir, TRIALS_TABLE)}", flush=True)
     return {"best": dict(best_hp.values), "val_accuracy": float(best_trial.score),

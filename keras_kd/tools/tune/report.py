@@ -114,8 +114,15 @@ def best_config(settings, plan, val_accuracy, trials, output_dir):
     return header, data
 
 
+def trial_number(trial):
+    """The number KerasTuner shows for a trial on screen ("Running Trial #1",
+    "Trial 1 Complete"): its id ("00", "01", ...) counted from 1."""
+    return int(trial.trial_id) + 1
+
+
 def trials_table(tuner):
-    """Markdown: every trial's hyperparameters and validation accuracy, best first."""
+    """Markdown: every trial's hyperparameters and validation accuracy, best
+    first; trials numbered as KerasTuner numbers them on screen (from 1)."""
     trials = list(tuner.oracle.trials.values())
     names = []
     for trial in trials:
@@ -129,10 +136,10 @@ def trials_table(tuner):
     rows.sort(key=lambda r: (r[0], int(r[1])))
     lines = ["| trial | " + " | ".join(names) + f" | {OBJECTIVE} | status |",
              "|---|" + "---|" * (len(names) + 2)]
-    for _, trial_id, trial in rows:
+    for _, _, trial in rows:
         values = [str(trial.hyperparameters.values.get(n, "")) for n in names]
         score = "" if trial.score is None else f"{trial.score:.4f}"
-        lines.append(f"| {trial_id} | " + " | ".join(values) + f" | {score} | "
+        lines.append(f"| {trial_number(trial)} | " + " | ".join(values) + f" | {score} | "
                      f"{str(trial.status).split('.')[-1].lower()} |")
     return "\n".join(lines)
 
