@@ -6,24 +6,55 @@ import time
 import numpy as np
 
 
-def latency_ms(model, batch, repeats=30, warmup=5):
-    """Median wall time in ms of one compiled forward pass on `batch`.
+def compiled_forward(model):
+    """`model(x, training=False)` as a `tf.function`: timing it gives the
+    graph's cost, not Python's or `predict`'s per-call overhead."""
+    import tensorflow as tf
 
-    The forward is a `tf.function` of `model(batch, training=False)`, so the
-    figure is the graph's cost, not Python or `predict`'s per-call overhead.
+    return tf.function(lambda x: model(x, training=False))
+
+
+def _run(forward, batch):
+    """One call, waited for: every output copied to numpy."""
+    import tensorflow as tf
+
+    return tf.nest.map_structure(np.asarray, forward(batch))
+
+
+def latencies_ms(models, batch, repeats=30, warmup=5):
+    """`{name: median wall time in ms}` of each model's compiled forward
+    pass (`compiled_forward`) on `batch`.
+
+    Every model is warmed up first (`warmup` calls each: tracing, kernel
+    selection, thread pools), before ANY model is timed; then the timed calls
+    go round the models in turn, `repeats` rounds. So no model pays for being
+    measured first, and a passing load on the machine falls on all of them
+    alike: two identical models get the same figure up to noise.
     """
     import tensorflow as tf
 
-    forward = tf.function(lambda x: model(x, training=False))
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 1:
+        raise ValueError(f"warmup must be an integer >= 1, got {warmup!r}: the first call "
+                         "traces the function and must not be timed.")
     batch = tf.convert_to_tensor(batch)
-    for _ in range(warmup):
-        forward(batch).numpy()
-    times = []
+    forwards = {name: compiled_forward(model) for name, model in models.items()}
+    for forward in forwards.values():
+        for _ in range(warmup):
+            _run(forward, batch)
+    times = {name: [] for name in forwards}
     for _ in range(repeats):
-        start = time.perf_counter()
-        forward(batch).numpy()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000.0)
+        for name, forward in forwards.items():
+            start = time.perf_counter()
+            _run(forward, batch)
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(spent) * 1000.0) for name, spent in times.items()}
+
+
+def latency_ms(model, batch, repeats=30, warmup=5):
+    """Median wall time in ms of one compiled forward pass of `model` on
+    `batch`, after `warmup` untimed calls (`latencies_ms` of one model; to
+    compare models, measure them together with `latencies_ms`)."""
+    return latencies_ms({"model": model}, batch, repeats, warmup)["model"]
 
 
 def machine_info():
