@@ -54,7 +54,7 @@ def run_one(method, kind, seed, epochs, xla, teacher, data):
         "method": method, "student": kind, "seed": seed, "xla": xla,
         "accuracy": float((logits.argmax(-1) == y_test).mean()),
         "params": model.count_params(), "train_seconds": seconds,
-        "final_total_loss": float(history.history["total_loss"][-1]),
+        "final_total_loss": float(history.history["loss"][-1]),
     }
 
 

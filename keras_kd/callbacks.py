@@ -143,7 +143,7 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
         terms = [t.metric_name for t in getattr(self.model, "distillation_losses", [])]
         parts = ["student_loss"] + terms
         bad = []
-        for name in parts + ["total_loss", "loss"]:
+        for name in parts + ["loss"]:
             if name in logs and not np.isfinite(float(logs[name])):
                 bad.append((name, float(logs[name])))
         if not bad:

@@ -164,6 +164,6 @@ class DistillationObjective:
         for term, tracker in zip(self.distillation_losses, self.term_trackers):
             if term.metric_name in parts:
                 logs[term.metric_name] = tracker.result()
-        # "total_loss" is Keras's "loss" (the same tracker), named for clarity.
-        logs["total_loss"] = logs["loss"]
+        # "loss" is the total (Keras's key: EarlyStopping, ModelCheckpoint and
+        # ReduceLROnPlateau watch it); no second name for the same number.
         return logs

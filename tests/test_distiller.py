@@ -41,9 +41,8 @@ def test_compile_returns_the_distiller_and_fit_chains(digits_batch):
     _, _, distiller = make()
     assert compile_(distiller, metrics=["accuracy"]) is distiller
     history = compile_(distiller, metrics=["accuracy"]).fit(x, y, batch_size=16, epochs=1, verbose=0)
-    for key in ("loss", "kd", "student_loss", "total_loss", "accuracy"):
-        assert key in history.history, key
-    assert np.isfinite(history.history["total_loss"][0])
+    assert set(history.history) == {"loss", "kd", "student_loss", "accuracy"}  # one loss column
+    assert np.isfinite(history.history["loss"][0])
 
 
 def test_student_runs_once_per_step_with_two_feature_terms(digits_batch):
@@ -93,8 +92,8 @@ def test_total_is_the_documented_objective(digits_batch):
     reg = 0.01 * np.sum(np.square(student.get_layer("conv1").kernel.numpy()))
     assert logs["student_loss"] == pytest.approx(ce, rel=1e-4)
     assert logs["kd"] == pytest.approx(kd, rel=1e-4)
-    assert logs["total_loss"] == pytest.approx(0.25 * ce + 0.7 * kd + reg, rel=1e-4)
-    assert logs["loss"] == pytest.approx(logs["total_loss"], rel=1e-6)
+    assert logs["loss"] == pytest.approx(0.25 * ce + 0.7 * kd + reg, rel=1e-4)
+    assert "total_loss" not in logs  # Keras's "loss" is the total: no duplicate column
 
 
 def test_sample_weight_is_honoured_by_the_student_loss_and_terms(digits_batch):
@@ -143,7 +142,7 @@ def test_evaluate_runs_the_student_only_unless_asked(digits_batch):
     compile_(distiller, metrics=["accuracy"])
     result = distiller.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
     assert float(teacher.get_layer("counter").count.numpy()) == 0.0
-    assert set(result) == {"loss", "student_loss", "total_loss", "accuracy"}
+    assert set(result) == {"loss", "student_loss", "accuracy"}
     expected = keras.metrics.SparseCategoricalAccuracy()(y, student.predict(x, verbose=0))
     assert result["accuracy"] == pytest.approx(float(expected))
     np.testing.assert_allclose(distiller.predict(x, verbose=0), student.predict(x, verbose=0))
@@ -172,7 +171,7 @@ def test_term_weight_changes_without_retracing(digits_batch):
     distiller.student_loss_weight = 0.0
     logs = distiller.fit(x, y, batch_size=16, epochs=1, verbose=0).history
     assert len(traces) == traced
-    assert logs["total_loss"][0] == pytest.approx(0.0, abs=1e-7)
+    assert logs["loss"][0] == pytest.approx(0.0, abs=1e-7)
     assert logs["kd"][0] > 0
 
 
@@ -206,8 +205,9 @@ def test_metrics_reach_tensorboard(digits_batch, tmp_path):
     for path in glob.glob(os.path.join(str(tmp_path), "train", "events*")):
         for event in tf.compat.v1.train.summary_iterator(path):
             tags.update(value.tag for value in event.summary.value)
-    for tag in ("epoch_kd", "epoch_hint", "epoch_student_loss", "epoch_total_loss", "epoch_accuracy"):
+    for tag in ("epoch_kd", "epoch_hint", "epoch_student_loss", "epoch_loss", "epoch_accuracy"):
         assert tag in tags, (tag, tags)
+    assert "epoch_total_loss" not in tags
 
 
 def test_unlabeled_batches_train_on_the_distillation_terms_only(digits_batch):
@@ -215,7 +215,7 @@ def test_unlabeled_batches_train_on_the_distillation_terms_only(digits_batch):
     _, _, distiller = make()
     history = compile_(distiller).fit(x, batch_size=16, epochs=1, verbose=0).history
     assert "student_loss" not in history
-    assert history["total_loss"][0] == pytest.approx(history["kd"][0], rel=1e-5)
+    assert history["loss"][0] == pytest.approx(history["kd"][0], rel=1e-5)
 
 
 def test_xla_trains_like_graph_mode(digits_batch):

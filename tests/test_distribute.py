@@ -20,7 +20,7 @@ def test_mirrored_strategy_matches_one_device_on_the_global_batch():
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2
-    for key in ("total_loss", "student_loss", "kd", "dkd", "nkd", "hint"):
+    for key in ("loss", "student_loss", "kd", "dkd", "nkd", "hint"):
         assert report["two"][key] == pytest.approx(report["one"][key], rel=1e-5, abs=1e-6), key
         # Semi-supervised batches whose labels fall unevenly across replicas.
         assert report["semi_two"][key] == pytest.approx(report["semi_one"][key], rel=1e-5, abs=1e-6), key

@@ -254,7 +254,7 @@ def test_terms_train_in_a_distiller(digits_batch, jit_compile):
         x, y, batch_size=8, epochs=2, verbose=0, callbacks=[LossWeightScheduler()]
     ).history
     assert history["dkd_weight"] == pytest.approx([0.25, 0.5])
-    for key in ("dkd", "nkd", "total_loss"):
+    for key in ("dkd", "nkd", "loss"):
         assert np.all(np.isfinite(history[key])), key
     # The Distiller's term values equal the authors' formulas (float32 KL of
     # two nearly equal untrained models: absolute tolerance for the T² · KL).

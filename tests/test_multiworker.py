@@ -72,7 +72,7 @@ def _check_against_one_device(tmp_path):
     assert [w["iterations"] for w in workers] == [3, 3] and single["iterations"] == 3
     # The all-reduce keeps the two workers' copies identical, bit for bit.
     assert workers[0]["checksum"] == workers[1]["checksum"]
-    for key in ("total_loss", "student_loss", "kd", "dkd", "nkd", "hint"):
+    for key in ("loss", "student_loss", "kd", "dkd", "nkd", "hint"):
         for worker in workers:
             assert worker["logs"][key] == pytest.approx(single["logs"][key], rel=1e-5, abs=1e-6), key
 

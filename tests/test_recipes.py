@@ -78,7 +78,7 @@ def test_recipe_validates_and_trains_two_steps(path, teachers, random_data, tmp_
         assert math.isfinite(value), (name, value)
     # Every distillation term the recipe lists was computed and is not 0
     # (the history holds unweighted values).
-    terms = set(losses) - {"loss", "total_loss", "student_loss"}
+    terms = set(losses) - {"loss", "student_loss"}
     assert (cfg["teacher"] is None) == (not terms), (cfg["teacher"], terms)
     for name in terms:
         assert losses[name] > 0, (name, losses[name])

@@ -52,10 +52,10 @@ def test_student_loss_only_before_the_snapshot_then_a_frozen_teacher(digits_batc
                             callbacks=[SelfDistillation(start_epoch=2), weights]).history
     # Epochs 0 and 1: only the student loss counts.
     for epoch in (0, 1):
-        assert history["total_loss"][epoch] == pytest.approx(history["student_loss"][epoch], rel=1e-5)
+        assert history["loss"][epoch] == pytest.approx(history["student_loss"][epoch], rel=1e-5)
     assert history["self_distilling"] == [0.0, 0.0, 1.0, 1.0]
     assert distiller.distillation_losses[0].weight == pytest.approx(0.7)
-    assert history["total_loss"][2] > history["student_loss"][2]
+    assert history["loss"][2] > history["student_loss"][2]
     # Before the refresh the teacher is the copy made at construction.
     _assert_same_weights(weights.teacher[0], initial)
     _assert_same_weights(weights.teacher[1], initial)

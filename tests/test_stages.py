@@ -35,7 +35,7 @@ def test_fitnets_two_stages_train_up_to_the_guided_layer_first(digits_batch):
             np.testing.assert_array_equal(b, a)
     assert any(not np.array_equal(b, w.numpy()) for b, w in zip(regressor_before, hint.trainable_weights))
     assert history["stage"] == [0.0]
-    assert history["total_loss"][0] == pytest.approx(history["hint"][0], rel=1e-5)
+    assert history["loss"][0] == pytest.approx(history["hint"][0], rel=1e-5)
 
     history = distiller.fit(x, y, batch_size=16, epochs=2, initial_epoch=1, verbose=0, callbacks=[stages]).history
     assert history["stage"] == [1.0]

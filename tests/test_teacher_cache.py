@@ -43,7 +43,7 @@ def test_cached_training_equals_live_training_and_skips_the_teacher(digits_batch
     assert float(counter.numpy()) == 8.0
     for a, b in zip(cached_student.get_weights(), live_student.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(cached_history["total_loss"], live_history["total_loss"], rtol=1e-5)
+    np.testing.assert_allclose(cached_history["loss"], live_history["loss"], rtol=1e-5)
 
 
 def test_shuffled_or_augmented_datasets_are_refused(digits_batch):

@@ -176,12 +176,12 @@ def test_cached_views_train_the_same_under_mirrored_strategy(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2
-    for key in ("total_loss", "kd", "dkd", "nkd", "hint"):
+    for key in ("loss", "kd", "dkd", "nkd", "hint"):
         assert report["two"][key] == pytest.approx(report["one"][key], rel=1e-5, abs=1e-6), key
         assert report["live"][key] == pytest.approx(report["one"][key], rel=1e-5, abs=1e-6), key
     assert report["max_weight_diff"] < 1e-5 and report["live_max_weight_diff"] < 1e-5
     # A top-k + quantized-tail cache: the same on two replicas as on one.
-    for key in ("total_loss", "kd", "dkd", "nkd", "hint"):
+    for key in ("loss", "kd", "dkd", "nkd", "hint"):
         assert report["tail_two"][key] == pytest.approx(report["tail_one"][key], rel=1e-5, abs=1e-6), key
     assert report["tail_max_weight_diff"] < 1e-5
     assert report["tail_one"]["kd"] != report["one"]["kd"]  # the tail cache was really used

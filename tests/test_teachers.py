@@ -166,7 +166,7 @@ def test_ensemble_distiller_saves_and_resumes(digits_batch, tmp_path):
     np.testing.assert_allclose(np.asarray(restored.teacher(x)), np.asarray(ensemble(x)), rtol=1e-6)
     a = distiller.fit(x, y, epochs=1, verbose=0).history
     b = restored.fit(x, y, epochs=1, verbose=0).history
-    for key in ("kd", "hint", "total_loss"):
+    for key in ("kd", "hint", "loss"):
         assert b[key][0] == pytest.approx(a[key][0], rel=1e-5), key
 
 
