@@ -3,6 +3,7 @@
 
 import pytest
 
+from keras_kd import datasets
 from keras_kd.losses import feature_mse as features
 from keras_kd.losses import kd as logits
 from keras_kd.losses import _pair as pair
@@ -13,7 +14,8 @@ from tests.doctests import assert_doctests
     (logits, {"kd_loss": 1}),
     (features, {"feature_mse_loss": 2}),
     (pair, {"sum_over_pairs": 1}),
-], ids=["logits", "features", "pair"])
+    (datasets, {"validation_indices": 2}),
+], ids=["logits", "features", "pair", "datasets"])
 def test_docstring_examples_are_there_and_pass(module, examples):
     assert_doctests(module, examples)
 
