@@ -206,3 +206,27 @@ def test_a_resumed_run_writes_its_hparams_once(tmp_path):
     assert _hparams(log_dir) == [{"epochs": 2, "seed": 0, "dataset.name": "digits",
                                   "terms[0].type": "KD", "terms[0].temperature": 4,
                                   "config_hash": "abc"}]
+
+
+def test_a_cached_run_caches_only_the_carved_training_part(tmp_path):
+    """With `teacher_cache:`, the cache holds the training part only; the
+    validation part is scored every epoch with the live teacher."""
+    from keras_kd.teachers.caching import store
+    from tests.models import tiny_cnn
+
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 8, 8, 1), dtype=np.float32)
+    y = np.repeat(np.arange(10, dtype=np.int32), 4)
+    raw = {"teacher": "digits_teacher", "student": "digits_student", "epochs": 2,
+           "dataset": {"name": "digits", "batch_size": 8, "validation_split": 0.25},
+           "terms": [{"type": "KD", "temperature": 4}], "teacher_cache": {},
+           "output_dir": str(tmp_path / "run")}
+    cfg = config.validate(raw, check_files=False)
+    results = runner.run(cfg, train_data=(x, y), test_data=(x, y),
+                         teacher_model=tiny_cnn(16, name="teacher"),
+                         student_model=tiny_cnn(8, name="student"), export=False,
+                         backup=False, verbose=0)
+    complete = store.read_json(str(tmp_path / "run" / "teacher_cache" / store.COMPLETE))
+    assert complete["num_samples"] == 30  # 40 - one of each of the 10 classes
+    assert results["validation_examples"] == 10
+    assert len(results["history"]["val_accuracy"]) == 2
