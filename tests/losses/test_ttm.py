@@ -56,7 +56,7 @@ def _student_gradient(fn, t, s):
     if keras.backend.backend() == "jax":
         import jax
 
-        return np.asarray(jax.grad(lambda x: fn(t, x))(s))
+        return np.asarray(jax.jit(jax.grad(lambda x: fn(t, x)))(s))
     import tensorflow
 
     x = tensorflow.constant(s)
@@ -171,25 +171,21 @@ def test_distiller_weights_samples_and_trains(cls, weighted, digits_batch):
     sample_weight weights each sample as Keras's losses do."""
     x, y = digits_batch
     x, y = x[:16], y[:16]
-    teacher = zoo.digits_teacher()
-    student = zoo.digits_student()
+    teacher, student = zoo.mlp(hidden=(64,), name="teacher"), zoo.digits_student()
     term = cls(gamma=0.25, weight=2.0)
     distiller = keras_kd.Distiller(teacher, student, losses=[term], student_loss_weight=1.0)
-    distiller.compile(optimizer=keras.optimizers.SGD(0.0), loss="sparse_categorical_crossentropy")
-    t = np.asarray(teacher.predict(x, verbose=0))
-    s = np.asarray(student.predict(x, verbose=0))
+    distiller.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
+    t = np.asarray(teacher(x))
+    s = np.asarray(student(x))
     per_sample = numpy_ttm(s, t, 0.25, weighted)
     weights = np.linspace(0.0, 2.0, 16).astype("float32")
     parts = distiller.compute_distillation_loss(
         {"logits": t}, {"logits": s}, y, sample_weight=weights)[1]
     np.testing.assert_allclose(float(parts[term.name]), (per_sample * weights).sum() / 16,
                                rtol=1e-5)
-    logs = distiller.train_on_batch(x, y, return_dict=True)
-    np.testing.assert_allclose(logs[term.name], per_sample.mean(), rtol=1e-4)
-    distiller.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
     before = [np.array(w) for w in student.get_weights()]
-    history = distiller.fit(x, y, batch_size=8, epochs=1, verbose=0).history
-    assert np.all(np.isfinite(history["loss"])) and np.isfinite(history[term.name][0])
+    logs = distiller.train_on_batch(x, y, return_dict=True)  # logs the value before the update
+    np.testing.assert_allclose(logs[term.name], per_sample.mean(), rtol=1e-4)
     assert any(not np.allclose(a, b) for a, b in zip(before, student.get_weights()))
 
 
