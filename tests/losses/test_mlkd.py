@@ -305,5 +305,37 @@ def test_docstring_values_and_doctest():
     s = np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 2.0]])
     assert round(numpy_mlkd(s, t), 4) == 4.7267
     assert round(numpy_mlkd(s, t, (2.0,)), 4) == 0.9889
+    found = {test.name.rsplit(".", 1)[-1]: len(test.examples)
+             for test in doctest.DocTestFinder().find(mlkd_module)}
+    assert found.get("mlkd_loss", 0) >= 4, found
     result = doctest.testmod(mlkd_module)
     assert result.attempted >= 4 and result.failed == 0
+
+
+def test_xla_compiles_the_masks_and_both_views():
+    import tensorflow as tf
+
+    t, s = _data(9)
+    kwargs = {"confidence_percentile": 50, "weak_strong": True, "logit_standardization": True}
+    xla = tf.function(lambda a, b: losses.mlkd_loss(a, b, **kwargs), jit_compile=True)
+    want = numpy_forward_train(s[:8], s[8:], t[:8], t[8:], logit_stand=True)
+    np.testing.assert_allclose(float(xla(t, s)), want, rtol=1e-5)
+
+
+def test_mlkd_and_wttm_train_under_mixed_float16(digits_batch):
+    keras.config.set_dtype_policy("mixed_float16")
+    x, y = digits_batch
+    x, y = x[:16], y[:16]
+    teacher, student = zoo.mlp(hidden=(64,), name="teacher"), zoo.digits_student()
+    terms = [losses.MLKD(), losses.WTTM(gamma=0.2)]
+    distiller = keras_kd.Distiller(teacher, student, losses=terms, student_loss_weight=1.0)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0), loss="sparse_categorical_crossentropy")
+    t = np.asarray(teacher(x), np.float32)
+    s = np.asarray(student(x), np.float32)
+    logs = distiller.train_on_batch(x, y, return_dict=True)
+    np.testing.assert_allclose(logs["mlkd"], numpy_mlkd(s, t), rtol=2e-2)
+    p_t = _softmax(t) ** 0.2
+    norm = p_t.sum(axis=1)
+    p_t = p_t / norm[:, None]
+    wttm = (norm * (p_t * (np.log(p_t) - np.log(_softmax(s)))).sum(axis=1)).mean()
+    np.testing.assert_allclose(logs["wttm"], wttm, rtol=2e-2)

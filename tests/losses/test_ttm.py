@@ -218,5 +218,8 @@ def test_docstring_values_and_doctest():
     s = np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 2.0]])
     assert [round(v, 4) for v in numpy_ttm(s, t, 0.5)] == [0.1779, 0.5145]
     assert [round(v, 4) for v in numpy_ttm(s, t, 0.5, weighted=True)] == [0.2626, 0.7715]
+    found = {test.name.rsplit(".", 1)[-1]: len(test.examples)
+             for test in doctest.DocTestFinder().find(ttm_module)}
+    assert found.get("ttm_loss", 0) >= 3 and found.get("wttm_loss", 0) >= 3, found
     result = doctest.testmod(ttm_module)
     assert result.attempted >= 6 and result.failed == 0
