@@ -269,7 +269,9 @@ class MLKD(LogitLossWrapper):
         name="mlkd",
         **kwargs,
     ):
-        kwargs.pop("ignore_index", None)  # 2-D logits only: no pixel to ignore
+        if "ignore_index" in kwargs:
+            raise TypeError("MLKD reads (batch, classes) logits only, so it has no "
+                            "ignore_index (dense logits are not supported).")
         super().__init__(
             mlkd_loss,
             {"temperatures": _check_temperatures(temperatures),

@@ -290,6 +290,8 @@ def test_bad_input_raises():
         losses.MLKD(temperatures=(4.0, 0.0))
     with pytest.raises(ValueError, match=r"confidence_percentile must be in \[0, 100\]"):
         losses.MLKD(confidence_percentile=150)
+    with pytest.raises(TypeError, match="has no ignore_index"):
+        losses.MLKD(ignore_index=255)
     with pytest.raises(TypeError, match="weak_strong must be True or False"):
         losses.MLKD(weak_strong=1)
     with pytest.raises(ValueError, match="2B rows\\); got 3 rows"):
