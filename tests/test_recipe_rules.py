@@ -130,15 +130,18 @@ def test_mlkd_takes_the_published_setting_of_its_run_length(epochs, base, weight
     assert custom.temperatures == (4.0,)
 
 
-@pytest.mark.parametrize("epochs, labels", [(1, 0.5), (100, 0.5), (290, 0.3), (480, 0.1)])
-def test_mlkd_ls_uses_the_authors_flags_and_their_configs_labels(epochs, labels):
-    """`--logit-stand --base-temp 2 --kd-weight 9` over the ImageNet config
-    (CE 0.5, 100 epochs) and the CIFAR-100 one (CE 0.1, 480 epochs)."""
+@pytest.mark.parametrize("epochs, labels", [(1, 0.5), (100, 0.5), (290, 0.3), (480, 0.1),
+                                            (960, 0.1)])
+def test_mlkd_ls_scales_the_authors_weight_to_the_run_length(epochs, labels):
+    """`--logit-stand --base-temp 2 --kd-weight 9`: T₀ = 2; the weight from 1
+    to 9 over their 480 epochs; the labels the ImageNet config's 0.5 (100
+    epochs) to the CIFAR-100 config's 0.1 (480 epochs)."""
     plan = methods.recipe("mlkd_ls", epochs)
     (term,) = plan.terms
     assert term.logit_standardization and term.temperatures == (2.0, 3.0, 5.0, 2.0, 6.0)
-    assert float(term.weight) == 9.0 and plan.name == "mlkd_ls"
-    assert plan.student_loss_weight == pytest.approx(labels)
+    assert float(term.weight) == pytest.approx(1.0 + 8.0 * min(1.0, epochs / 480), rel=1e-6)
+    assert plan.name == "mlkd_ls" and plan.student_loss_weight == pytest.approx(labels)
+    assert float(methods.recipe("mlkd_ls", epochs, weight=9.0).terms[0].weight) == 9.0
 
 
 def test_wttm_uses_the_authors_readme_setting():
