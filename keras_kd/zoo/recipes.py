@@ -249,9 +249,8 @@ def _mlkd(ctx, overrides, standardize=False, name="mlkd", settings=(MLKD_IMAGENE
     --only 0,16,21`, digits-cnn, 20 epochs, 3 seeds, paired with scratch at
     95.82, 97.56, 97.56%): this rule (the ImageNet setting) 94.08, 96.52,
     96.52%, −1.28 ± 0.40 points; the CIFAR setting 94.43, 96.17, 96.52%,
-    −1.28 ± 0.20. Both hurt there (10 classes, batch 32: the batch
-    correlation compares many same-class pairs); the rule is kept for its
-    consistency with `dkd`, not for a measured gain.
+    −1.28 ± 0.20. Both hurt there; the rule is kept for its consistency
+    with `dkd`, not for a measured gain.
 
     One view per batch: the authors' weak/strong views and confidence masks
     (`MLKD(weak_strong=True, confidence_percentile=50)`) need two augmented
