@@ -52,6 +52,14 @@ VARIANTS = (
     ("review: authors' weight 1", "review", {}),
     ("review: weight 0.1", "review", {"weight": 0.1}),
     ("nkd: authors' T = 1, γ = 1.5", "nkd", {}),
+    ("mlkd: rule (ImageNet setting up to 100 epochs: T₀ = 1, 0.5·CE + 0.5·MLKD)", "mlkd", {}),
+    ("mlkd_ls: authors' flags (T₀ = 2, 0.5·CE + 9·MLKD, LS on the KD parts)", "mlkd_ls",
+     {"weight": 9.0}),
+    ("wttm: authors' README (γ = 0.2, 1·CE + 4·WTTM)", "wttm", {}),
+    ("kd_ls: recipe (0.1·CE + 9·KD, T = 2)", "kd_ls", {}),
+    ("mlkd_ls: rule (weight 1 + 8·E/480, labels 0.5 up to 100 epochs)", "mlkd_ls", {}),
+    ("mlkd: authors' CIFAR setting (T₀ = 4, 0.1·CE + 0.9·MLKD)", "mlkd",
+     {"temperature": 4.0, "weight": 0.9, "student_loss_weight": 0.1}),
 )
 
 

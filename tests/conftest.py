@@ -34,6 +34,7 @@ BOTH_BACKENDS = {
     "test_losses_fsp",
     "test_losses_functional",
     "test_losses_hints",
+    "test_mlkd",
     "test_losses_overhaul",
     "test_losses_relational",
     "test_losses_review",
@@ -46,6 +47,7 @@ BOTH_BACKENDS = {
     "test_taps",
     "test_teacher_cache_backends",
     "test_teachers",
+    "test_ttm",
 }
 
 

@@ -131,6 +131,13 @@ CASES = {
     "DIST": (losses.dist_loss, lambda: _logit_case(
         losses.DIST(beta=1.0, gamma=2.0, temperature=2.0),
         lambda t, s: losses.dist_loss(t, s, 1.0, 2.0, 2.0)), True),
+    "MLKD": (losses.mlkd_loss, lambda: _logit_case(
+        losses.MLKD(temperatures=(2.0, 4.0)),
+        lambda t, s: losses.mlkd_loss(t, s, (2.0, 4.0))), True),
+    "TTM": (losses.ttm_loss, lambda: _logit_case(
+        losses.TTM(gamma=0.5), lambda t, s: losses.ttm_loss(t, s, 0.5)), False),
+    "WTTM": (losses.wttm_loss, lambda: _logit_case(
+        losses.WTTM(gamma=0.5), lambda t, s: losses.wttm_loss(t, s, 0.5)), False),
     "MergedKD": (losses.merged_kd_loss, _merged, False),
     "TopKKD": (losses.topk_kd_loss, _topk, False),
     "CWD": (losses.cwd_loss, lambda: _pair_case(

@@ -1,8 +1,11 @@
 """keras_kd.zoo.recipes: the recipe table and the rules that scale each weight to
 the data and the budget (docstrings of keras_kd.zoo.recipes)."""
 
+import keras
+import numpy as np
 import pytest
 
+import keras_kd
 from keras_kd import losses, zoo
 from keras_kd.tools.bench import command as bench
 from keras_kd.tools.config import validate as config
@@ -106,6 +109,68 @@ def test_kd_ls_uses_the_authors_setting():
     plan = methods.recipe("kd_ls", 10, temperature=4.0, weight=1.0, student_loss_weight=1.0)
     assert plan.terms[0].temperature == 4.0 and float(plan.terms[0].weight) == 1.0
     assert plan.student_loss_weight == 1.0
+
+
+@pytest.mark.parametrize("epochs, base, weight, labels", [
+    (1, 1.0, 0.5, 0.5), (100, 1.0, 0.5, 0.5), (170, 2.5, 0.7, 0.3), (240, 4.0, 0.9, 0.1),
+    (480, 4.0, 0.9, 0.1)])
+def test_mlkd_takes_the_published_setting_of_its_run_length(epochs, base, weight, labels):
+    """ImageNet's (T₀ 1, weight 0.5, labels 0.5) up to 100 epochs, CIFAR-100's
+    (T₀ 4, weight 0.9, labels 0.1) from 240, linear in between."""
+    plan = methods.recipe("mlkd", epochs)
+    (term,) = plan.terms
+    assert isinstance(term, losses.MLKD) and not term.logit_standardization
+    assert term.temperatures == pytest.approx((base, 3.0, 5.0, 2.0, 6.0))
+    assert float(term.weight) == pytest.approx(weight)
+    assert plan.student_loss_weight == pytest.approx(labels)
+    assert not term.weak_strong and term.confidence_percentile is None
+    assert plan.weights["temperature"] == pytest.approx(base)
+    assert methods.recipe("mlkd", epochs, temperature=3.0).terms[0].temperatures[0] == 3.0
+    custom = methods.recipe("mlkd", epochs, temperatures=(4.0,)).terms[0]
+    assert custom.temperatures == (4.0,)
+
+
+@pytest.mark.parametrize("epochs, labels", [(1, 0.5), (100, 0.5), (290, 0.3), (480, 0.1),
+                                            (960, 0.1)])
+def test_mlkd_ls_scales_the_authors_weight_to_the_run_length(epochs, labels):
+    """`--logit-stand --base-temp 2 --kd-weight 9`: T₀ = 2; the weight from 1
+    to 9 over their 480 epochs; the labels the ImageNet config's 0.5 (100
+    epochs) to the CIFAR-100 config's 0.1 (480 epochs)."""
+    plan = methods.recipe("mlkd_ls", epochs)
+    (term,) = plan.terms
+    assert term.logit_standardization and term.temperatures == (2.0, 3.0, 5.0, 2.0, 6.0)
+    assert float(term.weight) == pytest.approx(1.0 + 8.0 * min(1.0, epochs / 480), rel=1e-6)
+    assert plan.name == "mlkd_ls" and plan.student_loss_weight == pytest.approx(labels)
+    assert float(methods.recipe("mlkd_ls", epochs, weight=9.0).terms[0].weight) == 9.0
+
+
+def test_wttm_uses_the_authors_readme_setting():
+    plan = methods.recipe("wttm", 10)
+    (term,) = plan.terms
+    assert isinstance(term, losses.WTTM) and term.gamma == 0.2 and float(term.weight) == 4.0
+    assert plan.student_loss_weight == 1.0
+    assert plan.weights == {"student_loss": 1.0, "wttm": 4.0, "gamma": 0.2}
+    assert methods.recipe("wttm", 10, temperature=4.0).terms[0].gamma == 0.25
+    assert methods.recipe("wttm", 10, gamma=0.5, weight=1.0).terms[0].gamma == 0.5
+
+
+@pytest.mark.parametrize("name", ["mlkd", "mlkd_ls", "wttm"])
+def test_new_logit_recipes_train_one_step_on_the_digits_pair(name, digits_batch):
+    x, y = digits_batch
+    teacher, student = zoo.digits_teacher(), zoo.digits_student()
+    plan = methods.recipe(name, 20, teacher=teacher, student=student)
+    distiller = keras_kd.Distiller(teacher, student, losses=plan.terms,
+                                   student_loss_weight=plan.student_loss_weight)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.05),
+                      loss="sparse_categorical_crossentropy")
+    (term,) = plan.terms
+    t, s = np.asarray(teacher(x)), np.asarray(student(x))
+    expected = np.mean(term.fn(t, s, **term.fn_kwargs))
+    before = [np.array(w) for w in student.get_weights()]
+    logs = distiller.train_on_batch(x, y, return_dict=True)  # the value before the update
+    assert logs[term.name] == pytest.approx(float(expected), rel=1e-4)
+    assert np.isfinite(logs["loss"])
+    assert any(not np.allclose(a, b) for a, b in zip(before, student.get_weights()))
 
 
 def test_overrides_replace_a_rule_and_unknown_ones_are_refused(fmnist_student):

@@ -7,8 +7,8 @@ from keras_kd import losses
 from keras_kd.losses import registry
 from keras_kd.tools.config import validate as config
 
-BUILT_IN = ("AttentionTransfer", "DKD", "FSP", "FeatureMSE", "FitNet", "KD", "MergedKD",
-            "NKD", "Overhaul", "PKT", "RKD", "ReviewKD", "SP")
+BUILT_IN = ("AttentionTransfer", "DKD", "FSP", "FeatureMSE", "FitNet", "KD", "MLKD", "MergedKD",
+            "NKD", "Overhaul", "PKT", "RKD", "ReviewKD", "SP", "TTM", "WTTM")
 
 
 def test_every_built_in_term_is_registered_and_bases_are_not():

@@ -183,6 +183,11 @@ def test_cli_tune_says_how_to_install_keras_tuner_when_missing(monkeypatch, caps
     ("dist", None, {"beta": 2.0, "gamma": 2.0, "temperature": 4.0}),
     ("dkd", None, {"beta": 0.5, "temperature": 1.0, "alpha": 1.0}),
     ("dkd_ls", None, {"beta": 1.0 + 7 * 5 / 240, "temperature": 4.0}),
+    ("mlkd", [0.5, 0.9, 1.0, 9.0], {"temperature": 1.0, "weight": 0.5,
+                                   "student_loss_weight": 0.5}),
+    ("mlkd_ls", [0.5, 0.9, 1.0, round(1 + 8 * 5 / 480, 12), 9.0],
+     {"temperature": 2.0, "weight": round(1 + 8 * 5 / 480, 12), "student_loss_weight": 0.5}),
+    ("wttm", [1.0, 2.0, 4.0, 8.0], {"gamma": 0.2, "weight": 4.0, "student_loss_weight": 1.0}),
 ])
 def test_search_spaces_start_from_the_recipe(method, weights, defaults):
     """Each space's defaults are the recipe's own, and the recipe's weight is

@@ -8,8 +8,8 @@ Each method has one function, `<name>_loss`. Like Keras's loss functions it
 returns one value per sample, shape `(batch,)`, which the class averages
 with the batch's `sample_weight`; the batch-level losses that compare the
 samples of a batch with each other (`rkd_loss`, `pkt_loss`, `sp_loss`,
-`dist_loss`) return one scalar per batch, which `sample_weight` does not
-weight. Every term is registered by name (`register_term`) for run configs.
+`dist_loss`, `mlkd_loss`) return one scalar per batch, which `sample_weight`
+does not weight. Every term is registered by name (`register_term`) for run configs.
 """
 
 from keras_kd.losses import registry
@@ -29,6 +29,7 @@ from keras_kd.losses.fsp import FSP, fsp_loss, fsp_matrices, fsp_matrix
 from keras_kd.losses.kd import KD, kd_loss
 from keras_kd.losses.logit_standardization import standardize_logits
 from keras_kd.losses.merged_kd import MergedKD, merged_kd_loss
+from keras_kd.losses.mlkd import MLKD, mlkd_loss
 from keras_kd.losses.nkd import NKD, nkd_loss
 from keras_kd.losses.on_output import OnOutput, on_output
 from keras_kd.losses.overhaul import Overhaul, margin_relu, overhaul_margin, partial_l2_loss
@@ -38,6 +39,7 @@ from keras_kd.losses.review import ABF, ReviewKD, hcl_loss
 from keras_kd.losses.rkd import RKD, rkd_loss
 from keras_kd.losses.sp import SP, sp_loss
 from keras_kd.losses.topk_kd import TopKKD, topk_kd_loss
+from keras_kd.losses.ttm import TTM, WTTM, ttm_loss, wttm_loss
 
 __all__ = [
     "DistillationLoss",
@@ -50,6 +52,9 @@ __all__ = [
     "DKD", "dkd_loss",
     "NKD", "nkd_loss",
     "DIST", "dist_loss",
+    "MLKD", "mlkd_loss",
+    "TTM", "ttm_loss",
+    "WTTM", "wttm_loss",
     "MergedKD", "merged_kd_loss",
     "TopKKD", "topk_kd_loss",
     "CWD", "cwd_loss",

@@ -18,7 +18,8 @@ import keras
 import numpy as np
 
 # Methods that read only the teacher's logits: a teacher cache serves them.
-LOGIT_METHODS = ("kd", "kd_ls", "dist", "dkd", "dkd_ls", "nkd")  # = keras_kd.zoo.recipes.LOGIT_METHODS
+LOGIT_METHODS = ("kd", "kd_ls", "dist", "dkd", "dkd_ls", "nkd", "mlkd", "mlkd_ls",
+                 "wttm")  # = keras_kd.zoo.recipes.LOGIT_METHODS
 
 
 def build_model(name, dataset):

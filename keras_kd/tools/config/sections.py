@@ -26,8 +26,8 @@ OPTIMIZER_KEYS = ("name", "learning_rate", "momentum", "nesterov", "weight_decay
 EXPORT_KEYS = ("formats", "path")
 TEACHER_CACHE_KEYS = ("views", "top_k", "tail_bits", "path", "seed")
 # Terms (and methods) that read the teacher's full logits: a top-k cache cannot feed them.
-FULL_LOGIT_TERMS = ("KD", "DKD", "NKD", "DIST")
-FULL_LOGIT_METHODS = ("kd", "dkd", "nkd")
+FULL_LOGIT_TERMS = ("KD", "DKD", "NKD", "DIST", "MLKD", "TTM", "WTTM")
+FULL_LOGIT_METHODS = ("kd", "dkd", "nkd", "mlkd", "mlkd_ls", "wttm")
 
 
 def check_dataset(check, raw):

@@ -80,6 +80,32 @@ def _nkd_space(hp, default):
     }
 
 
+def _mlkd_space(hp, default):
+    """MLKD / MLKD+LS: T₀ (the first temperature), the term's and the labels'
+    weights, each list holding the recipe's own value."""
+    return {
+        "temperature": hp.Choice("temperature",
+                                 sorted({1.0, 2.0, 4.0, default.weights["temperature"]}),
+                                 default=default.weights["temperature"]),
+        "weight": hp.Choice("weight", sorted({0.5, 0.9, 1.0, 9.0, default.weights["mlkd"]}),
+                            default=default.weights["mlkd"]),
+        "student_loss_weight": hp.Choice(
+            "student_loss_weight", sorted({0.1, 0.5, 1.0, default.student_loss_weight}),
+            default=default.student_loss_weight),
+    }
+
+
+def _wttm_space(hp, default):
+    return {
+        "gamma": hp.Choice("gamma", sorted({0.1, 0.2, 0.25, 0.5, default.weights["gamma"]}),
+                           default=default.weights["gamma"]),
+        "weight": hp.Choice("weight", sorted({1.0, 2.0, 4.0, 8.0, default.weights["wttm"]}),
+                            default=default.weights["wttm"]),
+        "student_loss_weight": hp.Choice("student_loss_weight", [0.5, 1.0],
+                                         default=default.student_loss_weight),
+    }
+
+
 def _scaled_space(hp, default):
     """Feature methods: the term's weight as a factor of the recipe's rule."""
     name = default.name
@@ -115,6 +141,9 @@ SPACES = {
     "dkd": _dkd_space,
     "dkd_ls": _dkd_space,
     "nkd": _nkd_space,
+    "mlkd": _mlkd_space,
+    "mlkd_ls": _mlkd_space,
+    "wttm": _wttm_space,
     "fitnet": _fitnet_space,
     "fsp": _no_space,  # stage 1 trains on the flow matrices alone: no weight to tune
     "overhaul": _scaled_space,
