@@ -16,9 +16,9 @@ import pytest
 
 import keras_kd
 from keras_kd import losses
-from tests.models import tiny_cnn
+from tests.helpers.models import tiny_cnn
+from tests.helpers.paths import ROOT, SCRIPTS
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKEND = keras.backend.backend()
 TIMEOUT = float(os.environ.get("KERAS_KD_TEST_TIMEOUT", "900"))
 once_per_suite = pytest.mark.skipif(
@@ -30,7 +30,7 @@ def _run_step_script(tmp_path, backend, devices=1):
     out = tmp_path / f"{backend}_{devices}.npz"
     env = dict(os.environ, PYTHONPATH=ROOT)
     env.pop("KERAS_BACKEND", None)
-    command = [sys.executable, os.path.join(ROOT, "tests", "scripts", "backend_step.py"),
+    command = [sys.executable, os.path.join(SCRIPTS, "backend_step.py"),
                backend, str(out), str(devices)]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=TIMEOUT)

@@ -9,7 +9,8 @@ import os
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.paths import ROOT
+
 BENCHMARKS = os.path.join(ROOT, "benchmarks")
 
 

@@ -11,7 +11,7 @@ import tensorflow as tf
 import keras_kd
 from keras_kd import losses
 from keras_kd.callbacks import FeatureImages
-from tests.models import tiny_cnn
+from tests.helpers.models import tiny_cnn
 
 
 def _image_tags(log_dir):

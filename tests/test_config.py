@@ -16,7 +16,8 @@ from keras_kd.tools import cli
 from keras_kd.tools.config import validate as config
 from keras_kd.tools.run import runner as run_config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.paths import ROOT
+
 DIGITS = os.path.join(ROOT, "recipes", "digits_kd.yaml")
 
 

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import keras_kd
 from keras_kd import losses
-from tests.models import tiny_cnn
+from tests.helpers.models import tiny_cnn
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from tests.processes import report, run_together
+from tests.helpers.processes import report, run_together
+from tests.helpers.paths import SCRIPTS
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "tests", "scripts", "determinism_run.py")
+SCRIPT = os.path.join(SCRIPTS, "determinism_run.py")
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import keras_kd
 from keras_kd import losses
-from tests.models import RunCounter, tiny_cnn
+from tests.helpers.models import RunCounter, tiny_cnn
 from tests.test_kd_loss import numpy_kd
 
 

@@ -7,9 +7,10 @@ import sys
 
 import pytest
 
-from tests.processes import subprocess_timeout
+from tests.helpers.processes import subprocess_timeout
+from tests.helpers.paths import SCRIPTS
 
-SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "mirrored_check.py")
+SCRIPT = os.path.join(SCRIPTS, "mirrored_check.py")
 
 
 @pytest.mark.slow

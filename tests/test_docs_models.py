@@ -11,7 +11,8 @@ import warnings
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.paths import ROOT
+
 DOC = os.path.join(ROOT, "README.md")
 
 

@@ -7,7 +7,7 @@ from keras_kd import datasets
 from keras_kd.losses import feature_mse as features
 from keras_kd.losses import kd as logits
 from keras_kd.losses import _pair as pair
-from tests.doctests import assert_doctests
+from tests.helpers.doctests import assert_doctests
 
 
 @pytest.mark.parametrize("module, examples", [

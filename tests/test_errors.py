@@ -6,7 +6,7 @@ import pytest
 
 import keras_kd
 from keras_kd import losses
-from tests.models import tiny_cnn
+from tests.helpers.models import tiny_cnn
 
 
 class Subclassed(keras.Model):

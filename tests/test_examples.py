@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from tests.example_scripts import EXAMPLES, load_example
+from tests.helpers.example_scripts import EXAMPLES, load_example
 
 
 def test_transfer_subset_reindexes_the_classes():

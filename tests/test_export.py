@@ -12,9 +12,9 @@ import tensorflow as tf
 
 import keras_kd
 from keras_kd import losses
-from tests.litert import Interpreter
-from tests.models import tiny_cnn
-from tests.processes import subprocess_timeout
+from tests.helpers.litert import Interpreter
+from tests.helpers.models import tiny_cnn
+from tests.helpers.processes import subprocess_timeout
 
 
 @pytest.fixture

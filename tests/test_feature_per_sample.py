@@ -8,8 +8,8 @@ import pytest
 import keras_kd
 from keras_kd import losses
 from keras_kd.losses import feature_mse as features
-from tests.feature_nets import feature_net
-from tests.numpy_reference import numpy_per_sample
+from tests.helpers.feature_nets import feature_net
+from tests.helpers.numpy_reference import numpy_per_sample
 
 
 def numpy_feature_mse(t, s):

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.example_scripts import load_example
+from tests.helpers.example_scripts import load_example
 
 
 @pytest.fixture(scope="module")

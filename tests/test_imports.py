@@ -5,7 +5,8 @@ import os
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.paths import ROOT
+
 TIMEOUT = float(os.environ.get("KERAS_KD_TEST_TIMEOUT", "900"))
 
 

@@ -9,7 +9,7 @@ import pytest
 from keras_kd import zoo
 from keras_kd.taps.views import LOGITS
 
-from tests.example_scripts import load_example
+from tests.helpers.example_scripts import load_example
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ import pytest
 from keras_kd import losses
 from keras_kd.zoo import recipes as methods
 
-from tests.example_scripts import ROOT, load_example
+from tests.helpers.example_scripts import load_example
+from tests.helpers.paths import ROOT
 
 
 @pytest.mark.parametrize("epochs, warmup, temperature", [(1, 1, 1.0), (120, 4, 1 + 3 / 7),

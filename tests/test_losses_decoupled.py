@@ -7,7 +7,7 @@ import pytest
 import keras_kd
 from keras_kd import losses
 from keras_kd.regimes.schedules import LossWeightScheduler
-from tests.models import tiny_cnn
+from tests.helpers.models import tiny_cnn
 
 
 # ----------------------------------------------------------------------
@@ -292,7 +292,7 @@ def test_mixed_float16_distiller_step(digits_batch):
 def test_docstring_examples_run():
     from keras_kd.losses import dkd, nkd
 
-    from tests.doctests import assert_doctests
+    from tests.helpers.doctests import assert_doctests
 
     assert_doctests(dkd, {"dkd_loss": 5})
     assert_doctests(nkd, {"nkd_loss": 5})

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import keras_kd
 from keras_kd import losses
-from tests.models import tiny_cnn
+from tests.helpers.models import tiny_cnn
 from tests.test_kd_loss import numpy_kd_per_sample
 from tests.test_logit_standardization import numpy_standardize
 

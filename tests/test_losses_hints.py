@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.feature_nets import (
+from tests.helpers.feature_nets import (
     assert_config_round_trip,
     feature_net,
     fit_two_steps,
@@ -13,8 +13,8 @@ from tests.feature_nets import (
 import keras_kd
 from keras_kd import losses
 from keras_kd.losses import fitnet as hints
-from tests.numpy_reference import numpy_per_sample
-from tests.doctests import assert_doctests
+from tests.helpers.numpy_reference import numpy_per_sample
+from tests.helpers.doctests import assert_doctests
 
 
 def numpy_hint(t, s):

@@ -10,15 +10,15 @@ import pytest
 import keras_kd
 from keras_kd import losses
 from keras_kd.losses import review
-from tests.feature_nets import (
+from tests.helpers.feature_nets import (
     assert_config_round_trip,
     feature_net,
     fit_two_steps,
     randomize_bn_layer,
     weights_of,
 )
-from tests.numpy_reference import numpy_adaptive_pool, numpy_per_sample
-from tests.doctests import assert_doctests
+from tests.helpers.numpy_reference import numpy_adaptive_pool, numpy_per_sample
+from tests.helpers.doctests import assert_doctests
 
 
 def numpy_hcl(teacher_list, student_list):

@@ -8,7 +8,7 @@ import pytest
 import keras_kd
 from keras_kd import zoo
 from keras_kd.zoo import recipes as methods
-from tests.models import RunCounter
+from tests.helpers.models import RunCounter
 
 
 @pytest.mark.slow

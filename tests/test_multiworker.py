@@ -18,10 +18,10 @@ import sys
 import numpy as np
 import pytest
 
-from tests.processes import report, run_together
+from tests.helpers.processes import report, run_together
+from tests.helpers.paths import SCRIPTS
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "tests", "scripts", "multiworker_check.py")
+SCRIPT = os.path.join(SCRIPTS, "multiworker_check.py")
 
 
 def _free_ports(count):

@@ -11,7 +11,7 @@ import keras_kd
 from keras_kd import losses
 from keras_kd.tools.config import validate as config
 from keras_kd.regimes import schedules
-from tests.models import tiny_cnn
+from tests.helpers.models import tiny_cnn
 
 X = np.random.default_rng(0).random((32, 8, 8, 1), dtype=np.float32)
 Y = np.arange(32) % 10

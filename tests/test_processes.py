@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from tests.processes import DEFAULT_TIMEOUT, TIMEOUT_ENV, run_together, subprocess_timeout
+from tests.helpers.processes import DEFAULT_TIMEOUT, TIMEOUT_ENV, run_together, subprocess_timeout
 
 
 def test_default_is_generous(monkeypatch):

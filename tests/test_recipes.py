@@ -22,7 +22,8 @@ from keras_kd import zoo
 from keras_kd.tools.config import validate as config
 from keras_kd.tools.run import runner as run_config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.paths import ROOT
+
 RECIPES = sorted(glob.glob(os.path.join(ROOT, "recipes", "cifar100", "*.yaml")))
 TEACHER_FILES = {
     "saved_models/cifar100_resnet32x4.keras": "resnet32x4",

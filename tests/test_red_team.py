@@ -14,7 +14,7 @@ import tensorflow as tf
 
 import keras_kd
 from keras_kd import losses, teachers
-from tests.models import tiny_cnn
+from tests.helpers.models import tiny_cnn
 
 X = np.random.default_rng(0).random((32, 8, 8, 1), dtype=np.float32)
 Y = np.arange(32) % 10

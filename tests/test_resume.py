@@ -23,10 +23,10 @@ import sys
 import numpy as np
 import pytest
 
-from tests.processes import TIMEOUT_ENV, subprocess_timeout
+from tests.helpers.processes import TIMEOUT_ENV, subprocess_timeout
+from tests.helpers.paths import ROOT, SCRIPTS
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "tests", "scripts", "resume_train.py")
+SCRIPT = os.path.join(SCRIPTS, "resume_train.py")
 STEPS = 32  # 4 epochs x 8 steps
 KILL_AT = 19  # global step 19: epoch 2 (0-based), after its 3rd batch
 

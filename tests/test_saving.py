@@ -6,7 +6,7 @@ import numpy as np
 
 import keras_kd
 from keras_kd import losses
-from tests.models import tiny_cnn
+from tests.helpers.models import tiny_cnn
 
 
 def test_distiller_round_trips_through_keras_archive(digits_batch, tmp_path):

@@ -11,7 +11,7 @@ import tensorflow as tf
 import keras_kd
 from keras_kd import losses
 from keras_kd.regimes import schedules
-from tests.models import tiny_cnn
+from tests.helpers.models import tiny_cnn
 
 
 # ----------------------------------------------------------------------
@@ -274,7 +274,7 @@ def test_bad_arguments_raise():
 
 
 def test_docstring_examples_run():
-    from tests.doctests import assert_doctests
+    from tests.helpers.doctests import assert_doctests
 
     from keras_kd.regimes import schedules as weight_schedules
 

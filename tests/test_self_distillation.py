@@ -8,7 +8,7 @@ import keras_kd
 from keras_kd import losses
 from keras_kd.callbacks import SelfDistillation
 from keras_kd.regimes.self_distillation import born_again, self_distiller, snapshot
-from tests.models import tiny_cnn
+from tests.helpers.models import tiny_cnn
 
 
 def test_snapshot_is_a_frozen_copy():

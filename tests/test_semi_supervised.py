@@ -6,7 +6,7 @@ import pytest
 
 import keras_kd
 from keras_kd import datasets, losses
-from tests.models import tiny_cnn
+from tests.helpers.models import tiny_cnn
 from tests.test_distiller import sparse_ce
 from tests.test_kd_loss import numpy_kd
 from tests.test_losses_decoupled import numpy_dkd, numpy_nkd

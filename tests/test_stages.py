@@ -6,7 +6,7 @@ import pytest
 import keras_kd
 from keras_kd import losses
 from keras_kd.regimes.stages import Stage, Stages
-from tests.models import tiny_cnn
+from tests.helpers.models import tiny_cnn
 
 
 def test_fitnets_two_stages_train_up_to_the_guided_layer_first(digits_batch):

@@ -6,7 +6,7 @@ import numpy as np
 import keras_kd
 from keras_kd import losses
 from keras_kd.taps.views import ModelView, with_batch_statistics
-from tests.models import tiny_cnn
+from tests.helpers.models import tiny_cnn
 
 
 def test_view_returns_logits_outputs_and_inputs_from_one_pass(digits_batch):

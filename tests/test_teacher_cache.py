@@ -7,7 +7,7 @@ import tensorflow as tf
 import keras_kd
 from keras_kd import losses
 from keras_kd.teachers.caching.teacher_cache import build, cache
-from tests.models import tiny_cnn
+from tests.helpers.models import tiny_cnn
 
 
 def _data(x, y, batch=8):

@@ -10,7 +10,7 @@ import tensorflow as tf
 import keras_kd
 from keras_kd import losses
 from keras_kd.teachers.caching.teacher_cache import build, crop_flip
-from tests.models import tiny_cnn
+from tests.helpers.models import tiny_cnn
 
 pytestmark = pytest.mark.both_backends  # the cache is built on tf.data on every backend
 

@@ -8,7 +8,7 @@ import pytest
 
 from keras_kd.tools.config import validate as config
 from keras_kd.tools.run import runner as run_config
-from tests.models import tiny_cnn
+from tests.helpers.models import tiny_cnn
 
 
 def _raw(**extra):

@@ -18,9 +18,10 @@ import keras_kd.atomic
 from keras_kd.teachers.caching import store as cache_store
 from keras_kd.teachers.caching import digest as teacher_digest
 from keras_kd.teachers.caching.teacher_cache import build, cache, crop_flip
-from tests.models import tiny_cnn
+from tests.helpers.models import tiny_cnn
+from tests.helpers.paths import ROOT, SCRIPTS
 
-SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "cache_share.py")
+SCRIPT = os.path.join(SCRIPTS, "cache_share.py")
 TIMEOUT = float(os.environ.get("KERAS_KD_SUBPROCESS_TIMEOUT", "900"))
 
 
@@ -152,7 +153,7 @@ def test_a_directory_that_is_not_a_cache_is_never_written_into(digits_batch, tmp
 @pytest.mark.slow
 def test_two_processes_sharing_one_cache_path_neither_corrupts_the_other(tmp_path):
     path = str(tmp_path / "shared")
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(SCRIPT)))
+    env = dict(os.environ, PYTHONPATH=ROOT)
     procs = [subprocess.Popen([sys.executable, SCRIPT, path, str(tmp_path / f"out{i}.npz")],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
              for i in range(2)]

@@ -14,7 +14,7 @@ import keras_kd
 from keras_kd import losses
 from keras_kd.teachers.caching import tail as logit_tail
 from keras_kd.teachers.caching.teacher_cache import build
-from tests.models import tiny_cnn
+from tests.helpers.models import tiny_cnn
 
 
 def _data(x, y, batch=8):

@@ -11,7 +11,7 @@ from keras_kd import losses
 from keras_kd.losses.topk_kd import TopKKD
 from keras_kd.teachers.caching import views as cache_views
 from keras_kd.teachers.caching.teacher_cache import build, cache, crop_flip
-from tests.models import tiny_cnn
+from tests.helpers.models import tiny_cnn
 
 
 def _data(x, y, batch=8):

@@ -7,7 +7,7 @@ import pytest
 import keras_kd
 from keras_kd import datasets, losses, teachers
 from keras_kd.taps.views import ModelView
-from tests.models import tiny_cnn
+from tests.helpers.models import tiny_cnn
 from tests.test_kd_loss import numpy_kd, numpy_kd_per_sample
 
 
@@ -387,7 +387,7 @@ def test_teachers_of_disjoint_digits_teach_a_student_without_labels():
 
 
 def test_docstring_examples_run():
-    from tests.doctests import assert_doctests
+    from tests.helpers.doctests import assert_doctests
 
     from keras_kd.losses import merged_kd as merged
     from keras_kd.teachers import ensemble

@@ -14,7 +14,8 @@ from keras_kd.tools.config import validate as config
 from keras_kd.zoo import recipes as methods
 from keras_kd.distiller import Distiller
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.paths import ROOT
+
 TEACHER = os.path.join(ROOT, "saved_models", "digits_teacher.keras")
 
 

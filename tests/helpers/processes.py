@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.paths import ROOT
+
 TIMEOUT_ENV = "KERAS_KD_TEST_TIMEOUT"
 DEFAULT_TIMEOUT = 900.0
 

@@ -15,14 +15,14 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_kd.teachers.caching.teacher_cache import build, crop_flip  # noqa: E402
-from tests.models import tiny_cnn  # noqa: E402
+from tests.helpers.models import tiny_cnn  # noqa: E402
 
 
 def main(path, out):

@@ -3,7 +3,8 @@
 import importlib.util
 import os
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.paths import ROOT
+
 EXAMPLES = os.path.join(ROOT, "examples")
 
 

@@ -24,7 +24,7 @@ tf.config.set_logical_device_configuration(
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 from shared_distiller import build  # noqa: E402  (tests/scripts, on sys.path)
 
 from keras_kd.teachers.caching.teacher_cache import build as build_cache  # noqa: E402

@@ -1,0 +1,1 @@
+"""Scripts that subprocess tests run as files, in a fresh process (never imported by the tests)."""
