@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from tests.helpers.processes import report, run_together
 from tests.helpers.paths import SCRIPTS
+from tests.helpers.processes import report, run_together
 
 SCRIPT = os.path.join(SCRIPTS, "determinism_run.py")
 

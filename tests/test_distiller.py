@@ -11,13 +11,7 @@ import tensorflow as tf
 import keras_kd
 from keras_kd import losses
 from tests.helpers.models import RunCounter, tiny_cnn
-from tests.test_kd_loss import numpy_kd
-
-
-def sparse_ce(logits, labels):
-    z = logits - logits.max(axis=-1, keepdims=True)
-    log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-    return -log_p[np.arange(len(labels)), labels]
+from tests.helpers.numpy_logits import numpy_kd, sparse_ce
 
 
 def make(losses_list=None, student_loss_weight=0.5, **student_kwargs):

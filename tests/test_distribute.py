@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from tests.helpers.processes import subprocess_timeout
 from tests.helpers.paths import SCRIPTS
+from tests.helpers.processes import subprocess_timeout
 
 SCRIPT = os.path.join(SCRIPTS, "mirrored_check.py")
 

@@ -12,29 +12,7 @@ import tensorflow as tf
 
 from keras_kd import losses
 
-
-def numpy_kd(teacher, student, temperature):
-    """Hinton et al. 2015: T² · mean_b KL(softmax(t/T) || softmax(s/T))."""
-    def softmax(z):
-        z = z - z.max(axis=-1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=-1, keepdims=True)
-
-    p = softmax(teacher.astype(np.float64) / temperature)
-    q = softmax(student.astype(np.float64) / temperature)
-    kl = (p * (np.log(p) - np.log(q))).sum(axis=-1)
-    return float(kl.mean() * temperature**2)
-
-
-def numpy_kd_per_sample(teacher, student, temperature):
-    """T² · KL per row in float64 (accurate while KL >> 1e-16)."""
-    def log_softmax(z):
-        z = z - z.max(axis=-1, keepdims=True)
-        return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-    log_p = log_softmax(teacher.astype(np.float64) / temperature)
-    log_q = log_softmax(student.astype(np.float64) / temperature)
-    return (np.exp(log_p) * (log_p - log_q)).sum(axis=-1) * temperature**2
+from tests.helpers.numpy_logits import numpy_kd, numpy_kd_per_sample
 
 
 def exact_kd_per_sample(teacher, student, temperature, digits=80):

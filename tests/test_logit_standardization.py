@@ -7,16 +7,7 @@ import pytest
 import tensorflow as tf
 
 from keras_kd import losses
-from tests.test_kd_loss import numpy_kd_per_sample
-from tests.test_losses_decoupled import numpy_dkd
-
-
-def numpy_standardize(z):
-    """mdistiller/distillers/KD.py::normalize: torch .std is unbiased."""
-    z = z.astype(np.float64)
-    mean = z.mean(axis=-1, keepdims=True)
-    std = z.std(axis=-1, ddof=1, keepdims=True)
-    return (z - mean) / (1e-7 + std)
+from tests.helpers.numpy_logits import numpy_dkd, numpy_kd_per_sample, numpy_standardize
 
 
 def _data(seed, n=8, c=10, scale=4.0):

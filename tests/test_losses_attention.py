@@ -9,9 +9,9 @@ import pytest
 import keras_kd
 from keras_kd import losses
 from keras_kd.losses import attention_transfer as attention
+from tests.helpers.doctests import assert_doctests
 from tests.helpers.feature_nets import assert_config_round_trip, feature_net, fit_two_steps
 from tests.helpers.numpy_reference import numpy_per_sample, numpy_pool_to_common_size
-from tests.helpers.doctests import assert_doctests
 
 
 def numpy_attention_map(f, p=2):

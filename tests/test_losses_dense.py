@@ -6,8 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_kd import losses
-from tests.test_kd_loss import numpy_kd
-from tests.test_losses_decoupled import numpy_dkd, numpy_nkd
+from tests.helpers.numpy_logits import numpy_dkd, numpy_kd, numpy_nkd
 
 
 def _dense_data(seed, batch=3, h=4, w=5, c=6, ignore=-1, ignored_fraction=0.3):

@@ -9,8 +9,7 @@ import tensorflow as tf
 import keras_kd
 from keras_kd import losses
 from tests.helpers.models import tiny_cnn
-from tests.test_kd_loss import numpy_kd_per_sample
-from tests.test_logit_standardization import numpy_standardize
+from tests.helpers.numpy_logits import numpy_kd_per_sample, numpy_standardize
 
 
 def _softmax(z):

@@ -7,9 +7,9 @@ import pytest
 import keras_kd
 from keras_kd import losses
 from keras_kd.losses import _ops, fsp
+from tests.helpers.doctests import assert_doctests
 from tests.helpers.feature_nets import assert_config_round_trip, feature_net, fit_two_steps
 from tests.helpers.numpy_reference import numpy_adaptive_pool, numpy_pool_to_common_size
-from tests.helpers.doctests import assert_doctests
 
 
 def numpy_fsp(f1, f2):

@@ -4,17 +4,17 @@ import keras
 import numpy as np
 import pytest
 
+import keras_kd
+from keras_kd import losses
+from keras_kd.losses import fitnet as hints
+from tests.helpers.doctests import assert_doctests
 from tests.helpers.feature_nets import (
     assert_config_round_trip,
     feature_net,
     fit_two_steps,
     weights_of,
 )
-import keras_kd
-from keras_kd import losses
-from keras_kd.losses import fitnet as hints
 from tests.helpers.numpy_reference import numpy_per_sample
-from tests.helpers.doctests import assert_doctests
 
 
 def numpy_hint(t, s):

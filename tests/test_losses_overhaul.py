@@ -12,7 +12,7 @@ import keras_kd
 from keras_kd import losses
 from keras_kd.losses import overhaul
 from keras_kd.losses import overhaul as overhaul_margins
-from tests.helpers.numpy_reference import numpy_per_sample
+from tests.helpers.doctests import assert_doctests
 from tests.helpers.feature_nets import (
     assert_config_round_trip,
     feature_net,
@@ -21,7 +21,7 @@ from tests.helpers.feature_nets import (
     randomize_bn_layer,
     weights_of,
 )
-from tests.helpers.doctests import assert_doctests
+from tests.helpers.numpy_reference import numpy_per_sample
 
 
 def numpy_margin(gamma, beta):

@@ -10,8 +10,8 @@ import tensorflow as tf
 
 from keras_kd import losses
 from keras_kd.losses import pkt, rkd, sp
-from tests.helpers.feature_nets import assert_config_round_trip, feature_net, fit_two_steps
 from tests.helpers.doctests import assert_doctests
+from tests.helpers.feature_nets import assert_config_round_trip, feature_net, fit_two_steps
 
 
 def _flat(x):

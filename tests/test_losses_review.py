@@ -10,6 +10,7 @@ import pytest
 import keras_kd
 from keras_kd import losses
 from keras_kd.losses import review
+from tests.helpers.doctests import assert_doctests
 from tests.helpers.feature_nets import (
     assert_config_round_trip,
     feature_net,
@@ -18,7 +19,6 @@ from tests.helpers.feature_nets import (
     weights_of,
 )
 from tests.helpers.numpy_reference import numpy_adaptive_pool, numpy_per_sample
-from tests.helpers.doctests import assert_doctests
 
 
 def numpy_hcl(teacher_list, student_list):

@@ -18,8 +18,8 @@ import sys
 import numpy as np
 import pytest
 
-from tests.helpers.processes import report, run_together
 from tests.helpers.paths import SCRIPTS
+from tests.helpers.processes import report, run_together
 
 SCRIPT = os.path.join(SCRIPTS, "multiworker_check.py")
 

@@ -23,8 +23,8 @@ import sys
 import numpy as np
 import pytest
 
-from tests.helpers.processes import TIMEOUT_ENV, subprocess_timeout
 from tests.helpers.paths import ROOT, SCRIPTS
+from tests.helpers.processes import TIMEOUT_ENV, subprocess_timeout
 
 SCRIPT = os.path.join(SCRIPTS, "resume_train.py")
 STEPS = 32  # 4 epochs x 8 steps

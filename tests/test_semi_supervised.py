@@ -7,9 +7,7 @@ import pytest
 import keras_kd
 from keras_kd import datasets, losses
 from tests.helpers.models import tiny_cnn
-from tests.test_distiller import sparse_ce
-from tests.test_kd_loss import numpy_kd
-from tests.test_losses_decoupled import numpy_dkd, numpy_nkd
+from tests.helpers.numpy_logits import numpy_dkd, numpy_kd, numpy_nkd, sparse_ce
 
 
 def test_student_loss_and_metrics_cover_labeled_samples_only(digits_batch):

@@ -8,7 +8,7 @@ import keras_kd
 from keras_kd import datasets, losses, teachers
 from keras_kd.taps.views import ModelView
 from tests.helpers.models import tiny_cnn
-from tests.test_kd_loss import numpy_kd, numpy_kd_per_sample
+from tests.helpers.numpy_logits import numpy_kd, numpy_kd_per_sample
 
 
 # ----------------------------------------------------------------------
