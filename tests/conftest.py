@@ -9,46 +9,54 @@ BACKEND = os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
-# Test modules that run on the JAX backend too: every loss's reference
-# values, the Distiller's steps (one pass, metrics, sample weights), taps,
-# teachers, schedules and stages, semi-supervised and self-distillation,
-# save/load and export, and the cross-backend checks. The others test
-# TensorFlow-only features (tf.distribute, the tf.data teacher cache, TFLite)
-# or the tools built on tf.data (run configs, bench, examples).
+TESTS = os.path.dirname(os.path.abspath(__file__))
+
+# Test modules (paths relative to tests/) that run on the JAX backend too:
+# every loss's reference values, the Distiller's steps (one pass, metrics,
+# sample weights), taps, teachers, schedules and stages, semi-supervised and
+# self-distillation, save/load and export, and the cross-backend checks. The
+# others test TensorFlow-only features (tf.distribute, the tf.data teacher
+# cache, TFLite) or the tools built on tf.data (run configs, bench, examples).
+# An entry "path::test_name" adds one test of another module.
 BOTH_BACKENDS = {
-    "test_backends",
-    "test_balance",
-    "test_dense_labels",
-    "test_feature_per_sample",
-    "test_logit_standardization",
-    "test_losses_cwd",
-    "test_losses_dense",
-    "test_losses_dist",
-    "test_losses_topk",
-    "test_outputs",
-    "test_distiller",
-    "test_errors",
-    "test_kd_loss",
-    "test_losses_attention",
-    "test_losses_decoupled",
-    "test_losses_fsp",
-    "test_losses_functional",
-    "test_losses_hints",
-    "test_mlkd",
-    "test_losses_overhaul",
-    "test_losses_relational",
-    "test_losses_review",
-    "test_registry",
-    "test_saving",
-    "test_schedules",
-    "test_self_distillation",
-    "test_semi_supervised",
-    "test_stages",
-    "test_taps",
-    "test_teacher_cache_backends",
-    "test_teachers",
-    "test_ttm",
+    "backends/test_tensorflow_and_jax.py",
+    "checks/test_models.py",
+    "losses/test_attention_transfer.py",
+    "losses/test_cwd.py",
+    "losses/test_dense.py",
+    "losses/test_dist.py",
+    "losses/test_dkd.py",
+    "losses/test_feature_mse.py",
+    "losses/test_fitnet.py",
+    "losses/test_fsp.py",
+    "losses/test_functional.py",
+    "losses/test_kd.py",
+    "losses/test_logit_standardization.py",
+    "losses/test_mlkd.py",
+    "losses/test_overhaul.py",
+    "losses/test_registry.py",
+    "losses/test_relational.py",
+    "losses/test_review.py",
+    "losses/test_topk_kd.py",
+    "losses/test_ttm.py",
+    "regimes/test_schedules.py",
+    "regimes/test_self_distillation.py",
+    "regimes/test_stages.py",
+    "taps/test_outputs.py",
+    "taps/test_views.py",
+    "teachers/caching/test_backends.py",
+    "teachers/test_ensemble.py",
+    "test_balance.py",
+    "test_distiller.py",
+    "test_labels.py",
+    "test_saving.py",
+    "test_semi_supervised.py",
 }
+
+# Tests of the modules above that run in the TensorFlow pass only
+# ("path::test_name"): they ran there alone before the tests were grouped by
+# what they test (issue 27), and have not been checked on JAX since.
+TENSORFLOW_PASS_ONLY = set()
 
 
 def pytest_configure(config):
@@ -59,6 +67,10 @@ def pytest_configure(config):
         "markers", "both_backends: runs on JAX too, although it calls TensorFlow (e.g. to "
         "load a SavedModel)"
     )
+    stale = sorted(entry for entry in BOTH_BACKENDS | TENSORFLOW_PASS_ONLY
+                   if not os.path.isfile(os.path.join(TESTS, entry.split("::")[0])))
+    if stale:
+        raise pytest.UsageError(f"tests/conftest.py names test modules that do not exist: {stale}")
 
 
 def _drives_tensorflow(item):
@@ -73,13 +85,20 @@ def _drives_tensorflow(item):
     return "tf." in source or "tensorflow" in source
 
 
+def _listed_for_jax(item):
+    """Whether BOTH_BACKENDS lists the test's module or the test itself (and
+    TENSORFLOW_PASS_ONLY does not hold it back)."""
+    module = os.path.relpath(str(item.path), TESTS).replace(os.sep, "/")
+    test = f"{module}::{getattr(item, 'originalname', item.name)}"
+    return (module in BOTH_BACKENDS or test in BOTH_BACKENDS) and test not in TENSORFLOW_PASS_ONLY
+
+
 def pytest_collection_modifyitems(config, items):
     if BACKEND == "tensorflow":
         return
     keep, drop = [], []
     for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1]
-        if (module in BOTH_BACKENDS and item.get_closest_marker("tensorflow_only") is None
+        if (_listed_for_jax(item) and item.get_closest_marker("tensorflow_only") is None
                 and (item.get_closest_marker("both_backends") or not _drives_tensorflow(item))):
             keep.append(item)
         else:

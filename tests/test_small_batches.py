@@ -9,8 +9,8 @@ import tensorflow as tf
 import keras_kd
 from keras_kd import losses
 from tests.helpers.feature_nets import feature_net
-from tests.test_losses_dist import numpy_dist
-from tests.test_losses_relational import numpy_pkt, numpy_rkd, numpy_sp
+from tests.losses.test_dist import numpy_dist
+from tests.losses.test_relational import numpy_pkt, numpy_rkd, numpy_sp
 
 RELATIONAL = [
     (losses.rkd_loss, numpy_rkd),

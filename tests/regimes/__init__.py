@@ -1,0 +1,1 @@
+"""Tests of keras_kd.regimes: schedules, stages, self-distillation."""

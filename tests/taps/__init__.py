@@ -1,0 +1,1 @@
+"""Tests of keras_kd.taps: model views, nested paths, several outputs."""

@@ -1,0 +1,1 @@
+"""Tests of keras_kd.teachers: ensembles and merged teachers."""

@@ -1,0 +1,1 @@
+"""Tests of keras_kd.teachers.caching: the teacher cache."""

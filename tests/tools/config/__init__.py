@@ -1,0 +1,1 @@
+"""Tests of keras_kd.tools.config: run-config files and their validation."""

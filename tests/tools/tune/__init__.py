@@ -1,0 +1,1 @@
+"""Tests of keras_kd.tools.tune: `keras-kd tune`."""

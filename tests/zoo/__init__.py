@@ -1,0 +1,1 @@
+"""Tests of keras_kd.zoo: the models and the recipes."""
