@@ -1,6 +1,8 @@
-"""Tiny Functional models for tests (8x8x1 inputs, named layers)."""
+"""Tiny Functional models for tests (8x8x1 inputs, named layers), and the
+trainable-parameter count PyTorch reports."""
 
 import keras
+import numpy as np
 from keras import layers
 
 
@@ -60,3 +62,9 @@ class RunCounter:
 
     def reset(self):
         self.variable.assign(0.0)
+
+
+def trainable_count(model):
+    """What PyTorch's sum(p.numel() for p in model.parameters()) counts: BN
+    moving statistics are buffers there, not parameters."""
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)

@@ -1,24 +1,18 @@
-"""Ensemble and Merged teachers, checked against numpy and in real fits."""
+"""Ensemble teachers and ensemble_logits, checked against numpy and in real fits."""
 
 import keras
 import numpy as np
 import pytest
 
 import keras_kd
-from keras_kd import datasets, losses, teachers
+from keras_kd import losses, teachers
 from keras_kd.taps.views import ModelView
 from tests.helpers.models import tiny_cnn
-from tests.helpers.numpy_logits import numpy_kd, numpy_kd_per_sample
+from tests.helpers.numpy_logits import log_softmax as _log_softmax, numpy_kd
 
 
 # ----------------------------------------------------------------------
 # numpy references written from the formulas.
-def _log_softmax(z):
-    z = z.astype(np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
 def numpy_ensemble_probs(logits_list, mode, weights, temperature):
     """The ensemble's soft targets at T (probabilities)."""
     n = len(logits_list)
@@ -29,23 +23,6 @@ def numpy_ensemble_probs(logits_list, mode, weights, temperature):
         return sum(wi * p for wi, p in zip(w, probs))
     g = np.prod([p**wi for wi, p in zip(w, probs)], axis=0)
     return g / g.sum(axis=-1, keepdims=True)
-
-
-def numpy_merged_kd(teacher_list, student, index_list, temperature):
-    """T² · mean_b Σ_k KL(softmax(t_k/T) || softmax(s[:, idx_k]/T))."""
-    total = np.zeros(student.shape[0])
-    for t, idx in zip(teacher_list, index_list):
-        log_p = _log_softmax(t / temperature)
-        log_q = _log_softmax(student[:, idx] / temperature)
-        total += (np.exp(log_p) * (log_p - log_q)).sum(axis=-1)
-    return float(total.mean() * temperature**2)
-
-
-def mlp(classes, name, width=32):
-    inputs = keras.Input((8, 8, 1))
-    h = keras.layers.Flatten(name="flat")(inputs)
-    h = keras.layers.Dense(width, activation="relu", name="hidden")(h)
-    return keras.Model(inputs, keras.layers.Dense(classes, name="logits")(h), name=name)
 
 
 # ----------------------------------------------------------------------
@@ -225,167 +202,7 @@ def test_ensemble_validation_errors():
 
 
 # ----------------------------------------------------------------------
-# merged_kd_loss.
-@pytest.mark.parametrize("temperature", [1.0, 4.0])
-def test_merged_kd_loss_matches_numpy(temperature):
-    rng = np.random.default_rng(4)
-    t_a = rng.normal(scale=3.0, size=(8, 4)).astype("float32")
-    t_b = rng.normal(scale=3.0, size=(8, 5)).astype("float32")
-    s = rng.normal(scale=3.0, size=(8, 10)).astype("float32")
-    idx = [[0, 1, 2, 3], [9, 2, 5, 7, 8]]  # overlapping, unordered
-    per_sample = np.asarray(losses.merged_kd_loss([t_a, t_b], s, idx, temperature))
-    assert per_sample.shape == (8,)
-    expected = [numpy_merged_kd([t_a[i:i + 1], t_b[i:i + 1]], s[i:i + 1], idx, temperature)
-                for i in range(8)]
-    np.testing.assert_allclose(per_sample, expected, rtol=1e-5)
-
-
-def test_merged_kd_loss_docstring_value_and_identity_case():
-    a = np.array([[2.0, 0.0]])
-    b = np.array([[0.0, 1.0, 0.0]])
-    s = np.zeros((1, 4))
-    expected = numpy_merged_kd([a, b], s, [[0, 1], [3, 1, 2]], 1.0)
-    assert round(expected, 4) == 0.4511
-    got = np.asarray(losses.merged_kd_loss([a, b], s, [[0, 1], [3, 1, 2]], 1.0))
-    np.testing.assert_allclose(got, [expected], rtol=1e-6)
-    # One teacher covering every class in order is plain KD.
-    rng = np.random.default_rng(5)
-    t, s = rng.normal(size=(2, 6, 5)).astype("float32")
-    np.testing.assert_allclose(
-        np.asarray(losses.merged_kd_loss([t], s, [list(range(5))], 2.0)),
-        numpy_kd_per_sample(t, s, 2.0), rtol=1e-5)
-
-
-def test_merged_kd_loss_errors():
-    t = np.zeros((2, 3), "float32")
-    s = np.zeros((2, 5), "float32")
-    with pytest.raises(ValueError, match=r"Teacher '#0' maps to student classes \[5\], out of range.*5 classes"):
-        losses.merged_kd_loss([t], s, [[0, 1, 5]])
-    with pytest.raises(ValueError, match="Teacher '#0' outputs 3 logits but was given 2"):
-        losses.merged_kd_loss([t], s, [[0, 1]])
-    with pytest.raises(ValueError, match=r"'#1' maps several.*\[2\]"):
-        losses.merged_kd_loss([t, t], s, [[0, 1, 2], [2, 2, 3]])
-    with pytest.raises(ValueError, match="negative"):
-        losses.merged_kd_loss([t], s, [[0, -1, 2]])
-    with pytest.raises(TypeError, match="integers"):
-        losses.merged_kd_loss([t], s, [[0, 1.5, 2]])
-    with pytest.raises(ValueError, match="2 class lists for 1 teachers"):
-        losses.merged_kd_loss([t], s, [[0, 1, 2], [3]])
-
-
-# ----------------------------------------------------------------------
-# Merged and MergedKD.
-def test_merged_model_and_validation():
-    a, b = tiny_cnn(4, classes=5, name="a"), tiny_cnn(4, classes=3, name="b")
-    merged = teachers.Merged({a: [0, 1, 2, 3, 4], b: [7, 5, 6]})
-    x = np.random.default_rng(6).random((2, 8, 8, 1)).astype("float32")
-    np.testing.assert_allclose(
-        np.asarray(merged(x)), np.concatenate([np.asarray(a(x)), np.asarray(b(x))], -1), rtol=1e-6
-    )
-    assert merged.num_classes == 8 and merged.splits == [5, 3]
-    assert merged.class_indices == [[0, 1, 2, 3, 4], [7, 5, 6]]
-    assert merged.get_layer("b/relu2").output.shape == (None, 8, 8, 8)
-    with pytest.raises(ValueError, match="Teacher 'b' outputs 3 logits but was given 2"):
-        teachers.Merged({a: [0, 1, 2, 3, 4], b: [5, 6]})
-    with pytest.raises(ValueError, match=r"Teacher 'b' maps several.*\[5\]"):
-        teachers.Merged([(a, [0, 1, 2, 3, 4]), (b, [5, 5, 6])])
-    with pytest.raises(ValueError, match=r"Teacher 'b' maps to student classes \[7\], out of range"):
-        teachers.Merged({a: [0, 1, 2, 3, 4], b: [5, 6, 7]}, num_classes=7)
-    with pytest.raises(ValueError, match="teacher 'c' takes inputs of shape"):
-        teachers.Merged({a: [0, 1, 2, 3, 4], tiny_cnn(4, classes=2, name="c", input_shape=(6, 6, 1)): [5, 6]})
-    with pytest.raises(TypeError, match="pair"):
-        teachers.Merged([a])
-
-
-def test_merged_and_merged_kd_serialize(tmp_path):
-    a, b = tiny_cnn(4, classes=5, name="a"), tiny_cnn(4, classes=3, name="b")
-    merged = teachers.Merged({a: [0, 1, 2, 3, 4], b: [7, 5, 6]}, num_classes=9)
-    path = str(tmp_path / "m.keras")
-    merged.save(path)
-    restored = keras.saving.load_model(path)
-    assert isinstance(restored, teachers.Merged)
-    assert restored.class_indices == merged.class_indices and restored.num_classes == 9
-    x = np.random.default_rng(7).random((2, 8, 8, 1)).astype("float32")
-    np.testing.assert_allclose(np.asarray(restored(x)), np.asarray(merged(x)), rtol=1e-6)
-    term = losses.MergedKD(temperature=3.0, class_indices=[[0, 1], [2]], weight=0.5, name="mkd")
-    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(term))
-    assert isinstance(restored, losses.MergedKD) and restored.name == "mkd"
-    assert restored.temperature == 3.0 and restored.class_indices == [[0, 1], [2]]
-    assert restored.weight == pytest.approx(0.5)
-
-
-def test_merged_kd_prepare_errors():
-    a, b = tiny_cnn(4, classes=5, name="a"), tiny_cnn(4, classes=5, name="b")
-    merged = teachers.Merged({a: [0, 1, 2, 3, 4], b: [5, 6, 7, 8, 9]})
-    with pytest.raises(ValueError, match=r"Teacher 'b' maps to student classes \[8, 9\], out of range.*8 classes"):
-        losses.MergedKD().prepare(merged, tiny_cnn(4, classes=8, name="student"))
-    with pytest.raises(ValueError, match="needs the teachers' class map"):
-        losses.MergedKD().prepare(tiny_cnn(4, name="plain"), tiny_cnn(4, name="student"))
-    with pytest.raises(ValueError, match="but the Merged teacher 'merged' maps"):
-        losses.MergedKD(class_indices=[[0, 1, 2, 3, 4], [9, 8, 7, 6, 5]]).prepare(
-            merged, tiny_cnn(4, name="student")
-        )
-    with pytest.raises(ValueError, match="outputs 10 logits but the class map"):
-        losses.MergedKD(class_indices=[[0, 1, 2]]).prepare(
-            tiny_cnn(4, name="plain"), tiny_cnn(4, name="student")
-        )
-    assert losses.MergedKD.checks_class_count is False
-    assert losses.KD.checks_class_count is True
-
-
-@pytest.mark.parametrize("jit_compile", [False, True])
-def test_merged_kd_in_a_distiller_without_labels(digits_batch, jit_compile):
-    x, _ = digits_batch
-    x = x[:16]
-    a, b = tiny_cnn(4, classes=4, name="a"), tiny_cnn(4, classes=6, name="b")
-    merged = teachers.Merged({a: [0, 2, 4, 6], b: [1, 3, 5, 7, 8, 9]})
-    student = tiny_cnn(4, name="student")
-    distiller = keras_kd.Distiller(merged, student, losses=[losses.MergedKD(temperature=2.0)])
-    distiller.compile(optimizer=keras.optimizers.SGD(0.01), jit_compile=jit_compile)
-    history = distiller.fit(x, batch_size=8, epochs=1, verbose=0).history
-    assert np.isfinite(history["merged_kd"][0])
-    t_a, t_b, s = (np.asarray(m(x[8:])) for m in (a, b, student))
-    parts = distiller.compute_distillation_loss(
-        {"logits": np.concatenate([t_a, t_b], -1)}, {"logits": s}
-    )[1]
-    np.testing.assert_allclose(
-        float(parts["merged_kd"]),
-        numpy_merged_kd([t_a, t_b], s, [[0, 2, 4, 6], [1, 3, 5, 7, 8, 9]], 2.0),
-        rtol=1e-4, atol=1e-6,
-    )
-
-
-def test_overlapping_merged_teachers_of_other_width(digits_batch):
-    x, _ = digits_batch
-    merged = teachers.Merged(
-        {tiny_cnn(4, classes=6, name="a"): [0, 1, 2, 3, 4, 5], tiny_cnn(4, classes=6, name="b"): [4, 5, 6, 7, 8, 9]}
-    )
-    distiller = keras_kd.Distiller(merged, tiny_cnn(4, name="student"), losses=[losses.MergedKD()])
-    distiller.compile(optimizer="sgd")
-    value = distiller.fit(x[:8], verbose=0).history["merged_kd"][0]
-    assert np.isfinite(value) and value > 0
-
-
-def test_teachers_of_disjoint_digits_teach_a_student_without_labels():
-    """0–4 and 5–9 teachers; the student sees no label and learns 0–9."""
-    x, y = datasets.load("digits", "train", as_numpy=True)
-    x_test, y_test = datasets.load("digits", "test", as_numpy=True)
-    low, high = mlp(5, "low"), mlp(5, "high")
-    for teacher, mask, offset in ((low, y < 5, 0), (high, y >= 5, 5)):
-        teacher.compile(
-            optimizer=keras.optimizers.Adam(0.01),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        )
-        teacher.fit(x[mask], y[mask] - offset, batch_size=64, epochs=10, verbose=0)
-    merged = teachers.Merged({low: [0, 1, 2, 3, 4], high: [5, 6, 7, 8, 9]})
-    student = mlp(10, "student")
-    distiller = keras_kd.Distiller(merged, student, losses=[losses.MergedKD(temperature=4.0)])
-    distiller.compile(optimizer=keras.optimizers.Adam(0.01))  # no loss: no labels
-    distiller.fit(x, batch_size=64, epochs=10, verbose=0)  # x only
-    accuracy = float((student.predict(x_test, verbose=0).argmax(-1) == y_test).mean())
-    assert accuracy > 0.5, accuracy  # chance is 0.1; about 0.88 in practice
-
-
+# Docstrings (with losses/merged_kd's).
 def test_docstring_examples_run():
     from tests.helpers.doctests import assert_doctests
 
@@ -394,17 +211,3 @@ def test_docstring_examples_run():
 
     assert_doctests(ensemble, {"ensemble_logits": 4})
     assert_doctests(merged, {"merged_kd_loss": 5})
-
-
-def test_teacher_cache_is_reexported():
-    from keras_kd.teachers.caching import teacher_cache
-
-    assert teachers.caching.cache is teacher_cache.cache
-
-
-def test_plain_kd_on_a_merged_teacher_is_refused():
-    merged = teachers.Merged(
-        {tiny_cnn(4, classes=5, name="a"): [0, 1, 2, 3, 4], tiny_cnn(4, classes=5, name="b"): [5, 6, 7, 8, 9]}
-    )
-    with pytest.raises(ValueError, match="MergedKD"):
-        keras_kd.Distiller(merged, tiny_cnn(4, name="student"), losses=[keras_kd.losses.KD()])

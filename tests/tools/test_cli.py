@@ -6,6 +6,9 @@ import pytest
 
 from keras_kd.tools import cli
 from keras_kd.tools import demo
+from tests.helpers.paths import ROOT
+
+DIGITS = os.path.join(ROOT, "recipes", "digits_kd.yaml")
 
 
 def test_help_lists_the_demo(capsys):
@@ -43,3 +46,16 @@ def test_demo_runs_end_to_end_offline(tmp_path, capsys):
     # A second run never writes into the first one.
     again = demo.run(epochs=1, output_dir=str(tmp_path), verbose=0)
     assert again["run_dir"] != run_dir
+
+
+def test_cli_validate_only(capsys, in_root):
+    assert cli.main(["distill", DIGITS, "--validate-only", "--epochs", "3",
+                     "--set", "dataset.batch_size=8"]) == 0
+    assert "valid (config hash" in capsys.readouterr().out
+    code = cli.main(["distill", DIGITS, "--validate-only", "--set", "terms[0].temperature=four",
+                     "--set", "dataset.augment=crop"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "terms[0].temperature: expected a number > 0, got 'four' (str)" in err
+    assert "dataset.augment: expected one of none, cifar, got 'crop'" in err
+    assert "Traceback" not in err

@@ -1,5 +1,6 @@
 """keras_kd.zoo.recipes: the recipe table and the rules that scale each weight to
-the data and the budget (docstrings of keras_kd.zoo.recipes)."""
+the data and the budget (docstrings of keras_kd.zoo.recipes), and every
+ready-made method training under XLA + mixed_float16."""
 
 import keras
 import numpy as np
@@ -10,6 +11,7 @@ from keras_kd import losses, zoo
 from keras_kd.tools.bench import command as bench
 from keras_kd.tools.config import validate as config
 from keras_kd.zoo import recipes as methods
+from tests.helpers.models import RunCounter
 
 
 @pytest.fixture(scope="module")
@@ -377,3 +379,31 @@ def test_an_explicit_temperature_reaches_dist_and_nkd(method, default):
     assert (plan.terms[0].beta, plan.terms[0].gamma) == (2.0, 2.0)
     assert methods.recipe("kd", 6).terms[0].temperature == 4.0
     assert methods.recipe("kd", 6, temperature=2.0).terms[0].temperature == 2.0
+
+
+# ----------------------------------------------------------------------
+# Every ready-made method trains under XLA + mixed_float16, running the
+# student and the teacher once per step.
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [m for m in methods.METHODS if m != "scratch"])
+def test_method_trains_under_xla_and_mixed_float16_in_one_pass(name, digits_batch):
+    x, y = digits_batch
+    keras.config.set_dtype_policy("mixed_float16")
+    teacher = zoo.digits_teacher()
+    kind = "width-matched" if name in methods.WIDTH_MATCHED else "thin"
+    student = zoo.cnn((8, 8, 1), 10, widths=(32, 64, 128) if kind == "width-matched" else (8, 16, 32),
+                      convs_per_stage=1, pool_after=(2,), name="student")
+    plan = methods.recipe(name, epochs=2)
+    for term in plan.terms:  # stage 1 of a two-stage recipe may zero a term: train all
+        term.weight = max(term.weight, 1e-3)
+    distiller = keras_kd.Distiller(teacher, student, losses=plan.terms,
+                                   student_loss_weight=plan.student_loss_weight)
+    distiller.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=True)
+    # Counted from here: building the views and compiling trace the layers.
+    student_runs = RunCounter(student.layers[1])
+    teacher_runs = RunCounter(teacher.layers[1])
+    history = distiller.fit(x, y, batch_size=16, epochs=1, verbose=0).history  # 2 steps
+    assert (student_runs.runs, teacher_runs.runs) == (2.0, 2.0)
+    assert all(np.isfinite(v[0]) for v in history.values()), history
+    for term in plan.terms:
+        assert history[term.metric_name][0] > 0, (term.name, history)

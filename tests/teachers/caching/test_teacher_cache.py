@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 import keras_kd
-from keras_kd import losses
+from keras_kd import losses, teachers
 from keras_kd.teachers.caching.teacher_cache import build, cache
 from tests.helpers.models import tiny_cnn
 
@@ -107,3 +107,9 @@ def test_dataset_of_inputs_only_and_length_mismatch(digits_batch):
     assert np.isfinite(history["kd"][0])
     with pytest.raises(TypeError, match="batched tf.data.Dataset"):
         cache(tiny_cnn(16), x)
+
+
+def test_teacher_cache_is_reexported():
+    from keras_kd.teachers.caching import teacher_cache
+
+    assert teachers.caching.cache is teacher_cache.cache

@@ -1,4 +1,6 @@
-"""`keras-kd bench`: runs, resumes, reports, refuses to mix settings."""
+"""`keras-kd bench`: runs, resumes, refuses to mix settings, holds out a
+validation split; the shipped Fashion-MNIST teacher. The report's statistics:
+test_report.py; the cached teacher of the logit methods: test_train.py."""
 
 import glob
 import json
@@ -10,14 +12,6 @@ import pytest
 
 from keras_kd import datasets
 from keras_kd.tools.bench import command as bench
-from keras_kd.tools.bench import report as bench_report
-
-
-@pytest.fixture(scope="module")
-def small_digits():
-    x, y = datasets.load("digits", "train", as_numpy=True)
-    xt, yt = datasets.load("digits", "test", as_numpy=True)
-    return (x[:192], y[:192]), (xt[:64], yt[:64])
 
 
 def _run(tmp_path, data, **kwargs):
@@ -96,43 +90,6 @@ def test_bench_rejects_unknown_names_and_feature_methods_on_mlp_pairs(tmp_path):
         bench.run(pair="fmnist-mlp", methods_=["kd", "fitnet"], output_dir=str(tmp_path))
 
 
-def test_summary_statistics_match_numpy():
-    rows = [
-        {"method": m, "student": "s", "seed": seed, "accuracy": acc, "params": 10,
-         "latency_ms": 1.0, "step_ms": step}
-        for m, seed, acc, step in [
-            ("scratch", 0, 0.90, 2.0), ("scratch", 1, 0.92, 4.0),
-            ("kd", 0, 0.95, 3.0), ("kd", 1, 0.97, 5.0),
-            ("at", 0, 0.80, 6.0), ("at", 1, 0.90, 6.0),
-        ]
-    ]
-    by = {s["method"]: s for s in bench_report.summarize(rows)}
-    assert by["kd"]["mean"] == pytest.approx(96.0)
-    assert by["kd"]["std"] == pytest.approx(np.std([95.0, 97.0]))
-    assert by["kd"]["delta"] == pytest.approx(96.0 - 91.0)
-    assert by["kd"]["step_ratio"] == pytest.approx(4.0 / 3.0)
-    assert by["kd"]["verdict"] == "helps"  # +5, +5: no spread
-    # at: paired Δ −10, −2 → mean −6, sd 5.657, 95% CI −6 ± 12.706·5.657/√2
-    assert [d for _, d in by["at"]["paired"]] == pytest.approx([-10.0, -2.0])
-    assert by["at"]["paired_sd"] == pytest.approx(np.std([-10.0, -2.0], ddof=1))
-    half = 12.706 * np.std([-10.0, -2.0], ddof=1) / np.sqrt(2)
-    assert by["at"]["ci95"] == pytest.approx((-6.0 - half, -6.0 + half))
-    assert by["at"]["verdict"] == "no clear difference"
-
-
-def test_paired_verdict_reads_the_interval_not_the_means():
-    # scratch varies a lot across seeds, the method is 0.5 above it on every seed:
-    # unpaired stds would call it noise, the paired interval says it helps.
-    scratch = {"seeds": [0, 1, 2], "accuracies": [80.0, 85.0, 90.0]}
-    method = {"seeds": [0, 1, 2], "accuracies": [80.5, 85.6, 90.4]}
-    out = bench_report.paired(method, scratch)
-    assert out["verdict"] == "helps" and out["ci95"][0] > 0
-    worse = {"seeds": [0, 1, 2], "accuracies": [79.0, 84.2, 89.1]}
-    assert bench_report.paired(worse, scratch)["verdict"] == "hurts"
-    one = {"seeds": [1, 5], "accuracies": [86.0, 99.0]}
-    assert bench_report.paired(one, scratch)["verdict"] == "one seed: no spread"
-
-
 def test_stratified_subset_keeps_class_balance_and_is_fixed():
     y = np.repeat(np.arange(4), [100, 200, 300, 400]).astype("int32")
     x = np.arange(len(y), dtype="float32")
@@ -176,35 +133,6 @@ def test_shipped_fashion_mnist_teacher_on_the_real_test_set(fashion_mnist):
     x, y = datasets.load("fashion_mnist", "test", as_numpy=True)
     assert bench.accuracy(teacher, x, y) == pytest.approx(0.9303, abs=5e-4)
     assert teacher.count_params() == 121_946
-
-
-def test_logit_methods_read_the_cached_teacher_and_match_the_live_run(tmp_path, small_digits):
-    from keras_kd import zoo
-    from keras_kd.tools.bench import train as bench_train
-
-    teacher = zoo.get("digits_teacher", input_shape=(8, 8, 1), num_classes=10)
-    (x, y), _ = small_digits
-    cache = bench_train.logit_cache(teacher, x, y, batch_size=50)
-    assert cache.num_samples == len(y)
-    settings = dict(epochs=1, batch_size=32, learning_rate=1e-3, temperature=4.0)
-    pair = bench.PAIRS["digits-cnn"]
-    rows = {}
-    for source in ("cache", "live"):
-        row = bench_train.train_one(
-            "kd", pair.student, 0, teacher, pair, small_digits, settings, str(tmp_path), 0,
-            cache=cache if source == "cache" else None)
-        assert row["teacher_source"] == source
-        rows[source] = row
-    # Same order (the same seeded shuffle), same logits: the same student.
-    assert rows["cache"]["accuracy"] == pytest.approx(rows["live"]["accuracy"], abs=1 / 64)
-    # Feature methods never read the cache.
-    fitnet = bench_train.train_one("fitnet", pair.student, 0, teacher, pair, small_digits,
-                                   settings, str(tmp_path), 0, cache=cache)
-    assert fitnet["teacher_source"] == "live"
-    with pytest.raises(ValueError, match="cache holds 100 samples but the run trains on 192"):
-        small = bench_train.logit_cache(teacher, x[:100], y[:100])
-        bench_train.train_one("kd", pair.student, 0, teacher, pair, small_digits, settings,
-                              str(tmp_path), 0, cache=small)
 
 
 def test_bench_validation_split_holds_out_part_of_the_students_training_data(
