@@ -1,4 +1,6 @@
-"""FeatureImages writes FSP matrices and attention maps to TensorBoard."""
+"""keras_kd.callbacks: FeatureImages writes FSP matrices and attention maps to
+TensorBoard, TerminateOnNonFinite names the term; Keras's EarlyStopping on a
+Distiller restores the best weights."""
 
 import glob
 import os
@@ -11,6 +13,7 @@ import tensorflow as tf
 import keras_kd
 from keras_kd import losses
 from keras_kd.callbacks import FeatureImages
+from tests.helpers.distillers import X, Y, fit as _fit, kd_distiller as _distiller
 from tests.helpers.models import tiny_cnn
 
 
@@ -75,3 +78,10 @@ def test_non_finite_term_stops_training_naming_it(digits_batch, tmp_path):
         distiller.fit(bad, epochs=1, verbose=0,
                       callbacks=[TerminateOnNonFinite(), keras.callbacks.ModelCheckpoint(checkpoint)])
     assert os.path.getmtime(checkpoint) == saved  # the last good checkpoint is kept
+
+
+def test_early_stopping_restores_the_best_weights():
+    distiller = _distiller()
+    history = _fit(distiller, X, Y, epochs=3, validation_data=(X, Y), callbacks=[
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=0, restore_best_weights=True)])
+    assert distiller.evaluate(X, Y, verbose=0)[0] == pytest.approx(min(history["val_loss"]), rel=1e-5)

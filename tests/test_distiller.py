@@ -10,6 +10,13 @@ import tensorflow as tf
 
 import keras_kd
 from keras_kd import losses
+from tests.helpers.distillers import (
+    X,
+    Y,
+    batches as _batches,
+    fit as _fit,
+    kd_distiller as _distiller,
+)
 from tests.helpers.models import RunCounter, tiny_cnn
 from tests.helpers.numpy_logits import numpy_kd, sparse_ce
 
@@ -259,3 +266,43 @@ def test_distillation_terms_own_weights_that_train(digits_batch):
     before = term.adapter.kernel.numpy().copy()
     compile_(distiller).fit(x, y, batch_size=16, epochs=1, verbose=0)
     assert not np.array_equal(before, term.adapter.kernel.numpy())
+
+
+# --- Keras's fit/evaluate/predict arguments on a Distiller ------------------------
+def test_mixed_precision_with_integer_labels():
+    keras.config.set_dtype_policy("mixed_float16")
+    distiller = _distiller()
+    history = _fit(distiller, X, Y)
+    assert distiller.student.layers[-1].compute_dtype == "float16"
+    assert np.isfinite(history["loss"][0]) and history["student_loss"][0] > 0
+
+
+def test_sample_weight_of_shape_n_by_1_equals_shape_n():
+    weights = np.linspace(0.0, 2.0, 32).astype("float32")
+    distiller = _distiller()
+    losses_1d = distiller.evaluate(X, Y, sample_weight=weights, verbose=0)
+    losses_2d = distiller.evaluate(X, Y, sample_weight=weights[:, None], verbose=0)
+    unweighted = distiller.evaluate(X, Y, verbose=0)
+    assert losses_1d == pytest.approx(losses_2d) and losses_1d[0] != pytest.approx(unweighted[0])
+
+
+def test_class_weight_equals_the_sample_weights_it_stands_for():
+    class_weight = {c: float(c + 1) for c in range(10)}
+    keras.utils.set_random_seed(7)
+    by_class = _fit(_distiller(), X, Y, class_weight=class_weight, shuffle=False)
+    keras.utils.set_random_seed(7)
+    by_sample = _fit(_distiller(), X, Y, sample_weight=Y + 1.0, shuffle=False)
+    assert by_class["student_loss"] == pytest.approx(by_sample["student_loss"], rel=1e-5)
+
+
+def test_validation_split_and_tuple_give_val_metrics():
+    history = _fit(_distiller(), X, Y, validation_split=0.25)
+    assert history["val_student_loss"][0] > 0
+    history = _fit(_distiller(), X, Y, validation_data=(X, Y))
+    assert history["val_student_loss"][0] > 0
+
+
+def test_predict_on_labeled_batches_ignores_the_labels():
+    distiller = _distiller()
+    np.testing.assert_allclose(distiller.predict(_batches(X, Y), verbose=0),
+                               distiller.predict(X, verbose=0), atol=1e-6)

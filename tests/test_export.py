@@ -12,6 +12,7 @@ import tensorflow as tf
 
 import keras_kd
 from keras_kd import losses
+from tests.helpers.distillers import kd_distiller as _distiller
 from tests.helpers.litert import Interpreter
 from tests.helpers.models import tiny_cnn
 from tests.helpers.processes import subprocess_timeout
@@ -151,3 +152,10 @@ def test_distiller_save_never_overwrites_unless_asked(trained, tmp_path):
     assert target.read_text() == "precious"
     distiller.save(str(target), overwrite=True)
     assert isinstance(keras.saving.load_model(str(target)), keras_kd.Distiller)
+
+
+@pytest.mark.parametrize("name", ["student.h5", "student.hdf5", "student.onnx", "model.pb"])
+def test_file_extensions_export_does_not_write_are_refused(tmp_path, name):
+    with pytest.raises(ValueError, match="export_student does not write"):
+        _distiller().export_student(str(tmp_path / name))
+    assert os.listdir(tmp_path) == []

@@ -1,12 +1,15 @@
-"""Dense labels (batch, H, W) with ignored pixels (-1) on the Distiller side."""
+"""Labels on the Distiller side: dense labels (batch, H, W) with ignored pixels
+(-1), and a term that needs labels fed unlabeled data."""
 
 import keras
 import numpy as np
 import pytest
 
 import keras_kd
+from keras_kd import losses
 from keras_kd.labels import is_dense, mask_unlabeled, term_labels
-from keras_kd.losses import DistillationLoss, KD
+from keras_kd.losses import KD, DistillationLoss
+from tests.helpers.models import tiny_cnn
 
 CLASSES = 4
 
@@ -127,3 +130,15 @@ def test_dense_kd_term_masks_the_pixels_the_labels_ignore():
     per_pixel = (np.exp(lp) * (lp - lq)).sum(-1) * 9
     expected = np.mean([per_pixel[b][y[b] >= 0].mean() for b in range(len(y))])
     assert float(parts["kd"]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_term_needing_labels_fed_unlabeled_data(digits_batch):
+    x, _ = digits_batch
+
+    class NeedsLabels(losses.KD):
+        requires_labels = True
+
+    distiller = keras_kd.Distiller(tiny_cnn(16), tiny_cnn(), losses=[NeedsLabels(name="needs_labels")])
+    distiller.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="'needs_labels'.*needs labels"):
+        distiller.fit(x, batch_size=16, verbose=0)

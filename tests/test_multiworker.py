@@ -2,7 +2,7 @@
 objective.
 
 Two worker processes on 127.0.0.1 (TF_CONFIG, gRPC + ring all-reduce on CPU)
-train the Distiller of tests/scripts/mirrored_check.py for 3 steps of global
+train the Distiller of tests/helpers/scripts/mirrored_check.py for 3 steps of global
 batch 16; a third process trains it on one device. Losses must agree to
 1e-5 (relative; 1e-6 absolute for the tiny kd value) and weights to 1e-5.
 

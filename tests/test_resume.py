@@ -1,6 +1,7 @@
-"""Resuming after SIGKILL with keras.callbacks.BackupAndRestore.
+"""Resuming with keras.callbacks.BackupAndRestore: after SIGKILL, and after an
+exception in the same process.
 
-tests/scripts/resume_train.py distils KD + FeatureMSE (adapter) into a
+tests/helpers/scripts/resume_train.py distils KD + FeatureMSE (adapter) into a
 student with BatchNormalization, with Adam and a per-step LinearWarmup of the
 kd weight, for 4 epochs of 8 steps, seeded and op-deterministic. A run that
 SIGKILLs itself mid-epoch and is then rerun must end in the state of an
@@ -20,9 +21,11 @@ import signal
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 
+from tests.helpers.distillers import X, Y, fit as _fit, kd_distiller as _distiller
 from tests.helpers.paths import ROOT, SCRIPTS
 from tests.helpers.processes import TIMEOUT_ENV, subprocess_timeout
 
@@ -132,3 +135,17 @@ def test_step_level_backup_replays_the_start_of_the_interrupted_epoch(tmp_path, 
     changed = [n for n in reference_arrays.files
                if n.startswith("weight_") and not np.array_equal(arrays[n], reference_arrays[n])]
     assert changed, "the replayed steps should have moved the student"
+
+
+def test_backup_and_restore_resumes_in_the_same_process(tmp_path):
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("power cut")
+
+    distiller = _distiller()
+    backup = str(tmp_path / "backup")
+    with pytest.raises(RuntimeError, match="power cut"):
+        _fit(distiller, X, Y, epochs=4, callbacks=[keras.callbacks.BackupAndRestore(backup), Crash()])
+    history = _fit(distiller, X, Y, epochs=4, callbacks=[keras.callbacks.BackupAndRestore(backup)])
+    assert len(history["loss"]) == 2  # epochs 3 and 4 only

@@ -1,11 +1,16 @@
 """A whole Distiller (teacher, student, terms, adapters, compile state) saved
-as .keras reloads without custom_objects and keeps training."""
+as .keras reloads without custom_objects and keeps training; .keras is the
+only format Distiller.save and ModelCheckpoint write."""
+
+import os
 
 import keras
 import numpy as np
+import pytest
 
 import keras_kd
 from keras_kd import losses
+from tests.helpers.distillers import X, Y, fit as _fit, kd_distiller as _distiller
 from tests.helpers.models import tiny_cnn
 
 
@@ -84,3 +89,24 @@ def test_reloaded_distiller_continues_training_to_identical_weights(digits_batch
     for a, b in zip(distiller.get_weights(), restored.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     assert restored.distillation_losses[0].weight == distiller.distillation_losses[0].weight == 1.0
+
+
+@pytest.mark.parametrize("name", ["distiller.h5", "distiller"])
+def test_distiller_save_needs_a_keras_archive(tmp_path, name):
+    with pytest.raises(ValueError, match="writes a '.keras' archive"):
+        _distiller().save(str(tmp_path / name))
+    assert os.listdir(tmp_path) == []
+
+
+def test_model_checkpoint_callbacks(tmp_path):
+    distiller = _distiller()
+    best = tmp_path / "best.keras"
+    _fit(distiller, X, Y, epochs=2, validation_data=(X, Y),
+         callbacks=[keras.callbacks.ModelCheckpoint(str(best), save_best_only=True)])
+    assert isinstance(keras.saving.load_model(str(best)), keras_kd.Distiller)
+    weights = tmp_path / "ck.weights.h5"
+    _fit(distiller, X, Y, callbacks=[
+        keras.callbacks.ModelCheckpoint(str(weights), save_weights_only=True)])
+    assert weights.stat().st_size > 0
+    with pytest.raises(ValueError, match="writes a '.keras' archive"):
+        _fit(distiller, X, Y, callbacks=[keras.callbacks.ModelCheckpoint(str(tmp_path / "c.h5"))])

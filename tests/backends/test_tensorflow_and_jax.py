@@ -3,7 +3,7 @@
 Runs in both passes of the suite (`python -m pytest` and
 `KERAS_BACKEND=jax python -m pytest`): each in-process test exercises the
 backend of its pass. The cross-backend tests start one subprocess per backend
-(tests/scripts/backend_step.py), so they run in the TensorFlow pass only.
+(tests/helpers/scripts/backend_step.py), so they run in the TensorFlow pass only.
 """
 
 import os

@@ -15,7 +15,7 @@ from tests.helpers.paths import ROOT
 @pytest.mark.parametrize("epochs, warmup, temperature", [(1, 1, 1.0), (120, 4, 1 + 3 / 7),
                                                     (240, 20, 4.0)])
 def test_dkd_recipe_warms_up_by_run_length(epochs, warmup, temperature):
-    # The rule itself is tested in test_recipe_rules.py; the example's DKD
+    # The rule itself is tested in tests/zoo/test_recipes.py; the example's DKD
     # row runs the recipe at its own T (`OWN_TEMPERATURE`).
     assert "dkd" in methods.OWN_TEMPERATURE
     plan = methods.recipe("dkd", epochs)

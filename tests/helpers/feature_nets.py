@@ -1,5 +1,5 @@
 """Tiny Functional CNNs with named conv/BN/ReLU stages, and a 2-step
-Distiller run, for the feature-term tests (tests/test_losses_*.py)."""
+Distiller run, for the feature-term tests (tests/losses/)."""
 
 import keras
 import numpy as np

@@ -1,5 +1,6 @@
 """DIST against a numpy port of the authors' code (hunto/DIST_KD,
-image_classification_sota `lib/models/losses/dist_kd.py`)."""
+image_classification_sota `lib/models/losses/dist_kd.py`); one sample or one
+valid pixel."""
 
 import keras
 import numpy as np
@@ -8,6 +9,7 @@ import tensorflow as tf
 
 import keras_kd
 from keras_kd import losses
+from tests.helpers.graphs import value_and_gradient as _value_and_gradient
 from tests.helpers.models import tiny_cnn
 from tests.helpers.numpy_logits import numpy_kd_per_sample, numpy_standardize
 
@@ -163,3 +165,31 @@ def test_dist_and_standardized_kd_train_under_mixed_float16(digits_batch, jit_co
     np.testing.assert_allclose(logs["dist"], numpy_dist(s, t, 1.0, 1.0, 4.0), rtol=2e-2)
     expected_kd = numpy_kd_per_sample(numpy_standardize(t), numpy_standardize(s), 2.0).mean()
     np.testing.assert_allclose(logs["kd"], expected_kd, rtol=2e-2)
+
+
+# One sample (no intra-class relation to compare) and one or no valid pixel.
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_dist_one_sample_drops_only_the_intra_class_term(jit_compile):
+    rng = np.random.default_rng(1)
+    teacher = rng.normal(scale=3.0, size=(1, 6)).astype("float32")
+    student = rng.normal(scale=3.0, size=(1, 6)).astype("float32")
+    intra_only = lambda t, s: losses.dist_loss(t, s, beta=0.0, gamma=1.0, temperature=4.0)  # noqa: E731
+    value, grad = _value_and_gradient(intra_only, teacher, student, jit_compile)
+    assert value == 0.0 and np.all(grad == 0.0)
+    both = lambda t, s: losses.dist_loss(t, s, beta=1.0, gamma=1.0, temperature=4.0)  # noqa: E731
+    value, grad = _value_and_gradient(both, teacher, student, jit_compile)
+    inter_only = numpy_dist(student, teacher, beta=1.0, gamma=0.0, tau=4.0)
+    np.testing.assert_allclose(value, inter_only, rtol=1e-5)
+    assert np.all(np.isfinite(grad)) and np.abs(grad).sum() > 0
+
+
+def test_dist_one_valid_pixel_and_no_valid_pixel():
+    rng = np.random.default_rng(2)
+    t = rng.normal(scale=3.0, size=(2, 2, 2, 4)).astype("float32")
+    s = rng.normal(scale=3.0, size=(2, 2, 2, 4)).astype("float32")
+    one = np.zeros((2, 2, 2), "float32")
+    one[1, 0, 1] = 1.0
+    np.testing.assert_allclose(
+        float(losses.dist_loss(t, s, mask=one)),
+        numpy_dist(s[1:, 0, 1], t[1:, 0, 1], 1.0, 0.0), rtol=1e-5)
+    assert float(losses.dist_loss(t, s, mask=np.zeros((2, 2, 2)))) == 0.0

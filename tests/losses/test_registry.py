@@ -3,9 +3,11 @@
 import keras
 import pytest
 
+import keras_kd
 from keras_kd import losses
 from keras_kd.losses import registry
 from keras_kd.tools.config import validate as config
+from tests.helpers.models import tiny_cnn
 
 BUILT_IN = ("AttentionTransfer", "DKD", "FSP", "FeatureMSE", "FitNet", "KD", "MLKD", "MergedKD",
             "NKD", "Overhaul", "PKT", "RKD", "ReviewKD", "SP", "TTM", "WTTM")
@@ -116,3 +118,10 @@ def test_every_term_of_keras_kd_is_registered():
     ours = {n for n in registry.names()
             if any(c.startswith('keras_kd.') for c in registry._CLASSES[n])}
     assert public == ours
+
+
+def test_a_string_or_keras_loss_where_a_term_is_expected():
+    with pytest.raises(TypeError, match="not a keras_kd.losses.DistillationLoss"):
+        keras_kd.Distiller(tiny_cnn(16), tiny_cnn(), losses=[keras.losses.KLDivergence()])
+    with pytest.raises(TypeError, match="losses must be a DistillationLoss"):
+        keras_kd.Distiller(tiny_cnn(16), tiny_cnn(), losses="kd")

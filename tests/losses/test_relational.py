@@ -1,5 +1,5 @@
 """RKD, PKT and SP checked against numpy written from RepDistiller's
-definitions, and the terms in a Distiller."""
+definitions, and the terms in a Distiller; batches of one sample give exactly 0."""
 
 import math
 
@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import keras_kd
 from keras_kd import losses
 from keras_kd.losses import pkt, rkd, sp
 from tests.helpers.doctests import assert_doctests
 from tests.helpers.feature_nets import assert_config_round_trip, feature_net, fit_two_steps
+from tests.helpers.graphs import value_and_gradient as _value_and_gradient
 
 
 def _flat(x):
@@ -183,3 +185,46 @@ def test_bad_arguments_raise_clear_errors():
     term = losses.SP("t", "s")
     with pytest.raises(ValueError, match="rank >= 2"):
         term.build({"t": (None,)}, {"s": (None, 3)})
+
+
+# Batches too small to compare (1 sample): exactly 0 with zero gradients, also
+# compiled with a dynamic batch; a final batch of 1 keeps the epoch finite.
+RELATIONAL = [
+    (losses.rkd_loss, numpy_rkd),
+    (losses.pkt_loss, numpy_pkt),
+    (losses.sp_loss, numpy_sp),
+]
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("fn,reference", RELATIONAL, ids=["rkd", "pkt", "sp"])
+def test_one_sample_gives_exactly_zero_and_zero_gradients(fn, reference, jit_compile):
+    rng = np.random.default_rng(0)
+    teacher = rng.normal(size=(1, 2, 2, 3)).astype("float32")
+    student = rng.normal(size=(1, 5)).astype("float32")
+    value, grad = _value_and_gradient(fn, teacher, student, jit_compile)
+    assert value == 0.0
+    assert np.all(grad == 0.0)
+    # Two samples are compared as before (the guard does not zero them).
+    teacher = rng.normal(size=(2, 2, 2, 3)).astype("float32")
+    student = rng.normal(size=(2, 5)).astype("float32")
+    value, grad = _value_and_gradient(fn, teacher, student, jit_compile)
+    np.testing.assert_allclose(value, reference(teacher, student), rtol=1e-5, atol=1e-12)
+    assert np.all(np.isfinite(grad))
+
+
+def test_final_batch_of_one_sample_keeps_the_epoch_finite():
+    teacher = feature_net(widths=(6, 8), embed=5, name="teacher")
+    student = feature_net(widths=(3, 4), embed=2, name="student")
+    terms = [losses.RKD("embed", "embed"), losses.PKT("gap", "gap"),
+             losses.SP("relu2", "relu1"), losses.DIST()]
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(9, 8, 8, 1)).astype("float32")  # batches 4, 4, 1
+    y = rng.integers(0, 3, size=(9,))
+    distiller = keras_kd.Distiller(teacher, student, losses=terms)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.01),
+                      loss="sparse_categorical_crossentropy")
+    history = distiller.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0).history
+    for name in ("rkd", "pkt", "sp", "dist", "loss"):
+        assert np.isfinite(history[name][-1]), name
+    assert history["rkd"][-1] > 0

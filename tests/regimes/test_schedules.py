@@ -156,7 +156,8 @@ def test_weights_change_per_epoch_without_retracing(digits_batch, jit_compile):
 
 # Reads term.weight in a callback in the middle of an epoch, where Keras's
 # JAX trainer keeps the variables' values in its own state (on JAX,
-# tests/test_backends.py checks per-step schedules through the losses).
+# tests/backends/test_tensorflow_and_jax.py checks per-step schedules through
+# the losses).
 @pytest.mark.tensorflow_only
 def test_per_step_schedule_changes_weights_every_batch(digits_batch):
     x, y = digits_batch

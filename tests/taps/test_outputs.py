@@ -1,12 +1,15 @@
-"""Several outputs: "output:<name>" taps, on_output, a dict student loss."""
+"""Several outputs: "output:<name>" taps, on_output, a dict student loss; a
+softmax head refused where a logit term reads it."""
 
 import keras
 import numpy as np
 import pytest
 
 import keras_kd
+from keras_kd import losses
 from keras_kd.losses import KD, on_output
 from keras_kd.taps.views import ModelView
+from tests.helpers.models import tiny_cnn
 
 CLASSES, SEG = 3, 4
 
@@ -160,3 +163,11 @@ def test_on_output_round_trips_through_a_saved_distiller(tmp_path):
     loaded = keras.saving.load_model(path)
     term = loaded.distillation_losses[0]
     assert term.teacher_taps == ("output:classes",) and term.term.temperature == 3.0
+
+
+def test_softmax_head_is_refused_for_logit_terms():
+    inputs = keras.Input((8, 8, 1))
+    outputs = keras.layers.Dense(10, activation="softmax", name="probs")(keras.layers.Flatten()(inputs))
+    student = keras.Model(inputs, outputs, name="probs_student")
+    with pytest.raises(ValueError, match="ends in a softmax.*'probs'"):
+        keras_kd.Distiller(tiny_cnn(16), student, losses=[losses.KD()])

@@ -1,7 +1,9 @@
-"""Single-pass model views and the batch-statistics teacher."""
+"""Single-pass model views and the batch-statistics teacher; taps on Sequential
+and subclassed models, and unknown taps listing the layers."""
 
 import keras
 import numpy as np
+import pytest
 
 import keras_kd
 from keras_kd import losses
@@ -79,3 +81,69 @@ def test_batch_statistics_teacher_survives_save_and_load(digits_batch, tmp_path)
     restored = keras.saving.load_model(path)
     np.testing.assert_allclose(
         restored.teacher_view(x)["relu1:input"], distiller.teacher_view(x)["relu1:input"], atol=1e-6)
+
+
+class Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__(name="subclassed_student")
+        self.flatten = keras.layers.Flatten()
+        self.dense = keras.layers.Dense(10)
+
+    def call(self, x):
+        return self.dense(self.flatten(x))
+
+
+def test_unknown_tap_lists_the_layers():
+    with pytest.raises(ValueError) as error:
+        keras_kd.Distiller(tiny_cnn(16), tiny_cnn(), losses=[losses.FeatureMSE("relu9", "relu1")])
+    assert "Unknown tap 'relu9' on the teacher" in str(error.value)
+    assert "'conv1'" in str(error.value) and "'relu2'" in str(error.value)
+
+
+def test_taps_on_a_subclassed_model_explain_functional():
+    student = Subclassed()
+    student(np.zeros((1, 8, 8, 1)))
+    with pytest.raises(TypeError, match="Functional"):
+        keras_kd.Distiller(tiny_cnn(), student, losses=[losses.FeatureMSE("relu1", "dense")])
+
+
+def test_subclassed_student_works_for_logit_terms(digits_batch):
+    x, y = digits_batch
+    student = Subclassed()
+    student(x[:1])
+    distiller = keras_kd.Distiller(tiny_cnn(), student, losses=[losses.KD()])
+    before = [w.numpy().copy() for w in student.trainable_weights]
+    history = distiller.compile(
+        optimizer="adam", loss="sparse_categorical_crossentropy"
+    ).fit(x, y, batch_size=16, verbose=0)
+    assert history.history["kd"][0] > 0
+    assert all(not np.array_equal(b, w.numpy()) for b, w in zip(before, student.trainable_weights))
+
+
+def test_unbuilt_sequential_says_how_to_build():
+    unbuilt = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(10)])
+    with pytest.raises(ValueError, match="not built"):
+        keras_kd.Distiller(tiny_cnn(), unbuilt, losses=[losses.FeatureMSE("relu1", "dense")])
+
+
+def test_sequential_models_can_be_tapped(digits_batch):
+    x, y = digits_batch
+    student = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(8, 3, padding="same", name="conv1"),
+        keras.layers.ReLU(name="relu1"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(10, name="logits"),
+    ])
+    distiller = keras_kd.Distiller(
+        tiny_cnn(), student, losses=[losses.KD(), losses.FeatureMSE("relu1", "relu1")]
+    )
+    teacher_relu1 = keras.Model(distiller.teacher.input, distiller.teacher.get_layer("relu1").output)
+    student_relu1 = keras.Model(student.inputs, student.get_layer("relu1").output)
+    expected = np.mean((np.asarray(teacher_relu1(x), np.float64)
+                        - np.asarray(student_relu1(x), np.float64)) ** 2)
+    history = distiller.compile(optimizer="adam", loss="sparse_categorical_crossentropy").fit(
+        x, y, batch_size=32, verbose=0  # one step: the logged value is the first batch's
+    )
+    assert history.history["feature_mse"][0] == pytest.approx(expected, rel=1e-4)
+    assert expected > 1e-4

@@ -7,6 +7,7 @@ import pytest
 import keras_kd
 from keras_kd import losses, teachers
 from keras_kd.taps.views import ModelView
+from tests.helpers.distillers import X, Y, fit as _fit, kd_distiller as _distiller
 from tests.helpers.models import tiny_cnn
 from tests.helpers.numpy_logits import log_softmax as _log_softmax, numpy_kd
 
@@ -211,3 +212,21 @@ def test_docstring_examples_run():
 
     assert_doctests(ensemble, {"ensemble_logits": 4})
     assert_doctests(merged, {"merged_kd_loss": 5})
+
+
+# ----------------------------------------------------------------------
+# An ensemble in a compiled Distiller.
+def test_an_ensemble_teacher_trains_saves_and_reloads(tmp_path):
+    ensemble = teachers.Ensemble([tiny_cnn(16, name="t1"), tiny_cnn(12, name="t2")])
+    distiller = _distiller(teacher=ensemble)
+    assert _fit(distiller, X, Y)["kd"][0] > 0
+    path = str(tmp_path / "ensemble.keras")
+    distiller.save(path)
+    reloaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(reloaded.predict(X, verbose=0), distiller.predict(X, verbose=0), atol=1e-6)
+
+
+def test_an_ensemble_of_one_teacher_twice_is_refused():
+    teacher = tiny_cnn(16, name="t1")
+    with pytest.raises(ValueError, match="share the name"):
+        teachers.Ensemble([teacher, teacher])

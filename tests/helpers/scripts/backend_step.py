@@ -1,12 +1,12 @@
 """Trains one fixed Distiller for a few steps and saves what came out.
 
-    python tests/scripts/backend_step.py BACKEND OUT.npz [DEVICES]
+    python tests/helpers/scripts/backend_step.py BACKEND OUT.npz [DEVICES]
 
 BACKEND is "tensorflow" or "jax"; DEVICES > 1 (JAX only) trains under
 `keras.distribution.DataParallel` on that many virtual CPU devices. Every
 weight is set from one numpy generator, so the runs of any backend and device
 count start from the same numbers and see the same batches; the test compares
-their per-step losses and final weights (tests/test_backends.py).
+their per-step losses and final weights (tests/backends/test_tensorflow_and_jax.py).
 """
 
 import os

@@ -1,5 +1,5 @@
-"""Run by tests/test_teacher_cache_disk.py in a fresh process: a Distiller
-(KD + DKD + NKD + FeatureMSE, tests/scripts/shared_distiller.py) trained
+"""Run by tests/teachers/caching/test_store.py in a fresh process: a Distiller
+(KD + DKD + NKD + FeatureMSE, tests/helpers/scripts/shared_distiller.py) trained
 from an on-disk teacher cache with 2 crop+flip views on a 2-replica
 MirroredStrategy must give the same losses and weights as on one device,
 and as the live teacher on the same views; so must a top-4 + 3-bit tail
@@ -25,7 +25,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
-from shared_distiller import build  # noqa: E402  (tests/scripts, on sys.path)
+from shared_distiller import build  # noqa: E402  (tests/helpers/scripts, on sys.path)
 
 from keras_kd.teachers.caching.teacher_cache import build as build_cache  # noqa: E402
 from keras_kd.teachers.caching.teacher_cache import crop_flip  # noqa: E402

@@ -1,4 +1,4 @@
-"""Run by tests/test_teacher_cache_disk.py: one of two processes that build
+"""Run by tests/teachers/caching/test_store.py: one of two processes that build
 (or load) the SAME on-disk teacher cache at once.
 
     cache_share.py CACHE_PATH OUT.npz

@@ -17,7 +17,7 @@ tf.config.set_logical_device_configuration(
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from shared_distiller import build  # noqa: E402  (tests/scripts, on sys.path)
+from shared_distiller import build  # noqa: E402  (tests/helpers/scripts, on sys.path)
 
 
 def run(strategy, weights, data):

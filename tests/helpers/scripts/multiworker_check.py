@@ -4,8 +4,8 @@ MultiWorkerMirroredStrategy on 127.0.0.1, or the one-device reference.
     multiworker_check.py worker INDEX PORT0,PORT1 OUT_DIR
     multiworker_check.py single OUT_DIR
 
-Every process builds the same Distiller as tests/scripts/mirrored_check.py
-(tests/scripts/shared_distiller.py: KD + DKD + NKD + FeatureMSE with an adapter, no BatchNorm) from
+Every process builds the same Distiller as tests/helpers/scripts/mirrored_check.py
+(tests/helpers/scripts/shared_distiller.py: KD + DKD + NKD + FeatureMSE with an adapter, no BatchNorm) from
 the same initial weights and trains 3 SGD steps on the same 48 samples in
 global batches of 16. A worker writes OUT_DIR/worker<INDEX>.npz, the
 reference OUT_DIR/single.npz (final weights and optimizer iterations), and
@@ -65,7 +65,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_kd  # noqa: E402
-from shared_distiller import build  # noqa: E402  (tests/scripts, on sys.path)
+from shared_distiller import build  # noqa: E402  (tests/helpers/scripts, on sys.path)
 
 
 def checksum(arrays):

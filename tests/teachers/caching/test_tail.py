@@ -1,7 +1,7 @@
 """A top-k teacher cache with the other classes quantized (`tail_bits`): the
 codec against a numpy derivation, replay of near-full logits every term
-accepts, refusals. (On disk: test_teacher_cache_disk.py; run configs:
-test_teacher_cache_config.py.)"""
+accepts, refusals. (On disk: test_store.py; run configs:
+tests/tools/run/test_cache.py.)"""
 
 import os
 

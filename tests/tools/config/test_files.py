@@ -52,3 +52,26 @@ def test_set_overrides():
         config.apply_overrides({"terms": []}, ["terms[3].weight=1"])
     with pytest.raises(config.ConfigError, match="expected KEY=VALUE"):
         config.apply_overrides({}, ["epochs"])
+
+
+# ----------------------------------------------------------------------------
+# Duplicate keys.
+@pytest.mark.parametrize("name, text, message", [
+    ("run.yaml", "epochs: 3\nseed: 1\nepochs: 5\n", r"key 'epochs' is given twice \(lines 1 and 3\)"),
+    ("run.yaml", "dataset:\n  name: digits\n  batch_size: 8\n  batch_size: 16\n",
+     r"key 'batch_size' is given twice \(lines 3 and 4\)"),
+    ("run.toml", "epochs = 3\nseed = 1\nepochs = 5\n", r"key 'epochs' is given twice \(again at line 3\)"),
+    ("run.toml", "[dataset]\nname = 'digits'\n[dataset]\nbatch_size = 8\n",
+     r"key 'dataset' is given twice \(again at line 3\)"),
+])
+def test_duplicate_config_keys_raise_naming_key_and_line(tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(config.ConfigError, match=message):
+        config.read(path)
+
+
+def test_yaml_merge_keys_may_still_override(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("base: &b {batch_size: 8}\ndataset:\n  <<: *b\n  batch_size: 16\n")
+    assert config.read(path)["dataset"] == {"batch_size": 16}
