@@ -17,8 +17,8 @@ from keras_kd.tools import cli
 from keras_kd.tools.config import validate as config
 from keras_kd.tools.run import runner
 from keras_kd.tools.run.data import run_sources
+from tests.helpers.paths import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 DIGITS = os.path.join(ROOT, "recipes", "digits_kd.yaml")
 
 
@@ -212,7 +212,7 @@ def test_a_cached_run_caches_only_the_carved_training_part(tmp_path):
     """With `teacher_cache:`, the cache holds the training part only; the
     validation part is scored every epoch with the live teacher."""
     from keras_kd.teachers.caching import store
-    from tests.models import tiny_cnn
+    from tests.helpers.models import tiny_cnn
 
     rng = np.random.default_rng(0)
     x = rng.random((40, 8, 8, 1), dtype=np.float32)
