@@ -46,9 +46,8 @@ def prepare_output_dir(cfg, digest, overwrite, export, verbose):
                     f"output_dir: '{out}' holds a run of a different config (hash {previous}, "
                     f"this one {digest}). Choose another output_dir (--output-dir) or pass "
                     "--overwrite to discard it.")
-            if verbose:
-                print(f"Replacing what a run of another config (hash {previous}) left in "
-                      f"'{out}': it stopped before finishing an epoch.", flush=True)
+            print(f"Replacing what a run of another config (hash {previous}) left in "
+                  f"'{out}': it stopped before finishing an epoch.", flush=True)
             _remove_run(out, ("backup", "logs", ERROR_LOG))
         if os.path.isfile(results_path):
             with open(results_path) as handle:
