@@ -93,3 +93,9 @@ def test_no_file_checks_validates_a_config_whose_teacher_is_not_trained_yet(caps
     assert cli.main(["distill", CIFAR_DKD, "--validate-only", "--no-file-checks",
                      "--set", "epochs=0"]) == 2
     assert "epochs: expected an integer >= 1, got 0" in capsys.readouterr().err
+
+
+def test_check_names_docstring_examples_pass():
+    from tests.doctests import assert_doctests
+
+    assert_doctests(datasets, {"check_name": 2})
