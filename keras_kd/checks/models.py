@@ -71,9 +71,10 @@ def check_losses(losses, student=None):
             raise TypeError(
                 f"losses[{i}] is {term!r} ({type(term).__name__}), not a "
                 "keras_kd.losses.DistillationLoss. Pass a term object "
-                "such as keras_kd.losses.KD(temperature=4); a plain Keras "
-                "loss belongs in compile(loss=...), where it applies to "
-                "the labels."
+                "such as keras_kd.losses.KD(temperature=4) (or a "
+                "keras.distillation.LogitsDistillation / FeatureDistillation, "
+                "converted); a plain Keras loss belongs in compile(loss=...), "
+                "where it applies to the labels."
             )
         terms.append(term)
     losses = terms
