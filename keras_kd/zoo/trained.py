@@ -4,9 +4,10 @@
 `path`, at `./saved_models/<filename>` (a clone of the repository, or a
 model you trained and saved there), and at the copy installed inside the
 package (`keras_kd/data/`, found with `importlib.resources`, so it works
-from a wheel in any folder). The package ships the digits teacher
-(`digits_teacher.keras`, the demo's and the README's); the other teachers
-of `saved_models/` live in the repository only.
+from a wheel in any folder). The package ships the teachers the README and
+the demo use: `digits_teacher.keras` (the embedded digits, 99.16%) and
+`fashion_mnist_teacher.keras` (Fashion-MNIST, 93.03%); the other models of
+`saved_models/` live in the repository only.
 
     teacher = keras_kd.zoo.load_trained("digits_teacher.keras")
 """

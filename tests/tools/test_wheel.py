@@ -1,7 +1,7 @@
 """The wheel works from any folder: `python -m build` packs the embedded
-digits and the shipped digits teacher; installed in a fresh virtual
-environment, `keras-kd demo` and the README's snippet run from an empty
-folder and use the teacher inside the installed package.
+digits and the shipped teachers; installed in a fresh virtual environment,
+`keras-kd demo` and the getting-started snippet (tests/test_readme_snippet.py)
+run from an empty folder and use the teachers inside the installed package.
 
 The environment shares this interpreter's site-packages (TensorFlow is not
 reinstalled), so the test checks that `keras_kd` is imported from the wheel,
@@ -23,8 +23,8 @@ from tests.test_readme_snippet import SNIPPET
 
 pytestmark = [pytest.mark.slow, pytest.mark.tensorflow_only]
 
-PACKAGED = ("keras_kd/data/digits_teacher.keras", "keras_kd/data/digits.csv.gz",
-            "keras_kd/data/DIGITS_LICENSE.txt")
+PACKAGED = ("keras_kd/data/digits_teacher.keras", "keras_kd/data/fashion_mnist_teacher.keras",
+            "keras_kd/data/digits.csv.gz", "keras_kd/data/DIGITS_LICENSE.txt")
 
 
 def _run(command, cwd, **kwargs):
@@ -64,13 +64,14 @@ def venv(wheel, tmp_path_factory):
     return folder
 
 
-def test_the_wheel_holds_the_data_and_the_teacher(wheel):
+def test_the_wheel_holds_the_data_and_the_teachers(wheel):
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-        teacher = archive.read("keras_kd/data/digits_teacher.keras")
-    assert set(PACKAGED) <= names, sorted(n for n in names if "/data/" in n)
-    with open(os.path.join(ROOT, "saved_models", "digits_teacher.keras"), "rb") as handle:
-        assert teacher == handle.read()  # the same teacher as the repository's
+        assert set(PACKAGED) <= names, sorted(n for n in names if "/data/" in n)
+        for name in ("digits_teacher.keras", "fashion_mnist_teacher.keras"):
+            with open(os.path.join(ROOT, "saved_models", name), "rb") as handle:
+                # the same teachers as the repository's
+                assert archive.read(f"keras_kd/data/{name}") == handle.read()
 
 
 def test_demo_and_the_readme_snippet_run_from_an_empty_folder(venv, tmp_path):
@@ -90,10 +91,14 @@ def test_demo_and_the_readme_snippet_run_from_an_empty_folder(venv, tmp_path):
     assert "training the teacher first" not in out
     assert "| distilled student |" in out
 
-    # The README's snippet, for 1 epoch instead of 10.
+    # The getting-started snippet, for 1 epoch instead of 10; and the
+    # README's Fashion-MNIST teacher loads from the package too.
     snippet = SNIPPET.replace("epochs=10", "epochs=1")
     assert snippet != SNIPPET
-    out = _run([python, "-c", snippet], cwd=work)
+    out = _run([python, "-c", snippet + "\nteacher = keras_kd.zoo.load_trained("
+                "'fashion_mnist_teacher.keras')\nprint(teacher.name, teacher.count_params())"],
+               cwd=work)
     assert "student test accuracy: " in out
+    assert out.strip().splitlines()[-1] == "fmnist_teacher 121946"
     assert os.path.isfile(work / "runs" / "kd" / "student.keras")
     assert sorted(os.listdir(work)) == ["kd_demo", "runs"]  # no saved_models/ was needed

@@ -11,13 +11,14 @@ from keras_kd.tools import demo
 from keras_kd.zoo import find_trained, load_trained
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PACKAGED = os.path.join(ROOT, "keras_kd", "data", "digits_teacher.keras")
-REPOSITORY = os.path.join(ROOT, "saved_models", "digits_teacher.keras")
+SHIPPED = ("digits_teacher.keras", "fashion_mnist_teacher.keras")
 
 
-def test_the_packaged_teacher_is_the_repositorys():
-    # examples/train_digits_teacher.py writes saved_models/: copy it to keras_kd/data/ too.
-    with open(PACKAGED, "rb") as packaged, open(REPOSITORY, "rb") as repository:
+@pytest.mark.parametrize("name", SHIPPED)
+def test_the_packaged_teachers_are_the_repositorys(name):
+    # examples/train_*teacher.py write saved_models/: copy them to keras_kd/data/ too.
+    with open(os.path.join(ROOT, "keras_kd", "data", name), "rb") as packaged, \
+            open(os.path.join(ROOT, "saved_models", name), "rb") as repository:
         assert packaged.read() == repository.read()
 
 
@@ -26,7 +27,7 @@ def test_the_package_copy_is_found_from_an_empty_folder(tmp_path, monkeypatch):
     assert find_trained("digits_teacher.keras") == os.path.join(
         os.path.dirname(keras_kd.__file__), "data", "digits_teacher.keras")
     assert demo.find_teacher() == find_trained("digits_teacher.keras")
-    assert demo.find_saved_model("fashion_mnist_teacher.keras") is None  # not shipped
+    assert demo.find_saved_model("fashion_seg_teacher.keras") is None  # not shipped
 
 
 def test_saved_models_in_the_current_folder_come_first(tmp_path, monkeypatch):
