@@ -296,13 +296,16 @@ def _tfds_dataset(name, split, data_dir, looked):
             name, split=split, as_supervised=True, data_dir=data_dir,
         )
     except Exception as error:  # TFDS raises many kinds; say where we looked.
+        said = str(error).strip().splitlines() or [""]
         where = "".join(f"\n  - {p}" for p in looked)
         raise FileNotFoundError(
-            f"Could not load dataset '{name}' (split '{split}'). "
-            + (f"No local copy was found in:{where}\n" if looked else "")
-            + f"TensorFlow Datasets failed with: {type(error).__name__}: "
-            f"{_first_lines(error)}\nOn a machine without internet use the embedded "
-            "'digits' dataset, or pass data_dir= pointing at a local copy."
+            f"Could not load dataset '{name}' (split '{split}'): "
+            + ("no local copy, and " if looked else "")
+            + f"TensorFlow Datasets failed with {type(error).__name__}: {said[0]}"
+            + (f"\nNo local copy was found in:{where}" if looked else "")
+            + (f"\nTensorFlow Datasets said:\n{_first_lines(error)}" if len(said) > 1 else "")
+            + "\nOn a machine without internet use the embedded 'digits' dataset, or pass "
+            "data_dir= pointing at a local copy."
         ) from error
 
     def convert(image, label):
