@@ -1,7 +1,10 @@
 """`import keras_kd` is lazy: nothing heavy is imported until a name is used,
 and every `keras_kd.X` works as before (attribute, `import keras_kd.X`,
 `from keras_kd import X`). A saved Distiller reloads after `import keras;
-import keras_kd` without touching keras_kd first."""
+import keras_kd` without touching keras_kd first, and after `import
+keras_kd; import keras` once any keras_kd name was used (Keras finds the
+classes only once their modules ran: with `import keras_kd; import keras`
+and nothing of keras_kd used before `load_model`, it does not)."""
 
 import os
 import subprocess
@@ -64,3 +67,8 @@ def test_a_saved_distiller_reloads_after_import_keras_then_keras_kd(tmp_path):
                "print(type(d).__name__, [type(t).__name__ for t in d.distillation_losses], "
                "d.distillation_losses[0].temperature)")
     assert out == "Distiller ['KD'] 3.0"
+    # keras_kd first: the first use of any keras_kd name after Keras is
+    # imported registers them all (here keras_kd.datasets, which needs no Keras).
+    out = _run("import keras_kd\nimport keras\nkeras_kd.datasets\n"
+               f"print(type(keras.saving.load_model({path!r})).__name__)")
+    assert out == "Distiller"
