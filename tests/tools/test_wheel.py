@@ -46,8 +46,10 @@ def wheel(tmp_path_factory):
     shutil.copytree(os.path.join(ROOT, "keras_kd"), source / "keras_kd",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     dist = tmp_path_factory.mktemp("dist")
+    # Run from the empty output folder: `-m build` must find the build
+    # package, not a folder named build/ where it runs.
     _run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist),
-          str(source)], cwd=source)
+          str(source)], cwd=dist)
     (built,) = [f for f in os.listdir(dist) if f.endswith(".whl")]
     return str(dist / built)
 
