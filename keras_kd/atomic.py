@@ -23,13 +23,39 @@ def user_path(path):
     return os.path.expanduser(os.fspath(path))
 
 
-def refuse_existing(path, overwrite):
-    """Raises FileExistsError when `path` exists and `overwrite` is False."""
-    if os.path.lexists(path) and not overwrite:
+def refuse_existing(path, overwrite, replaceable=None, what="an earlier export"):
+    """Raises FileExistsError when `path` exists and `overwrite` is False,
+    and also, with `overwrite=True`, when what is there is not `what`
+    (`replaceable(path)` is False): overwrite replaces what keras-kd wrote,
+    never the user's own files or folders. A symbolic link is never replaced."""
+    if not os.path.lexists(path):
+        return
+    if not overwrite:
         raise FileExistsError(
             f"'{path}' already exists and was left untouched. Pass "
             "overwrite=True to replace it, or choose another path."
         )
+    if os.path.islink(path) or (replaceable is not None and not replaceable(path)):
+        raise FileExistsError(
+            f"'{path}' is {describe(path)}, not {what}: overwrite=True replaces {what} "
+            "only, never other files or folders. It was left untouched; choose another "
+            "path, or move it away yourself."
+        )
+
+
+def describe(path, shown=5):
+    """What is at `path`, in words: 'a symbolic link to X', 'a file of N
+    bytes', 'a folder holding a, b/, ...', 'an empty folder'."""
+    if os.path.islink(path):
+        return f"a symbolic link to '{os.readlink(path)}'"
+    if os.path.isdir(path):
+        names = sorted(name + ("/" if os.path.isdir(os.path.join(path, name)) else "")
+                       for name in os.listdir(path))
+        if not names:
+            return "an empty folder"
+        more = f" and {len(names) - shown} more" if len(names) > shown else ""
+        return f"a folder holding {', '.join(names[:shown])}{more}"
+    return f"a file of {os.path.getsize(path):,} bytes"
 
 
 def _temporary_sibling(path):

@@ -224,7 +224,70 @@ def _local_cifar_arrays(name, split, data_dir):
     return None, looked
 
 
+EMBEDDED = ("digits",)
+LOCAL = _LOCAL_IDX + tuple(_CIFAR)
+
+
+def _tfds_builder_name(name):
+    """The builder of a TFDS name ('glue/cola:2.0.0' -> 'glue'), or None for a
+    community dataset ('namespace:name'), which only TFDS's servers know."""
+    try:
+        from tensorflow_datasets.core import naming
+    except ImportError:
+        return name.split(":")[0].split("/")[0]
+    dataset_name, _ = naming.parse_builder_name_kwargs(name)
+    return None if dataset_name.namespace else dataset_name.name
+
+
+def _closest(name, names):
+    import difflib
+
+    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def check_name(name, data_dir=None):
+    """Raises FileNotFoundError, naming the closest known name, unless `load`
+    knows `name`: the embedded 'digits', a local dataset (`LOCAL`), or a
+    TensorFlow Datasets name, looked up in TFDS's registry of builders
+    (`tfds.builder_cls`: nothing is downloaded, TensorFlow is not imported;
+    importing tensorflow_datasets takes about a second). A folder
+    `data_dir/<name>` (a prepared TFDS copy) and community datasets
+    ('namespace:name') are accepted unchecked.
+
+    >>> check_name("digits")
+    >>> check_name("digitz")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: Unknown dataset 'digitz': not the embedded 'digits', a local dataset (fashion_mnist, mnist, cifar10, cifar100) or a TensorFlow Datasets name; did you mean 'digits'?
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"A dataset name must be a non-empty string, got {name!r}.")
+    if name in EMBEDDED or name in LOCAL:
+        return
+    what = (f"not the embedded 'digits', a local dataset ({', '.join(LOCAL)}) or a "
+            "TensorFlow Datasets name")
+    try:
+        import tensorflow_datasets as tfds
+        from tensorflow_datasets.core import registered
+    except ImportError:
+        raise FileNotFoundError(
+            f"Unknown dataset '{name}': {what}" + _closest(name, EMBEDDED + LOCAL)
+            + " (tensorflow-datasets, which knows the others, is not installed: "
+            "pip install tensorflow-datasets)") from None
+    builder = _tfds_builder_name(name)
+    if builder is None or (data_dir and os.path.isdir(os.path.join(data_dir, builder))):
+        return
+    try:
+        tfds.builder_cls(builder)
+    except registered.DatasetNotFoundError:
+        known = EMBEDDED + LOCAL + tuple(registered.list_imported_builders())
+        raise FileNotFoundError(f"Unknown dataset '{name}': {what}"
+                                + _closest(builder, known)) from None
+
+
 def _tfds_dataset(name, split, data_dir, looked):
+    check_name(name, data_dir)  # a misspelt name: one line, not TFDS's list of 400 names
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
@@ -233,13 +296,16 @@ def _tfds_dataset(name, split, data_dir, looked):
             name, split=split, as_supervised=True, data_dir=data_dir,
         )
     except Exception as error:  # TFDS raises many kinds; say where we looked.
+        said = str(error).strip().splitlines() or [""]
         where = "".join(f"\n  - {p}" for p in looked)
         raise FileNotFoundError(
-            f"Could not load dataset '{name}' (split '{split}'). "
-            + (f"No local copy was found in:{where}\n" if looked else "")
-            + f"TensorFlow Datasets failed with: {type(error).__name__}: "
-            f"{error}\nOn a machine without internet use the embedded "
-            "'digits' dataset, or pass data_dir= pointing at a local copy."
+            f"Could not load dataset '{name}' (split '{split}'): "
+            + ("no local copy, and " if looked else "")
+            + f"TensorFlow Datasets failed with {type(error).__name__}: {said[0]}"
+            + (f"\nNo local copy was found in:{where}" if looked else "")
+            + (f"\nTensorFlow Datasets said:\n{_first_lines(error)}" if len(said) > 1 else "")
+            + "\nOn a machine without internet use the embedded 'digits' dataset, or pass "
+            "data_dir= pointing at a local copy."
         ) from error
 
     def convert(image, label):
@@ -251,6 +317,13 @@ def _tfds_dataset(name, split, data_dir, looked):
         return image, tf.cast(label, tf.int32)
 
     return dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _first_lines(error, count=5):
+    """The start of an error's message (TFDS's can list hundreds of names)."""
+    lines = str(error).splitlines()
+    return "\n".join(lines[:count]) + (f"\n  ... ({len(lines) - count} more lines)"
+                                        if len(lines) > count else "")
 
 
 def load_arrays(name, split="train", data_dir=None):

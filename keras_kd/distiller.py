@@ -50,7 +50,10 @@ class Distiller(steps_class(), DistillationObjective, keras.Model):
         student: the `keras.Model` to train. It must output logits (no final
             softmax) when a term reads logits.
         losses: a `DistillationLoss` or a list of them (e.g.
-            `[keras_kd.losses.KD(temperature=4)]`).
+            `[keras_kd.losses.KD(temperature=4)]`); a
+            `keras.distillation.LogitsDistillation` / `FeatureDistillation`
+            is converted as `keras_kd.losses.from_keras` does (it warns
+            where Keras's value differs).
         student_loss_weight: weight of the hard-label loss given to `compile`
             (non-trainable variable; change it with
             `distiller.student_loss_weight = w`).
@@ -82,7 +85,7 @@ class Distiller(steps_class(), DistillationObjective, keras.Model):
     ):
         check_backend()
         super().__init__(name=name, **kwargs)
-        losses = check_losses(losses)
+        losses = check_losses(losses, student)
         check_models(teacher, student, losses)
         for term in losses:
             # Terms that derive taps or constants from the models (Overhaul
@@ -260,7 +263,10 @@ class Distiller(steps_class(), DistillationObjective, keras.Model):
         `format` is inferred from the path when omitted: `.keras` writes a
         Keras archive, `.tflite` a TFLite flatbuffer, anything else a
         TensorFlow SavedModel directory with a `serving_default` signature.
-        An existing path is never replaced unless `overwrite=True`.
+        An existing path is never replaced unless `overwrite=True`, and then
+        only when it holds an earlier export (recognised by its content; a
+        folder or file of yours is never replaced), so a script that exports
+        with `overwrite=True` can be re-run.
         """
         from keras_kd.export import export_model
 
@@ -274,11 +280,13 @@ class Distiller(steps_class(), DistillationObjective, keras.Model):
         `keras.saving.load_model(path)`, no `custom_objects` needed.
 
         Unlike `keras.Model.save`, an existing file is never replaced unless
-        `overwrite=True` (a FileExistsError says so); `ModelCheckpoint` passes
-        `overwrite=True` itself. The archive is written beside `filepath` and
+        `overwrite=True` (a FileExistsError says so), and then only when it
+        is a Keras archive (anything else is never replaced);
+        `ModelCheckpoint` passes `overwrite=True` itself. The archive is written beside `filepath` and
         renamed over it once complete, so a failed save keeps the old file.
         """
         from keras_kd.atomic import refuse_existing, user_path, write_atomically
+        from keras_kd.export import is_keras_archive
 
         filepath = user_path(filepath)
         if not filepath.endswith(".keras"):
@@ -287,7 +295,8 @@ class Distiller(steps_class(), DistillationObjective, keras.Model):
                 ".h5 cannot hold a Distiller). Use a path ending in '.keras'; "
                 "save_weights('x.weights.h5') saves the weights alone."
             )
-        refuse_existing(filepath, overwrite)
+        refuse_existing(filepath, overwrite, replaceable=is_keras_archive,
+                        what="an earlier Keras archive")
         # Written beside, then renamed: a failed save keeps the old file.
         write_atomically(
             filepath, lambda target: super(Distiller, self).save(target, overwrite=True, **kwargs)

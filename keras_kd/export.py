@@ -1,6 +1,7 @@
 """Export of a trained student for serving: SavedModel, `.keras`, TFLite."""
 
 import os
+import zipfile
 
 from keras_kd.atomic import refuse_existing, user_path, write_atomically
 
@@ -42,9 +43,12 @@ def export_model(model, path, format=None, overwrite=False, verbose=False, quant
         format: `"tf_saved_model"` (a `serving_default` signature, load with
             `tf.saved_model.load` or serve with TF Serving), `"keras"` or
             `"tflite"`; inferred from the path when None.
-        overwrite: replace an existing file or directory. The new export is
-            written beside it first and renamed over it only once complete,
-            so a failed export leaves the old one untouched.
+        overwrite: replace an earlier export at `path` (a Keras archive, a
+            SavedModel folder or a TFLite file, recognised by its content:
+            `is_export`). Anything else there (your own files or folders) is
+            never replaced: a FileExistsError says what is there. The new
+            export is written beside the old one first and renamed over it
+            only once complete, so a failed export leaves the old one untouched.
         verbose: print Keras's export summary.
         quantize: TFLite only: None (float32), `"float16"` (weights stored in
             float16, ~half the size) or `"dynamic_int8"` (dynamic-range int8
@@ -76,7 +80,8 @@ def export_model(model, path, format=None, overwrite=False, verbose=False, quant
         )
     if quantize is not None and format != "tflite":
         raise ValueError(f"quantize={quantize!r} applies to TFLite export only, not {format!r}.")
-    refuse_existing(path, overwrite)
+    refuse_existing(path, overwrite, replaceable=is_export,
+                    what="an earlier export (a Keras archive, a SavedModel folder or a TFLite file)")
     if format == "keras":
         write = model.save
     elif format == "tf_saved_model":
@@ -90,6 +95,56 @@ def export_model(model, path, format=None, overwrite=False, verbose=False, quant
                 handle.write(flatbuffer)
     write_atomically(path, write)
     return path
+
+
+# What a Keras archive (`model.save`), a SavedModel folder (`model.export`)
+# and a TFLite flatbuffer hold; anything more is not (only) an export.
+_ARCHIVE_REQUIRED = {"metadata.json", "config.json"}
+_ARCHIVE_SUFFIXES = (".weights.h5", ".weights.json", ".weights.npz")
+_SAVED_MODEL_ENTRIES = {"saved_model.pb", "saved_model.pbtxt", "variables", "assets",
+                        "assets.extra", "fingerprint.pb", "keras_metadata.pb"}
+
+
+def is_keras_archive(path):
+    """True for a `.keras` zip holding a model's config, metadata and weights only."""
+    if not os.path.isfile(path) or not zipfile.is_zipfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return _ARCHIVE_REQUIRED <= names and all(
+        name in _ARCHIVE_REQUIRED or name.endswith(_ARCHIVE_SUFFIXES)
+        or name.startswith("assets/") for name in names)
+
+
+def is_saved_model(path):
+    """True for a SavedModel folder (saved_model.pb, variables/, ...) and
+    nothing else in it."""
+    if not os.path.isdir(path):
+        return False
+    names = set(os.listdir(path))
+    return bool(names & {"saved_model.pb", "saved_model.pbtxt"}) and names <= _SAVED_MODEL_ENTRIES
+
+
+def is_tflite(path):
+    """True for a TFLite flatbuffer (file identifier 'TFL3' at byte 4)."""
+    if not os.path.isfile(path):
+        return False
+    with open(path, "rb") as handle:
+        return handle.read(8)[4:8] == b"TFL3"
+
+
+def is_export(path):
+    """True when `path` holds what `export_model` writes (a Keras archive, a
+    SavedModel folder, a TFLite file) or an empty folder: what
+    `overwrite=True` may replace."""
+    if os.path.islink(path):
+        return False
+    if os.path.isdir(path) and not os.listdir(path):
+        return True
+    return is_keras_archive(path) or is_saved_model(path) or is_tflite(path)
 
 
 def _tflite_flatbuffer(model, quantize):

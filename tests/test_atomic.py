@@ -148,14 +148,16 @@ def test_failed_saved_model_and_tflite_exports_keep_the_old_ones(tmp_path, monke
     assert open(flat, "rb").read() == before and _siblings(flat) == []
 
 
-def test_overwrite_replaces_a_saved_model_directory(tmp_path):
+def test_overwrite_replaces_an_earlier_saved_model_but_not_a_users_folder(tmp_path):
     distiller = _distiller()
     folder = str(tmp_path / "served")
-    os.makedirs(folder)
-    open(os.path.join(folder, "stale.txt"), "w").close()
+    distiller.export_student(folder)
     distiller.export_student(folder, overwrite=True)
-    assert "stale.txt" not in os.listdir(folder)
     assert "saved_model.pb" in os.listdir(folder) and _siblings(folder) == []
+    open(os.path.join(folder, "stale.txt"), "w").close()  # the user's file, now inside
+    with pytest.raises(FileExistsError, match=r"a folder holding .*stale\.txt"):
+        distiller.export_student(folder, overwrite=True)
+    assert "stale.txt" in os.listdir(folder) and _siblings(folder) == []
 
 
 def test_a_tilde_path_is_the_home_folder(tmp_path, monkeypatch):

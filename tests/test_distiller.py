@@ -306,3 +306,71 @@ def test_predict_on_labeled_batches_ignores_the_labels():
     distiller = _distiller()
     np.testing.assert_allclose(distiller.predict(_batches(X, Y), verbose=0),
                                distiller.predict(X, verbose=0), atol=1e-6)
+
+
+# --- keras.distillation's loss objects, given to the Distiller directly -------
+
+
+def _evaluated_terms(distiller, x, y):
+    compile_(distiller, evaluate_distillation=True)
+    return distiller.evaluate(x, y, batch_size=len(x), verbose=0, return_dict=True)
+
+
+def test_keras_logits_distillation_is_converted_to_kd_with_equal_values(digits_batch):
+    x, y = digits_batch
+    obj = keras.distillation.LogitsDistillation(temperature=3.0, loss=keras.losses.KLDivergence())
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Keras computes Hinton's loss here: nothing to warn
+        teacher, student, distiller = make([obj], student_loss_weight=0.0)
+    (term,) = distiller.distillation_losses
+    assert isinstance(term, losses.KD) and term.temperature == 3.0 and term.weight == 1.0
+    result = _evaluated_terms(distiller, x, y)
+    expected = numpy_kd(teacher.predict(x, verbose=0), student.predict(x, verbose=0), 3.0)
+    assert result["kd"] == pytest.approx(expected, rel=1e-4)
+    # and equal to Keras's own number for the same object
+    keras_value = float(obj.compute_loss(teacher.predict(x, verbose=0), student.predict(x, verbose=0)))
+    assert result["kd"] == pytest.approx(keras_value, rel=1e-4)
+
+
+def test_keras_default_logits_distillation_warns_at_the_users_line_and_trains(digits_batch):
+    x, y = digits_batch
+    with pytest.warns(UserWarning, match=r"not Hinton's distillation loss.*KD\(temperature=2.0\)") as caught:
+        teacher, student, distiller = make([keras.distillation.LogitsDistillation(temperature=2.0)])
+    # Reported where the Distiller is built (here, `make` in this file), not inside keras_kd.
+    assert {os.path.basename(w.filename) for w in caught} == {os.path.basename(__file__)}
+    (term,) = distiller.distillation_losses
+    assert isinstance(term, losses.KD) and term.temperature == 2.0
+    history = compile_(distiller).fit(x, y, batch_size=16, epochs=1, verbose=0).history
+    assert "kd" in history and np.isfinite(history["kd"][0])
+
+
+def test_keras_feature_distillation_is_converted_to_feature_mse_with_equal_values(digits_batch):
+    x, y = digits_batch
+    obj = keras.distillation.FeatureDistillation(loss="mse")  # the models' outputs (logits)
+    teacher, student, distiller = make([obj, losses.KD(temperature=4.0)], student_loss_weight=0.0)
+    assert [type(t).__name__ for t in distiller.distillation_losses] == ["FeatureMSE", "KD"]
+    result = _evaluated_terms(distiller, x, y)
+    t, s = teacher.predict(x, verbose=0), student.predict(x, verbose=0)
+    expected = float(((t.astype(np.float64) - s) ** 2).mean())
+    assert result["feature_mse"] == pytest.approx(expected, rel=1e-4)
+    assert result["kd"] == pytest.approx(numpy_kd(t, s, 4.0), rel=1e-4)
+
+
+def test_keras_distillation_objects_that_cannot_be_converted_say_so():
+    with pytest.raises(ValueError, match="FeatureDistillation with loss='mse' only"):
+        make([keras.distillation.FeatureDistillation(loss="cosine_similarity")])
+
+    class Custom(keras.distillation.DistillationLoss):
+        def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
+            return 0.0
+
+        def validate_outputs(self, teacher_outputs, student_outputs):
+            pass
+
+    with pytest.raises(TypeError, match="got Custom"):
+        make([Custom()])
+    # Converted like any term: a second 'kd' is refused by name.
+    with pytest.raises(ValueError, match=r"share the metric name\(s\) \['kd'\]"):
+        make([losses.KD(), keras.distillation.LogitsDistillation(loss=keras.losses.KLDivergence())])

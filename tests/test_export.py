@@ -72,16 +72,110 @@ def test_keras_archive_reloads_to_the_same_outputs(trained, tmp_path):
 def test_export_never_overwrites_unless_asked(trained, tmp_path):
     distiller, _ = trained
     target = tmp_path / "student.keras"
-    target.write_text("the user's file")
+    distiller.export_student(str(target))
+    before = target.read_bytes()
     with pytest.raises(FileExistsError, match="overwrite=True"):
         distiller.export_student(str(target))
-    assert target.read_text() == "the user's file"
+    assert target.read_bytes() == before
+    # An earlier export is replaced with overwrite=True: a script re-runs.
+    distiller.student.layers[-1].kernel.assign(distiller.student.layers[-1].kernel * 2.0)
     distiller.export_student(str(target), overwrite=True)
-    assert keras.saving.load_model(str(target)).name == "student"
+    reloaded = keras.saving.load_model(str(target))
+    np.testing.assert_array_equal(reloaded.layers[-1].kernel.numpy(),
+                                  keras.ops.convert_to_numpy(distiller.student.layers[-1].kernel))
     folder = tmp_path / "served"
     os.makedirs(folder)
+    (folder / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError):
         distiller.export_student(str(folder))
+
+
+# Paths holding the user's own things: overwrite=True never replaces them.
+USERS_OWN = {
+    "a text file named like an archive": ("student.keras", "file", b"the user's file"),
+    "a zip that is not a Keras archive": ("student.keras", "zip", None),
+    "a folder of the user's files": ("student", "folder", None),
+    "a SavedModel folder with the user's notes in it": ("student", "saved_model_plus", None),
+    "a file where a SavedModel would go": ("student", "file", b"data"),
+    "a text file named like a TFLite model": ("student.tflite", "file", b"not a flatbuffer"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(USERS_OWN))
+def test_overwrite_never_replaces_the_users_own_files(trained, tmp_path, case):
+    import zipfile
+
+    distiller, _ = trained
+    name, kind, data = USERS_OWN[case]
+    target = tmp_path / name
+    if kind == "file":
+        target.write_bytes(data)
+    elif kind == "zip":
+        with zipfile.ZipFile(target, "w") as archive:
+            archive.writestr("thesis.tex", "chapter 1")
+    else:
+        if kind == "saved_model_plus":
+            distiller.export_student(str(target))
+        else:
+            os.makedirs(target / "data")
+        (target / "notes.txt").write_text("mine")
+
+    def snapshot():
+        if target.is_file():
+            return target.read_bytes()
+        return sorted((os.path.relpath(os.path.join(d, f), target), open(os.path.join(d, f), "rb").read())
+                      for d, _, files in os.walk(target) for f in files)
+
+    before = snapshot()
+    with pytest.raises(FileExistsError, match="replaces an earlier export") as error:
+        distiller.export_student(str(target), overwrite=True)
+    message = str(error.value)
+    assert "left untouched" in message
+    # What is there is named: the folder's entries, or the file's size.
+    if target.is_dir():
+        assert "notes.txt" in message, message
+    else:
+        assert f"a file of {target.stat().st_size:,} bytes" in message, message
+    assert snapshot() == before
+    assert sorted(os.listdir(tmp_path)) == [name]  # no partial export left beside it
+
+
+def test_overwrite_replaces_earlier_exports_of_each_format(trained, tmp_path):
+    distiller, x = trained
+    paths = {"keras": str(tmp_path / "s.keras"), "tf_saved_model": str(tmp_path / "s"),
+             "tflite": str(tmp_path / "s.tflite")}
+    for path in paths.values():
+        distiller.export_student(path)
+    kernel = distiller.student.layers[-1].kernel
+    kernel.assign(kernel * 0.5)
+    expected = distiller.student.predict(x, verbose=0)
+    for path in paths.values():
+        assert distiller.export_student(path, overwrite=True) == path
+    np.testing.assert_allclose(keras.saving.load_model(paths["keras"]).predict(x, verbose=0),
+                               expected, atol=1e-6)
+    (served,) = tf.saved_model.load(paths["tf_saved_model"]).signatures["serving_default"](
+        tf.constant(x)).values()
+    np.testing.assert_allclose(served.numpy(), expected, atol=1e-5)
+    interpreter = Interpreter(model_path=paths["tflite"])
+    interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], x.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    np.testing.assert_allclose(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]),
+                               expected, atol=1e-5)
+    assert sorted(os.listdir(tmp_path)) == ["s", "s.keras", "s.tflite"]
+
+
+def test_overwrite_never_follows_a_symbolic_link(trained, tmp_path):
+    distiller, _ = trained
+    real = tmp_path / "real.keras"
+    distiller.export_student(str(real))
+    before = real.read_bytes()
+    link = tmp_path / "link.keras"
+    os.symlink(real, link)
+    with pytest.raises(FileExistsError, match="symbolic link"):
+        distiller.export_student(str(link), overwrite=True)
+    assert os.path.islink(link) and real.read_bytes() == before
 
 
 def test_unknown_export_format(trained, tmp_path):
@@ -149,6 +243,9 @@ def test_distiller_save_never_overwrites_unless_asked(trained, tmp_path):
     target.write_text("precious")
     with pytest.raises(FileExistsError, match="overwrite=True"):
         distiller.save(str(target))
+    # Not a Keras archive: not replaced even with overwrite=True.
+    with pytest.raises(FileExistsError, match="not an earlier Keras archive"):
+        distiller.save(str(target), overwrite=True)
     assert target.read_text() == "precious"
     distiller.save(str(target), overwrite=True)
     assert isinstance(keras.saving.load_model(str(target)), keras_kd.Distiller)
@@ -159,3 +256,9 @@ def test_file_extensions_export_does_not_write_are_refused(tmp_path, name):
     with pytest.raises(ValueError, match="export_student does not write"):
         _distiller().export_student(str(tmp_path / name))
     assert os.listdir(tmp_path) == []
+
+
+    saved = tmp_path / "saved.keras"
+    distiller.save(str(saved))
+    distiller.save(str(saved), overwrite=True)  # an earlier save: replaced
+    assert isinstance(keras.saving.load_model(str(saved)), keras_kd.Distiller)

@@ -4,6 +4,8 @@
 error names the model, the term or the shape, and the fix.
 """
 
+import warnings
+
 import keras
 
 from keras_kd.taps import outputs as model_outputs
@@ -12,9 +14,43 @@ from keras_kd.taps.nested import is_graph_model
 from keras_kd.taps.views import softmax_output_layer
 
 
-def check_losses(losses):
-    """`losses` as a list of `DistillationLoss` terms with distinct metric names."""
-    if isinstance(losses, DistillationLoss):
+def _is_keras_distillation_loss(obj):
+    """A `keras.distillation` loss object (LogitsDistillation, FeatureDistillation)."""
+    base = getattr(getattr(keras, "distillation", None), "DistillationLoss", None)
+    return base is not None and isinstance(obj, base)
+
+
+def _output_names(student):
+    try:
+        return list(student.output_names)
+    except Exception:  # an unbuilt or subclassed model has none
+        return None
+
+
+def _from_keras(term, student):
+    """keras-kd term(s) for a `keras.distillation` loss (`losses.from_keras`),
+    its warning re-raised at the user's `Distiller(...)` line."""
+    from keras_kd.losses.from_keras import from_keras
+
+    output_names = (_output_names(student) if isinstance(getattr(term, "loss", None), (list, tuple))
+                    else None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        made = from_keras(term, output_names=output_names)
+    for warning in caught:
+        # check_losses <- Distiller.__init__ <- the user's Distiller(...)
+        warnings.warn(warning.message, warning.category, stacklevel=4)
+    return made if isinstance(made, list) else [made]
+
+
+def check_losses(losses, student=None):
+    """`losses` as a list of `DistillationLoss` terms with distinct metric names.
+
+    A `keras.distillation.LogitsDistillation` or `FeatureDistillation` is
+    converted as `keras_kd.losses.from_keras` does, with its warning where
+    Keras's value differs (a loss given per output as a list is matched to
+    the `student`'s output names)."""
+    if isinstance(losses, DistillationLoss) or _is_keras_distillation_loss(losses):
         losses = [losses]
     if losses is None:
         losses = []
@@ -26,16 +62,22 @@ def check_losses(losses):
             f"{losses!r}. Example: losses=[keras_kd.losses.KD("
             "temperature=4)]."
         )
-    losses = list(losses)
+    terms = []
     for i, term in enumerate(losses):
+        if _is_keras_distillation_loss(term):
+            terms.extend(_from_keras(term, student))
+            continue
         if not isinstance(term, DistillationLoss):
             raise TypeError(
                 f"losses[{i}] is {term!r} ({type(term).__name__}), not a "
                 "keras_kd.losses.DistillationLoss. Pass a term object "
-                "such as keras_kd.losses.KD(temperature=4); a plain Keras "
-                "loss belongs in compile(loss=...), where it applies to "
-                "the labels."
+                "such as keras_kd.losses.KD(temperature=4) (or a "
+                "keras.distillation.LogitsDistillation / FeatureDistillation, "
+                "converted); a plain Keras loss belongs in compile(loss=...), "
+                "where it applies to the labels."
             )
+        terms.append(term)
+    losses = terms
     names = [term.metric_name for term in losses]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
@@ -44,6 +86,7 @@ def check_losses(losses):
             "a distinct name=..., e.g. FeatureMSE(..., name='hint2')."
         )
     return losses
+
 
 def check_models(teacher, student, losses):
     """Refuses a teacher/student pair the terms cannot distil between: not

@@ -1,9 +1,10 @@
 """`keras-kd demo`: scratch student vs distilled student on the embedded data.
 
 Offline by design: the data is the embedded `digits` set and the teacher is
-`saved_models/digits_teacher.keras` (trained by
-`examples/train_digits_teacher.py`); when the teacher file cannot be found
-the demo trains one first and says so.
+`digits_teacher.keras` (trained by `examples/train_digits_teacher.py`), read
+from ./saved_models/ or else the copy shipped in the package
+(`keras_kd.zoo.find_trained`), so the demo runs from any folder; when the
+teacher file cannot be found the demo trains one first and says so.
 """
 
 import datetime
@@ -21,22 +22,17 @@ TEACHER_FILE = "digits_teacher.keras"
 
 
 def find_saved_model(filename):
-    """`filename` in ./saved_models/ or the repository's saved_models/, or None."""
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for folder in (os.path.join(os.getcwd(), "saved_models"), os.path.join(repo, "saved_models")):
-        candidate = os.path.join(folder, filename)
-        if os.path.exists(candidate):
-            return candidate
-    return None
+    """`filename` in ./saved_models/, else the copy shipped in the package
+    (`keras_kd.zoo.find_trained`), or None."""
+    return zoo.find_trained(filename)
 
 
 def find_teacher(path=None):
-    """The shipped teacher: `path`, ./saved_models/, or the repository's."""
-    if path is not None:
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"No teacher at '{path}'.")
-        return path
-    return find_saved_model(TEACHER_FILE)
+    """The demo's teacher: `path` (it must exist), ./saved_models/, else the
+    copy shipped in the package."""
+    if path is not None and not os.path.exists(path):
+        raise FileNotFoundError(f"No teacher at '{path}'.")
+    return zoo.find_trained(TEACHER_FILE, path)
 
 
 def _fit_verbosity(verbose, metrics):

@@ -1,5 +1,6 @@
-"""Example models with named taps (`zoo/models.py`, `zoo/cifar.py`) and the
-ready-made method recipes wired to their tap names (`zoo/recipes.py`).
+"""Example models with named taps (`zoo/models.py`, `zoo/cifar.py`), the
+ready-made method recipes wired to their tap names (`zoo/recipes.py`), and
+the trained models shipped with keras-kd (`zoo/trained.py`: `load_trained`).
 
 Built on the library core; the core never imports the zoo.
 """
@@ -29,18 +30,21 @@ from keras_kd.zoo.models import (
     hinton_tiny,
     mlp,
 )
+from keras_kd.zoo.trained import find_trained, load_trained
 
 __all__ = [
     "NAMES",
     "cnn",
     "digits_student",
     "digits_teacher",
+    "find_trained",
     "fmnist_student",
     "fmnist_teacher",
     "get",
     "hinton_student",
     "hinton_teacher",
     "hinton_tiny",
+    "load_trained",
     "mlp",
     "overhaul_bn_layers",
     "recipes",

@@ -26,7 +26,6 @@ student when the default student is thinner, and are compared with a scratch
 run of that same student.
 """
 
-import dataclasses
 import json
 import os
 import sys
@@ -46,9 +45,11 @@ from keras_kd.tools.bench.train import (  # noqa: F401  (re-exported: scripts us
     train_one,
     train_teacher,
 )
-from keras_kd.tools.flags import add_run_flags
 from keras_kd.atomic import write_json
+from keras_kd.tools.bench.arguments import add_arguments
+from keras_kd.tools.bench.pairs import PAIRS, Pair  # noqa: F401  (scripts use bench.PAIRS)
 from keras_kd.tools.bench.results import environment  # noqa: F401  (for callers)
+from keras_kd.tools.config.checker import did_you_mean
 
 SETTINGS_FILE = "bench.json"
 # Settings that change the numbers: a re-run with other values would mix
@@ -57,54 +58,6 @@ _FIXED_SETTINGS = ("pair", "dataset", "epochs", "batch_size", "train_size",
                    "learning_rate", "temperature", "schedule", "teacher", "pipeline",
                    "validation_split")
 
-
-@dataclasses.dataclass(frozen=True)
-class Pair:
-    """A dataset and the teacher/student builders the benchmark trains."""
-
-    dataset: str
-    teacher: str
-    student: str
-    teacher_file: str
-    matched_student: str = None  # zoo name; None when `student` is width-matched
-    epochs: int = 10
-    teacher_epochs: int = 20
-    batch_size: int = 64
-    train_size: int = None
-    description: str = ""
-
-
-PAIRS = {
-    "digits-cnn": Pair(
-        "digits", "digits_teacher", "digits_thin_student", "digits_teacher.keras",
-        matched_student="digits_matched_student", epochs=20, teacher_epochs=30,
-        batch_size=32,
-        description="shipped 289k-param digits CNN → 6.4k-param thin CNN "
-        "(FSP: 93k-param width-matched CNN)",
-    ),
-    "fmnist-cnn": Pair(
-        "fashion_mnist", "fmnist_teacher", "fmnist_student",
-        "fashion_mnist_teacher.keras", epochs=6, teacher_epochs=8,
-        batch_size=64, train_size=15000,
-        description="122k-param CNN (3 convs per stage) → 24k-param CNN "
-        "(1 conv per stage, same widths, like ResNet32x4 → ResNet8x4)",
-    ),
-    "fmnist-mlp": Pair(
-        "fashion_mnist", "hinton_teacher", "hinton_tiny", "fashion_mnist_hinton_teacher.keras",
-        epochs=10, teacher_epochs=20, batch_size=128,
-        description="Hinton et al.'s 2×1200 dropout MLP → 2×30 MLP (logit methods only)",
-    ),
-    "cifar100-resnet": Pair(
-        "cifar100", "resnet32x4", "resnet8x4", "cifar100_resnet32x4.keras",
-        epochs=240, teacher_epochs=240, batch_size=64,
-        description="ResNet32x4 → ResNet8x4 (RepDistiller); needs a GPU",
-    ),
-    "cifar100-wrn": Pair(
-        "cifar100", "wrn_40_2", "wrn_16_2", "cifar100_wrn_40_2.keras",
-        epochs=240, teacher_epochs=240, batch_size=64,
-        description="WRN-40-2 → WRN-16-2 (RepDistiller); needs a GPU",
-    ),
-}
 
 def student_for(pair, method):
     """The student name `method` trains on this pair."""
@@ -232,7 +185,9 @@ def run(
     methods_ = list(methods_ or ["scratch"] + [m for m in methods.METHODS if m != "scratch"])
     unknown = [m for m in methods_ if m not in methods.METHODS]
     if unknown:
-        raise ValueError(f"Unknown method(s) {unknown}; known: {', '.join(methods.METHODS)}.")
+        raise ValueError(f"Unknown method(s) {unknown}"
+                         + did_you_mean(unknown[0], methods.METHODS)
+                         + f" (known: {', '.join(methods.METHODS)}).")
     if "scratch" not in methods_:
         methods_.insert(0, "scratch")
     if spec.teacher.startswith("hinton"):
@@ -352,40 +307,12 @@ def _command():
     return " ".join(argv)
 
 
-def add_arguments(parser):
-    """The `keras-kd bench` / `benchmarks/methods.py` flags."""
-    from keras_kd.zoo import recipes as methods
-
-    parser.add_argument("--pair", default="digits-cnn", choices=sorted(PAIRS),
-                        help="teacher/student pair and dataset (default digits-cnn)")
-    parser.add_argument("--methods", default=",".join(methods.METHODS),
-                        help="comma-separated methods (default: all; scratch is always run)")
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    parser.add_argument("--epochs", type=int, default=None, help="student epochs (pair default)")
-    parser.add_argument("--teacher-epochs", type=int, default=None,
-                        help="epochs when the teacher must be trained (pair default)")
-    parser.add_argument("--batch-size", type=int, default=None, help="batch size (pair default)")
-    parser.add_argument("--train-size", type=int, default=None,
-                        help="train the students on a fixed stratified subset of this size "
-                        "(pair default; 0 = the whole training set)")
-    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
-    parser.add_argument("--temperature", type=float, default=4.0, help="KD temperature (the other recipes use their own T)")
-    parser.add_argument("--teacher", default=None, help="teacher .keras file (default: "
-                        "saved_models/<pair teacher file>, else trained)")
-    parser.add_argument("--validation-split", type=float, default=None, metavar="FRACTION",
-                        help="hold this fraction of the students' training data out as a "
-                        "validation set (stratified, fixed), logged every epoch; the test "
-                        "accuracy is measured as without it")
-    add_run_flags(parser, "results, report and TensorBoard logs (default bench_runs/<pair>); "
-                  "re-running with the same folder resumes",
-                  "its logits are computed once and read from a per-sample cache")
-
-
 def from_args(args):
     train_size = "default" if args.train_size is None else (args.train_size or None)
     return run(
         pair=args.pair,
-        methods_=[m.strip() for m in args.methods.split(",") if m.strip()],
+        methods_=None if args.methods is None
+        else [m.strip() for m in args.methods.split(",") if m.strip()],
         seeds=[s for s in args.seeds.split(",") if s.strip()],
         epochs=args.epochs,
         teacher_epochs=args.teacher_epochs,

@@ -50,7 +50,8 @@ def check_model(check, key, spec, check_files, search_path, allow_none):
     if kind == "keras":
         if check_files and not os.path.isfile(spec):
             check.bad(key, f"file '{spec}' does not exist (relative paths are read from "
-                      f"{os.getcwd()}); train and export it first, or give a zoo name")
+                      f"{os.getcwd()}); train and export it first, or give a zoo name "
+                      "(keras-kd distill --validate-only --no-file-checks checks the rest)")
     elif kind == "function":
         module_name, attr = spec.split(":", 1)
         try:

@@ -6,6 +6,7 @@ records every problem in the `Checker` it is given.
 
 import os
 
+from keras_kd import datasets
 from keras_kd.checks.numbers import is_real
 from keras_kd.tools.config.checker import show_value
 
@@ -40,6 +41,11 @@ def check_dataset(check, raw):
     out.update({k: v for k, v in raw.items() if k in DATASET_KEYS})
     out["name"] = check.string("dataset.name", out["name"])
     out["data_dir"] = check.string("dataset.data_dir", out["data_dir"], allow_none=True)
+    if out["name"] is not None:
+        try:  # TFDS names are looked up in its registry: nothing is downloaded
+            datasets.check_name(out["name"], out["data_dir"])
+        except FileNotFoundError as error:
+            check.bad("dataset.name", str(error))
     out["batch_size"] = check.number("dataset.batch_size", out["batch_size"], 1, integer=True)
     for split in ("train_split", "test_split"):
         out[split] = check.string(f"dataset.{split}", out[split])

@@ -10,6 +10,9 @@ from keras_kd.tools.config import validate as config_lib
 
 RESULTS = "results.json"
 CONFIG_COPY = "config.yaml"
+# Where `keras-kd` writes the traceback of a run that failed (the command
+# prints one line naming it).
+ERROR_LOG = "error.log"
 
 
 def export_paths(cfg):
@@ -20,26 +23,32 @@ def export_paths(cfg):
 
 
 def prepare_output_dir(cfg, digest, overwrite, export, verbose):
-    """Returns the finished results when the same run is already done."""
+    """Returns the finished results when the same run is already done.
+
+    A folder holding a run of another config is refused (unless
+    `overwrite`) once that run has trained: a finished run (results.json) or
+    an interrupted one that finished an epoch (its backup). What a run that
+    failed before that leaves behind (the config copy, its TensorBoard logs,
+    error.log) is replaced, so the corrected command runs."""
     out = cfg["output_dir"]
     results_path = os.path.join(out, RESULTS)
     copy_path = os.path.join(out, CONFIG_COPY)
     previous = None
     if os.path.isfile(copy_path):
         previous = stored_config_hash(copy_path)
+    trained = os.path.isfile(results_path) or resumed_epoch(os.path.join(out, "backup")) is not None
     if overwrite:
-        for name in (RESULTS, "backup", "logs"):
-            path = os.path.join(out, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            elif os.path.exists(path):
-                os.remove(path)
+        _remove_run(out, (RESULTS, "backup", "logs", ERROR_LOG))
     else:
         if previous is not None and previous != digest:
-            raise FileExistsError(
-                f"output_dir: '{out}' holds a run of a different config (hash {previous}, this "
-                f"one {digest}). Choose another output_dir (--output-dir) or pass --overwrite "
-                "to discard it.")
+            if trained:
+                raise FileExistsError(
+                    f"output_dir: '{out}' holds a run of a different config (hash {previous}, "
+                    f"this one {digest}). Choose another output_dir (--output-dir) or pass "
+                    "--overwrite to discard it.")
+            print(f"Replacing what a run of another config (hash {previous}) left in "
+                  f"'{out}': it stopped before finishing an epoch.", flush=True)
+            _remove_run(out, ("backup", "logs", ERROR_LOG))
         if os.path.isfile(results_path):
             with open(results_path) as handle:
                 results = json.load(handle)
@@ -68,6 +77,16 @@ def stored_config_hash(path):
     except ValueError:  # no longer valid as it stands: compare it as written
         pass
     return config_lib.config_hash(data)
+
+
+def _remove_run(out, names):
+    """Removes the named entries of a run's folder (all of them written by keras-kd)."""
+    for name in names:
+        path = os.path.join(out, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
 
 
 def resumed_epoch(backup_dir):

@@ -2,5 +2,6 @@
 
 - `command.py`: the command (the split, the search, its outputs);
 - `search.py`: the KerasTuner side (each method's search space, the hypermodel);
-- `report.py`: the best setting as a run config, the trials as a table.
+- `report.py`: the best setting as a run config, the trials as a table;
+- `arguments.py`: the command's flags (no Keras import: `--help` stays fast).
 """

@@ -41,7 +41,8 @@ import os
 
 from keras_kd.atomic import write_json, write_text
 from keras_kd.tools.config import validate as config_lib
-from keras_kd.tools.flags import add_run_flags
+from keras_kd.tools.config.checker import did_you_mean
+from keras_kd.tools.tune.arguments import add_arguments  # noqa: F401  (for callers)
 from keras_kd.tools.tune.report import (
     BEST_CONFIG,
     OBJECTIVE,
@@ -108,9 +109,10 @@ def run(method, student, dataset, teacher=None, epochs=6, trials=10, batch_size=
     from keras_kd import datasets
     from keras_kd.zoo import recipes as methods
 
-    kt = keras_tuner_module()
     if method not in methods.METHODS:
-        raise ValueError(f"Unknown method '{method}'; known: {', '.join(methods.METHODS)}.")
+        raise ValueError(f"Unknown method '{method}'" + did_you_mean(method, methods.METHODS)
+                         + f" (known: {', '.join(methods.METHODS)}).")
+    kt = keras_tuner_module()
     if method != "scratch" and not teacher:
         raise ValueError(f"--method {method} needs --teacher (a .keras file).")
     if algorithm not in ("bayesian", "random"):
@@ -187,35 +189,6 @@ def run(method, student, dataset, teacher=None, epochs=6, trials=10, batch_size=
     return {"best": dict(best_hp.values), "val_accuracy": float(best_trial.score),
             "config": config_path, "trials": os.path.join(output_dir, TRIALS_TABLE),
             "table": table}
-
-
-def add_arguments(parser):
-    """The `keras-kd tune` flags."""
-    from keras_kd.zoo import recipes as methods
-
-    parser.add_argument("--method", required=True, choices=methods.METHODS,
-                        help="the recipe whose hyperparameters are searched")
-    parser.add_argument("--dataset", required=True,
-                        help="dataset name (keras_kd.datasets.load); only its training split "
-                        "is read")
-    parser.add_argument("--teacher", default=None, help="teacher .keras file")
-    parser.add_argument("--student", required=True,
-                        help="student: zoo name, .keras file or module:function")
-    parser.add_argument("--epochs", type=int, default=6, help="epochs per trial (default 6)")
-    parser.add_argument("--trials", type=int, default=10, help="trials in all (default 10)")
-    parser.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
-    parser.add_argument("--train-size", type=int, default=None,
-                        help="use a fixed stratified subset of the training split")
-    parser.add_argument("--val-fraction", type=float, default=0.1,
-                        help="fraction of the training data held out for validation (0.1)")
-    parser.add_argument("--split-seed", type=int, default=0, help="seed of the validation split")
-    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the student's initialisation and of the search")
-    parser.add_argument("--algorithm", default="bayesian", choices=("bayesian", "random"))
-    add_run_flags(parser, "KerasTuner project, best.yaml and trials.md (default "
-                  "tune_runs/<dataset>_<method>); re-running resumes",
-                  "its logits on the training part are computed once and cached")
 
 
 def from_args(args):

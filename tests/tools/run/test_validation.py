@@ -122,9 +122,10 @@ def test_a_named_validation_split_is_checked(changes, message):
 
 def test_a_named_validation_split_is_loaded_by_name(tmp_path, monkeypatch):
     """`dataset.validation: NAME` reads that split of the dataset (TFDS names
-    have them); the training split stays whole."""
+    have them; validation checks the name in TFDS's registry, so a real one);
+    the training split stays whole."""
     cfg = config.validate({"teacher": None, "student": "digits_student", "epochs": 1,
-                           "dataset": {"name": "some_tfds_name", "validation": "validation"},
+                           "dataset": {"name": "oxford_flowers102", "validation": "validation"},
                            "output_dir": str(tmp_path)})
     asked = []
 
@@ -134,8 +135,8 @@ def test_a_named_validation_split_is_loaded_by_name(tmp_path, monkeypatch):
 
     monkeypatch.setattr(datasets, "load", load)
     train, val, test = run_sources(cfg)
-    assert asked == [("some_tfds_name", "train"), ("some_tfds_name", "test"),
-                     ("some_tfds_name", "validation")]
+    assert asked == [("oxford_flowers102", "train"), ("oxford_flowers102", "test"),
+                     ("oxford_flowers102", "validation")]
     assert float(val[0][0, 0, 0, 0]) == 3.0 and len(train[1]) == 4
 
 
