@@ -12,7 +12,8 @@ import sys
 
 import pytest
 
-from tests.processes import ROOT, subprocess_timeout
+from tests.helpers.paths import ROOT
+from tests.helpers.processes import subprocess_timeout
 
 
 def _run(code, cwd=ROOT):

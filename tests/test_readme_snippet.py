@@ -19,7 +19,8 @@ import sys
 import keras
 import pytest
 
-from tests.processes import ROOT, subprocess_timeout
+from tests.helpers.paths import ROOT
+from tests.helpers.processes import subprocess_timeout
 
 SNIPPET = '''\
 import keras

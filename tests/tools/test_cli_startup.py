@@ -11,7 +11,8 @@ import sys
 import pytest
 
 import keras_kd
-from tests.processes import ROOT, subprocess_timeout
+from tests.helpers.paths import ROOT
+from tests.helpers.processes import subprocess_timeout
 
 HEAVY = ("keras", "tensorflow", "jax", "tensorflow_datasets", "numpy")
 

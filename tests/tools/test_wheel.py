@@ -18,7 +18,8 @@ import zipfile
 
 import pytest
 
-from tests.processes import ROOT, subprocess_timeout
+from tests.helpers.paths import ROOT
+from tests.helpers.processes import subprocess_timeout
 from tests.test_readme_snippet import SNIPPET
 
 pytestmark = [pytest.mark.slow, pytest.mark.tensorflow_only]

@@ -96,6 +96,6 @@ def test_no_file_checks_validates_a_config_whose_teacher_is_not_trained_yet(caps
 
 
 def test_check_names_docstring_examples_pass():
-    from tests.doctests import assert_doctests
+    from tests.helpers.doctests import assert_doctests
 
     assert_doctests(datasets, {"check_name": 2})
