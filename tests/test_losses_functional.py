@@ -132,6 +132,16 @@ CASES = {
     "DIST": (losses.dist_loss, lambda: _logit_case(
         losses.DIST(beta=1.0, gamma=2.0, temperature=2.0),
         lambda t, s: losses.dist_loss(t, s, 1.0, 2.0, 2.0)), True),
+    "ReverseKL": (losses.reverse_kl_loss, lambda: _logit_case(
+        losses.ReverseKL(temperature=2.0), lambda t, s: losses.reverse_kl_loss(t, s, 2.0)), False),
+    "GeneralizedJSD": (losses.generalized_jsd_loss, lambda: _logit_case(
+        losses.GeneralizedJSD(beta=0.3, temperature=2.0),
+        lambda t, s: losses.generalized_jsd_loss(t, s, 0.3, 2.0)), False),
+    "SkewKL": (losses.skew_kl_loss, lambda: _logit_case(
+        losses.SkewKL(alpha=0.2, reverse=True, temperature=2.0),
+        lambda t, s: losses.skew_kl_loss(t, s, 0.2, True, 2.0)), False),
+    "TVD": (losses.tvd_loss, lambda: _logit_case(
+        losses.TVD(temperature=2.0), lambda t, s: losses.tvd_loss(t, s, 2.0)), False),
     "MergedKD": (losses.merged_kd_loss, _merged, False),
     "TopKKD": (losses.topk_kd_loss, _topk, False),
     "CWD": (losses.cwd_loss, lambda: _pair_case(

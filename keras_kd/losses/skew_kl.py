@@ -12,10 +12,11 @@ from keras_kd.checks.numbers import (
     check_chunk_size,
     check_flag,
     check_fraction,
-    check_temperature,
+    check_kd_temperature,
 )
 from keras_kd.checks.tensors import check_logit_pair
 from keras_kd.losses.base import LogitLossWrapper
+from keras_kd.losses.kd import _kl_positions_and_gradients
 from keras_kd.losses.registry import register_term
 from keras_kd.losses._positions import position_values, reduce_positions
 from keras_kd.taps.views import LOGITS
@@ -58,9 +59,15 @@ def _skew_positions_and_gradients(t, s, temperature, alpha):
     return value, gradients
 
 
+def _skew_forward_positions_and_gradients(t, s, temperature, alpha):
+    if alpha == 0.0:  # the forward KL, in KD's cancellation-free form
+        return _kl_positions_and_gradients(t, s, temperature)
+    return _skew_positions_and_gradients(t, s, temperature, alpha)
+
+
 def _skew_reverse_positions_and_gradients(t, s, temperature, alpha):
     """KL(q ‖ α·q + (1−α)·p): the skew KL with the two sides swapped."""
-    value, gradients = _skew_positions_and_gradients(s, t, temperature, alpha)
+    value, gradients = _skew_forward_positions_and_gradients(s, t, temperature, alpha)
 
     def swapped(upstream):
         d_s, d_t = gradients(upstream)
@@ -81,7 +88,8 @@ def skew_kl_loss(teacher_logits, student_logits, alpha=0.1, reverse=False, tempe
 
     The α share of the first distribution in the mixture keeps the log of
     the mixture away from log 0, which bounds the gradient (Ko et al.,
-    ICML 2024, DistiLLM). α = 0 gives the forward and the reverse KL.
+    ICML 2024, DistiLLM). α = 0 gives the forward and the reverse KL
+    (computed then as `kd_loss`'s cancellation-free KL, without T²).
 
     Follows the authors' `skewed_forward_kl` and `skewed_reverse_kl`
     (jongwooko/distillm, distillm/losses.py): the mixtures
@@ -108,7 +116,7 @@ def skew_kl_loss(teacher_logits, student_logits, alpha=0.1, reverse=False, tempe
         student_logits: student logits of the same shape.
         alpha: 0 <= α < 1 (default 0.1), the skew.
         reverse: False for SKL (default), True for SRKL.
-        temperature: T > 0 (default 1).
+        temperature: 0 < T <= 1e15 (default 1).
         mask: optional weights of the positions' shape (`(batch, time)`),
             1 where a position counts, 0 where it is ignored.
         per_position: if True, return one value per position (masked ones
@@ -131,11 +139,12 @@ def skew_kl_loss(teacher_logits, student_logits, alpha=0.1, reverse=False, tempe
     """
     alpha = check_fraction(alpha, "alpha", upper_open=True, hint=_ALPHA_HINT)
     reverse = check_flag(reverse, "reverse")
-    temperature = check_temperature(temperature)
+    temperature = check_kd_temperature(temperature)
     chunk_size = check_chunk_size(chunk_size)
     t, s = check_logit_pair(teacher_logits, student_logits, "skew_kl_loss",
                             cast=chunk_size is None)
-    positions = _skew_reverse_positions_and_gradients if reverse else _skew_positions_and_gradients
+    positions = (_skew_reverse_positions_and_gradients if reverse
+                 else _skew_forward_positions_and_gradients)
     values = position_values(lambda a, b: positions(a, b, temperature, alpha),
                              t, s, chunk_size, "skew_kl_loss")
     return reduce_positions(values, mask, check_flag(per_position, "per_position"),
@@ -178,7 +187,7 @@ class SkewKL(LogitLossWrapper):
             skew_kl_loss,
             {"alpha": check_fraction(alpha, "alpha", upper_open=True, hint=_ALPHA_HINT),
              "reverse": check_flag(reverse, "reverse"),
-             "temperature": check_temperature(temperature),
+             "temperature": check_kd_temperature(temperature),
              "chunk_size": check_chunk_size(chunk_size)},
             weight=weight, ignore_index=ignore_index, name=name, **kwargs,
         )

@@ -1,0 +1,1 @@
+"""Tests of keras_kd.losses: one module per method, against numpy references."""
