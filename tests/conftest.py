@@ -33,6 +33,8 @@ BOTH_BACKENDS = {
     "losses/test_fsp.py",
     "losses/test_functional.py",
     "losses/test_kd.py",
+    "losses/test_lm_divergences.py",
+    "losses/test_positions.py",
     "losses/test_logit_standardization.py",
     "losses/test_merged_kd.py",
     "losses/test_mlkd.py",

@@ -5,8 +5,8 @@ none of them, so `keras_kd.checks.numbers` stays free of Keras):
 
 - `numbers`: what counts as a number (`is_real`, `is_integer`,
   `as_python`) and the numeric arguments: `check_weight`,
-  `check_temperature`, `check_kd_temperature`, `check_epochs`,
-  `check_flag`, `check_ignore_index`.
+  `check_temperature`, `check_kd_temperature`, `check_fraction`,
+  `check_chunk_size`, `check_epochs`, `check_flag`, `check_ignore_index`.
 - `tensors`: shapes of the tensors losses receive: `check_logit_pair`,
   `check_mask`, `check_feature_map`, `check_same_shape`, `describe_shape`.
 - `terms`: a Distiller's terms against it and its models, when it is

@@ -88,6 +88,33 @@ def check_kd_temperature(value):
     return value
 
 
+def check_fraction(value, what, upper_open=False, hint=""):
+    """Returns `value` as a float in [0, 1] (or [0, 1) with `upper_open`),
+    or raises naming the argument, the value and `hint`."""
+    if not is_real(value):
+        raise TypeError(f"{what} must be a number in [0, 1], got {value!r} "
+                        f"({type(value).__name__}).")
+    value = float(value)
+    inside = 0.0 <= value < 1.0 if upper_open else 0.0 <= value <= 1.0
+    if not inside:
+        interval = "[0, 1)" if upper_open else "[0, 1]"
+        raise ValueError(f"{what} must be in {interval}, got {value}.{hint}")
+    return value
+
+
+def check_chunk_size(value):
+    """None (no chunking) or a number of positions >= 1, as an int."""
+    if value is None:
+        return None
+    if not is_integer(value) or int(value) < 1:
+        raise ValueError(
+            f"chunk_size must be None (all positions at once) or a whole number of "
+            f"positions >= 1, got {value!r}. A chunk holds chunk_size × vocabulary "
+            "float32 values per temporary: 1024 positions of a 128k vocabulary are 512 MB."
+        )
+    return int(value)
+
+
 def check_epochs(value, what):
     """A number of epochs >= 0 (int when whole), or a clear error."""
     if not is_real(value):  # NumPy scalars count; bools and strings do not

@@ -15,15 +15,19 @@ def describe_shape(shape):
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
-def check_logit_pair(teacher_logits, student_logits, what):
+def check_logit_pair(teacher_logits, student_logits, what, cast=True):
     """Both logits as float32, after checking their shapes agree.
 
     Accepts `(batch, classes)` or dense `(batch, ..., classes)` logits with a
     static number of classes; float32 so that softmax and logs stay exact
-    under `mixed_float16`.
+    under `mixed_float16`. With `cast=False` they keep their dtype (a caller
+    that casts chunk by chunk, so that no float32 copy of large bfloat16
+    logits is made).
     """
-    t = ops.cast(ops.convert_to_tensor(teacher_logits), "float32")
-    s = ops.cast(ops.convert_to_tensor(student_logits), "float32")
+    t = ops.convert_to_tensor(teacher_logits)
+    s = ops.convert_to_tensor(student_logits)
+    if cast:
+        t, s = ops.cast(t, "float32"), ops.cast(s, "float32")
     if len(s.shape) < 2 or s.shape[-1] is None:
         raise ValueError(
             f"{what}: logits must have shape (batch, classes) or (batch, H, "

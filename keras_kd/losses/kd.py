@@ -6,11 +6,11 @@ import math
 import keras
 from keras import ops
 
-from keras_kd.checks.numbers import check_flag, check_ignore_index, check_kd_temperature
-from keras_kd.checks.tensors import check_logit_pair, check_mask
+from keras_kd.checks.numbers import check_chunk_size, check_flag, check_kd_temperature
+from keras_kd.checks.tensors import check_logit_pair
 from keras_kd.losses.base import LogitLossWrapper
 from keras_kd.losses.registry import register_term
-from keras_kd.losses._dense import dense_mask, mean_over_positions
+from keras_kd.losses._positions import position_values, reduce_positions
 from keras_kd.losses.logit_standardization import standardize_logits
 from keras_kd.taps.views import LOGITS
 
@@ -107,20 +107,18 @@ def _kd_positions_and_gradients(t, s, temperature):
     return value, gradients
 
 
+def _kl_positions_and_gradients(t, s, temperature):
+    """KL(softmax(t/T) ‖ softmax(s/T)) without KD's T², and its gradients
+    (those of `_kd_positions_and_gradients` over T²): exact at any T."""
+    value, gradients = _kd_positions_and_gradients(t, s, temperature)
+    scale = 1.0 / temperature**2
+    return value * scale, lambda upstream: gradients(upstream * scale)
+
+
 def _kd_positions(t, s, temperature):
-    """T² · KL(softmax(t/T) ‖ softmax(s/T)) over the last axis; see
-    `_kd_positions_and_gradients`."""
-
-    @ops.custom_gradient
-    def positions(t, s):
-        value, gradients = _kd_positions_and_gradients(t, s, temperature)
-
-        def backward(*args, upstream=None):  # TF passes upstream positionally, JAX by name
-            return gradients(args[0] if upstream is None else upstream)
-
-        return value, backward
-
-    return positions(t, s)
+    """T² · KL(softmax(t/T) ‖ softmax(s/T)) over the last axis, with the
+    gradients of `_kd_positions_and_gradients`."""
+    return position_values(lambda a, b: _kd_positions_and_gradients(a, b, temperature), t, s)
 
 
 def kd_loss(
@@ -129,6 +127,8 @@ def kd_loss(
     temperature=4.0,
     mask=None,
     logit_standardization=False,
+    per_position=False,
+    chunk_size=None,
 ):
     """Hinton's soft-target loss of each sample, shape `(batch,)`.
 
@@ -155,26 +155,45 @@ def kd_loss(
     by T ≈ 1e6. The direct Σ p (log p − log q) in float32 was 40% off at
     T = 1e4 and negative at T = 1e6.
 
-    Dense prediction: logits of shape `(batch, H, W, classes)` are compared
-    pixel by pixel; each sample's value is the mean over its valid pixels,
-    Σ_{i: mask_bi = 1} kd_bi / max(Σ_i mask_bi, 1).
+    Dense prediction and language models: logits of shape
+    `(batch, H, W, classes)` or `(batch, time, vocab)` are compared position
+    by position; each sample's value is the mean over its valid positions,
+    Σ_{i: mask_bi = 1} kd_bi / max(Σ_i mask_bi, 1), or, with
+    `per_position=True`, the values kd_bi themselves (0 where the mask is
+    0), shape `(batch, time)`, for a token-level mean over the whole batch.
+    At T = 1, kd_bi is the forward KL(p_teacher ‖ p_student) of TRL's
+    `generalized_jsd_loss` with beta = 0 and of DistiLLM's `forward_kl`
+    (which leaves out the teacher's entropy, a constant); see also
+    `reverse_kl_loss`, `generalized_jsd_loss`, `skew_kl_loss`, `tvd_loss`.
 
     Args:
-        teacher_logits: `(batch, classes)` or `(batch, H, W, classes)`
-            teacher logits (before softmax).
+        teacher_logits: `(batch, classes)`, `(batch, time, vocab)` or
+            `(batch, H, W, classes)` teacher logits (before softmax).
         student_logits: student logits of the same shape, same classes in
             the same order.
         temperature: 0 < T <= 1e15.
-        mask: optional `(batch, H, W)` (or `(batch,)`) weights, 1 where a
+        mask: optional weights of the logits' shape without the class axis
+            (`(batch, time)`, `(batch, H, W)`, `(batch,)`), 1 where a
             position counts, 0 where it is ignored. Default: all count.
         logit_standardization: if True, t and s are first replaced by
             `standardize_logits(t)` and `standardize_logits(s)` (Sun et al.,
             CVPR 2024), then divided by T. The authors run it with T = 2
             and a KD weight of 9 (`--logit-stand --base-temp 2 --kd-weight
             9`; plain KD there uses T = 4, weight 0.9).
+        per_position: if True, return one value per position, shape
+            `teacher_logits.shape[:-1]` (masked positions exactly 0),
+            instead of one per sample.
+        chunk_size: None, or a number of positions computed at a time in
+            both the forward and the backward pass (which recomputes each
+            chunk), so that the loss's temporaries hold `chunk_size × vocab`
+            values rather than `positions × vocab`; the result and the
+            gradients are the same. Needs a static batch size. The
+            standardization of `logit_standardization` is applied to the
+            whole logits before chunking.
 
     Returns:
-        float32 values of shape `(batch,)`.
+        float32 values of shape `(batch,)`, or `teacher_logits.shape[:-1]`
+        with `per_position=True`.
 
     Example:
 
@@ -183,17 +202,24 @@ def kd_loss(
     >>> s = np.array([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
     >>> [round(float(v), 4) for v in np.asarray(kd_loss(t, s, temperature=2.0))]
     [0.2895, 0.0]
+
+    Token-level values of `(batch, time, vocab)` logits, in chunks of 2
+    positions:
+
+    >>> t3 = np.stack([t, t[::-1]]); s3 = np.stack([s, s])
+    >>> np.round(np.asarray(kd_loss(t3, s3, 2.0, per_position=True, chunk_size=2)), 4)
+    array([[0.2895, 0.    ],
+           [0.    , 0.2895]], dtype=float32)
     """
     temperature = check_kd_temperature(temperature)
-    t, s = check_logit_pair(teacher_logits, student_logits, "kd_loss")
+    chunk_size = check_chunk_size(chunk_size)
+    t, s = check_logit_pair(teacher_logits, student_logits, "kd_loss",
+                            cast=chunk_size is None or logit_standardization)
     if logit_standardization:
         t, s = standardize_logits(t), standardize_logits(s)
-    values = _kd_positions(t, s, temperature)
-    if mask is not None:
-        mask = check_mask(mask, values.shape, "kd_loss")
-    return mean_over_positions(values, mask)
-
-
+    values = position_values(
+        lambda a, b: _kd_positions_and_gradients(a, b, temperature), t, s, chunk_size, "kd_loss")
+    return reduce_positions(values, mask, check_flag(per_position, "per_position"), "kd_loss")
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
@@ -219,6 +245,9 @@ class KD(LogitLossWrapper):
             (default -1; negative labels are always ignored).
         logit_standardization: z-score both logits per sample before the
             temperature (default False); see `kd_loss`.
+        chunk_size: None (default), or the number of positions computed at
+            a time, for the bounded memory of large vocabularies; see
+            `kd_loss`.
 
     Example:
 
@@ -238,6 +267,7 @@ class KD(LogitLossWrapper):
         weight=1.0,
         ignore_index=-1,
         logit_standardization=False,
+        chunk_size=None,
         name="kd",
         **kwargs,
     ):
@@ -247,6 +277,7 @@ class KD(LogitLossWrapper):
                 "temperature": check_kd_temperature(temperature),
                 "logit_standardization": check_flag(
                     logit_standardization, "logit_standardization"),
+                "chunk_size": check_chunk_size(chunk_size),
             },
             weight=weight, ignore_index=ignore_index, name=name, **kwargs,
         )

@@ -138,6 +138,16 @@ CASES = {
         losses.TTM(gamma=0.5), lambda t, s: losses.ttm_loss(t, s, 0.5)), False),
     "WTTM": (losses.wttm_loss, lambda: _logit_case(
         losses.WTTM(gamma=0.5), lambda t, s: losses.wttm_loss(t, s, 0.5)), False),
+    "ReverseKL": (losses.reverse_kl_loss, lambda: _logit_case(
+        losses.ReverseKL(temperature=2.0), lambda t, s: losses.reverse_kl_loss(t, s, 2.0)), False),
+    "GeneralizedJSD": (losses.generalized_jsd_loss, lambda: _logit_case(
+        losses.GeneralizedJSD(beta=0.3, temperature=2.0),
+        lambda t, s: losses.generalized_jsd_loss(t, s, 0.3, 2.0)), False),
+    "SkewKL": (losses.skew_kl_loss, lambda: _logit_case(
+        losses.SkewKL(alpha=0.2, reverse=True, temperature=2.0),
+        lambda t, s: losses.skew_kl_loss(t, s, 0.2, True, 2.0)), False),
+    "TVD": (losses.tvd_loss, lambda: _logit_case(
+        losses.TVD(temperature=2.0), lambda t, s: losses.tvd_loss(t, s, 2.0)), False),
     "MergedKD": (losses.merged_kd_loss, _merged, False),
     "TopKKD": (losses.topk_kd_loss, _topk, False),
     "CWD": (losses.cwd_loss, lambda: _pair_case(
