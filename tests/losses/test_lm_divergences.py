@@ -14,7 +14,7 @@ from keras import ops
 
 from keras_kd import losses
 from keras_kd.losses import registry
-from tests.doctests import assert_doctests
+from tests.helpers.doctests import assert_doctests
 from tests.helpers.numpy_divergences import (
     backend_value_and_gradients,
     divergence,
