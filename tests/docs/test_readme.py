@@ -20,7 +20,7 @@ QUICK_START = (
 # drift away from what is run.
 SMOKE = (
     ('"fashion_mnist"', '"digits"'),
-    ("saved_models/fashion_mnist_teacher.keras", "saved_models/digits_teacher.keras"),
+    ('"fashion_mnist_teacher.keras"', '"digits_teacher.keras"'),
     ("keras_kd.zoo.fmnist_student()", "keras_kd.zoo.digits_student()"),
     ('recipe("dist", 15,', 'recipe("dist", 1,'),
 )
