@@ -17,6 +17,10 @@ one public path in a subpackage:
 
 import importlib
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for static readers (type checkers, the API reference)
+    from keras_kd.distiller import Distiller
 
 __version__ = "0.3.0"
 
