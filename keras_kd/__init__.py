@@ -1,4 +1,4 @@
-"""keras-kd: knowledge distillation for Keras 3 (TensorFlow and JAX backends).
+"""keras-kd: knowledge distillation for Keras 3 (TensorFlow, JAX and PyTorch backends).
 
 `keras_kd.Distiller` is the one name at the top level; everything else has
 one public path in a subpackage:

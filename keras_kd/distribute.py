@@ -40,7 +40,9 @@ def patch_keras_multiworker():
             "keras_kd.distribute patches tf.distribute training, which needs the "
             f"TensorFlow backend (Keras is using '{keras.backend.backend()}'). On JAX, "
             "scale out with keras.distribution.DataParallel instead: "
-            "keras.distribution.set_distribution(keras.distribution.DataParallel())."
+            "keras.distribution.set_distribution(keras.distribution.DataParallel()). "
+            "Keras has no distribution for its PyTorch trainer (one device): for "
+            "data-parallel training use KERAS_BACKEND=tensorflow or KERAS_BACKEND=jax."
         )
     from keras.src.backend.tensorflow import trainer
 

@@ -42,7 +42,9 @@ def export_model(model, path, format=None, overwrite=False, verbose=False, quant
         path: destination. A SavedModel is a directory.
         format: `"tf_saved_model"` (a `serving_default` signature, load with
             `tf.saved_model.load` or serve with TF Serving), `"keras"` or
-            `"tflite"`; inferred from the path when None.
+            `"tflite"`; inferred from the path when None. SavedModel needs
+            the TensorFlow or JAX backend and TFLite the TensorFlow backend;
+            on PyTorch write `.keras` and convert it in a TensorFlow process.
         overwrite: replace an earlier export at `path` (a Keras archive, a
             SavedModel folder or a TFLite file, recognised by its content:
             `is_export`). Anything else there (your own files or folders) is
@@ -77,6 +79,16 @@ def export_model(model, path, format=None, overwrite=False, verbose=False, quant
             f"'{keras.backend.backend()}'). Export the student as '.keras' here, "
             "then convert it in a process started with KERAS_BACKEND=tensorflow: "
             "keras_kd.export.export_model(keras.saving.load_model(path), 'student.tflite')."
+        )
+    if format == "tf_saved_model" and keras.backend.backend() == "torch":
+        # Keras 3 exports a SavedModel from torch through torch.export and
+        # torch_xla's StableHLO bridge, which has no build for current torch.
+        raise ValueError(
+            "SavedModel export needs the TensorFlow or JAX backend (Keras is using "
+            "'torch', whose SavedModel export goes through torch_xla). Export the student "
+            "as '.keras' here, then convert it in a process started with "
+            "KERAS_BACKEND=tensorflow: keras_kd.export.export_model("
+            "keras.saving.load_model('student.keras'), 'serving_dir')."
         )
     if quantize is not None and format != "tflite":
         raise ValueError(f"quantize={quantize!r} applies to TFLite export only, not {format!r}.")

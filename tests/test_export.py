@@ -247,8 +247,10 @@ def test_distiller_save_never_overwrites_unless_asked(trained, tmp_path):
     with pytest.raises(FileExistsError, match="not an earlier Keras archive"):
         distiller.save(str(target), overwrite=True)
     assert target.read_text() == "precious"
-    distiller.save(str(target), overwrite=True)
-    assert isinstance(keras.saving.load_model(str(target)), keras_kd.Distiller)
+    saved = tmp_path / "saved.keras"
+    distiller.save(str(saved))
+    distiller.save(str(saved), overwrite=True)  # an earlier save: replaced
+    assert isinstance(keras.saving.load_model(str(saved)), keras_kd.Distiller)
 
 
 @pytest.mark.parametrize("name", ["student.h5", "student.hdf5", "student.onnx", "model.pb"])
@@ -256,9 +258,3 @@ def test_file_extensions_export_does_not_write_are_refused(tmp_path, name):
     with pytest.raises(ValueError, match="export_student does not write"):
         _distiller().export_student(str(tmp_path / name))
     assert os.listdir(tmp_path) == []
-
-
-    saved = tmp_path / "saved.keras"
-    distiller.save(str(saved))
-    distiller.save(str(saved), overwrite=True)  # an earlier save: replaced
-    assert isinstance(keras.saving.load_model(str(saved)), keras_kd.Distiller)

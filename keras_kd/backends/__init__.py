@@ -7,14 +7,16 @@ backend is only how a gradient step is taken:
 - `tensorflow.py`: `train_step(data)` with `tf.GradientTape`, the
   optimizer's loss scaling, and `tf.distribute` replica handling;
 - `jax.py`: the stateless `train_step(state, data)` Keras's JAX trainer
-  calls, with `jax.value_and_grad` over the same objective.
+  calls, with `jax.value_and_grad` over the same objective;
+- `torch.py`: `train_step(data)` for Keras's torch trainer, with
+  `loss.backward()` and the teacher under `torch.no_grad()`.
 
 `steps_class()` picks the one for `keras.backend.backend()`.
 """
 
 import keras
 
-SUPPORTED = ("tensorflow", "jax")
+SUPPORTED = ("tensorflow", "jax", "torch")
 
 
 class UnsupportedBackend:
@@ -27,9 +29,9 @@ def check_backend(what="keras_kd.Distiller"):
     backend = keras.backend.backend()
     if backend not in SUPPORTED:
         raise RuntimeError(
-            f"{what} trains on the {' and '.join(SUPPORTED)} backends; Keras is "
-            f"using '{backend}'. Set KERAS_BACKEND=tensorflow or KERAS_BACKEND=jax "
-            "before importing keras."
+            f"{what} trains on the {', '.join(SUPPORTED[:-1])} and {SUPPORTED[-1]} "
+            f"backends; Keras is using '{backend}'. Set KERAS_BACKEND=tensorflow, "
+            "KERAS_BACKEND=jax or KERAS_BACKEND=torch before importing keras."
         )
 
 
@@ -46,4 +48,8 @@ def steps_class():
         from keras_kd.backends.jax import JaxSteps
 
         return JaxSteps
+    if backend == "torch":
+        from keras_kd.backends.torch import TorchSteps
+
+        return TorchSteps
     return UnsupportedBackend

@@ -20,7 +20,7 @@ from keras_kd.teachers.merged import Merged
 
 def __getattr__(name):
     # The cache is built on tf.data: loaded on first use, so that importing
-    # keras_kd does not import TensorFlow on the JAX backend (or when only a
+    # keras_kd does not import TensorFlow on the JAX or PyTorch backend (or when only a
     # run config is validated).
     if name == "caching":
         return importlib.import_module("keras_kd.teachers.caching")

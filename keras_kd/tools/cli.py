@@ -180,7 +180,7 @@ _add_tune = _tool_command(
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-kd",
-        description="Knowledge distillation for Keras 3 (TensorFlow and JAX).",
+        description="Knowledge distillation for Keras 3 (TensorFlow, JAX and PyTorch).",
     )
     parser.add_argument("--version", action="version",
                         version=f"%(prog)s {keras_kd.__version__}")
