@@ -143,7 +143,8 @@ def test_the_steps_import_only_leaf_modules():
     # in-step checks, replica counts) never leads back to the Distiller,
     # the objective or the terms.
     graph = import_graph()
-    for backend in ("keras_kd.backends.tensorflow", "keras_kd.backends.jax"):
+    for backend in ("keras_kd.backends.tensorflow", "keras_kd.backends.jax",
+                    "keras_kd.backends.torch"):
         above = sorted(m for m in _reached(graph, backend)
                        if m in ("keras_kd.distiller", "keras_kd.objective")
                        or m.startswith(("keras_kd.losses", "keras_kd.regimes", "keras_kd.teachers")))
@@ -151,11 +152,12 @@ def test_the_steps_import_only_leaf_modules():
 
 
 def test_the_steps_hold_only_the_steps():
-    for backend in ("tensorflow", "jax"):
+    steps = {"tensorflow": "TensorFlowSteps", "jax": "JaxSteps", "torch": "TorchSteps"}
+    for backend, steps_name in steps.items():
         tree = ast.parse(open(os.path.join(PACKAGE, "backends", f"{backend}.py")).read())
         top_level = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
         public = [name for name in top_level if not name.startswith("_")]
-        assert public == [f"{'TensorFlow' if backend == 'tensorflow' else 'Jax'}Steps"], public
+        assert public == [steps_name], public
 
 
 def _public_names():

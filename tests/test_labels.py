@@ -31,7 +31,7 @@ def batch(seed=0, n=3):
 
 def numpy_pixel_ce(logits, y, weights=None):
     """Mean cross-entropy over labelled pixels (weighted per image)."""
-    logits = np.asarray(logits, np.float64)
+    logits = keras.ops.convert_to_numpy(logits).astype(np.float64)
     log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     ce = -np.take_along_axis(log_probs, np.maximum(y, 0)[..., None], -1)[..., 0]
     w = (y >= 0).astype("float64")
@@ -123,8 +123,8 @@ def test_dense_kd_term_masks_the_pixels_the_labels_ignore():
     x, y = batch(seed=4)
     t, s = distiller.teacher_view(x), distiller.student_view(x)
     _, parts = distiller.compute_distillation_loss(t, s, y, training=False)
-    tl = np.asarray(t["logits"], np.float64) / 3
-    sl = np.asarray(s["logits"], np.float64) / 3
+    tl = keras.ops.convert_to_numpy(t["logits"]).astype(np.float64) / 3
+    sl = keras.ops.convert_to_numpy(s["logits"]).astype(np.float64) / 3
     lp = tl - np.log(np.exp(tl).sum(-1, keepdims=True))
     lq = sl - np.log(np.exp(sl).sum(-1, keepdims=True))
     per_pixel = (np.exp(lp) * (lp - lq)).sum(-1) * 9

@@ -159,8 +159,8 @@ def test_dist_and_standardized_kd_train_under_mixed_float16(digits_batch, jit_co
     distiller = keras_kd.Distiller(teacher, student, losses=terms, student_loss_weight=1.0)
     distiller.compile(optimizer=keras.optimizers.SGD(0.0), loss="sparse_categorical_crossentropy",
                       jit_compile=jit_compile)
-    t = np.asarray(teacher.predict(x[:8], verbose=0), np.float32)
-    s = np.asarray(student(x[:8], training=True), np.float32)
+    t = keras.ops.convert_to_numpy(teacher.predict(x[:8], verbose=0)).astype(np.float32)
+    s = keras.ops.convert_to_numpy(student(x[:8], training=True)).astype(np.float32)
     logs = distiller.train_on_batch(x[:8], y[:8], return_dict=True)
     np.testing.assert_allclose(logs["dist"], numpy_dist(s, t, 1.0, 1.0, 4.0), rtol=2e-2)
     expected_kd = numpy_kd_per_sample(numpy_standardize(t), numpy_standardize(s), 2.0).mean()

@@ -41,8 +41,8 @@ def test_distiller_weights_a_feature_term_per_sample():
     weights = np.array([0.0, 3.0, 1.0, 0.0, 0.5, 2.0], "float32")
     # The step runs the teacher in inference mode and the student in
     # training mode (BN on batch statistics).
-    t_map = np.asarray(keras_kd.taps.ModelView(teacher, ["relu2"])(x)["relu2"])
-    s_map = np.asarray(keras_kd.taps.ModelView(student, ["relu2"])(x, training=True)["relu2"])
+    t_map = keras.ops.convert_to_numpy(keras_kd.taps.ModelView(teacher, ["relu2"])(x)["relu2"])
+    s_map = keras.ops.convert_to_numpy(keras_kd.taps.ModelView(student, ["relu2"])(x, training=True)["relu2"])
     per_sample = numpy_per_sample(numpy_feature_mse, t_map, s_map)
     logs = distiller.train_on_batch(x, y, sample_weight=weights, return_dict=True)
     expected = (per_sample * weights).sum() / len(x)

@@ -210,6 +210,11 @@ def _kd_gradients(teacher, student, temperature):
 
         return jax.grad(lambda t, s: losses.kd_loss(t, s, temperature).mean(), argnums=(0, 1))(
             teacher, student)
+    if keras.backend.backend() == "torch":
+        import torch
+
+        t, s = (torch.tensor(a, requires_grad=True) for a in (teacher, student))
+        return torch.autograd.grad(losses.kd_loss(t, s, temperature).mean(), (t, s))
     t, s = tf.Variable(teacher), tf.Variable(student)
     with tf.GradientTape() as tape:
         value = tf.reduce_mean(losses.kd_loss(t, s, temperature))

@@ -139,13 +139,13 @@ def test_term_value_matches_numpy():
     for bn in term.connector_bns:  # non-trivial inference statistics
         randomize_bn_layer(bn, rng)
     t_out, s_out = t_view(x), s_view(x)
-    got = np.asarray(term(t_out, s_out, training=False))
+    got = keras.ops.convert_to_numpy(term(t_out, s_out, training=False))
     assert got.shape == (3,)
 
     expected = 0.0
     for i, (t_tap, s_tap) in enumerate(zip(term.teacher_taps, term.student_taps)):
-        t = np.asarray(t_out[t_tap], np.float64)
-        s = np.asarray(s_out[s_tap], np.float64)
+        t = keras.ops.convert_to_numpy(t_out[t_tap]).astype(np.float64)
+        s = keras.ops.convert_to_numpy(s_out[s_tap]).astype(np.float64)
         bn = teacher.get_layer(f"bn{i + 1}")
         margin = numpy_margin(np.array(bn.gamma), np.array(bn.beta))
         (kernel,) = weights_of(term.connector_convs[i])

@@ -123,8 +123,8 @@ def test_abf_matches_numpy(fuse, y_size):
     out, residual = abf(x, y, training=False) if fuse else abf(x, training=False)
     expected_out, expected_residual = numpy_abf(abf, x, y)
     assert tuple(out.shape) == (2, 5, 5, 6) and tuple(residual.shape) == (2, 5, 5, 4)
-    np.testing.assert_allclose(np.asarray(residual), expected_residual, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(out), expected_out, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(residual), expected_residual, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(out), expected_out, rtol=1e-5, atol=1e-6)
 
 
 def test_abf_resizes_to_out_size_like_mdistiller():
@@ -134,8 +134,8 @@ def test_abf_resizes_to_out_size_like_mdistiller():
     out, residual = abf(x, y, training=False)
     assert tuple(out.shape) == (2, 8, 8, 6) and tuple(residual.shape) == (2, 8, 8, 4)
     expected_out, expected_residual = numpy_abf(abf, x, y)
-    np.testing.assert_allclose(np.asarray(residual), expected_residual, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(out), expected_out, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(residual), expected_residual, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(out), expected_out, rtol=1e-5, atol=1e-6)
 
 
 def test_abf_config_and_missing_residual():
@@ -169,7 +169,7 @@ def test_review_term_matches_numpy(student_sizes):
     for abf in term.abfs:
         randomize_bn_layer(abf.bn1, rng)
         randomize_bn_layer(abf.bn2, rng)
-    got = np.asarray(term(teacher, student, training=False))
+    got = keras.ops.convert_to_numpy(term(teacher, student, training=False))
     assert got.shape == (2,)
     out3, res = numpy_abf(term.abfs[2], student["s3"])
     out2, res = numpy_abf(term.abfs[1], student["s2"], res)
