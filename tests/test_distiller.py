@@ -86,7 +86,7 @@ def test_total_is_the_documented_objective(digits_batch):
     compile_(distiller, optimizer=keras.optimizers.SGD(0.0))  # no update
     t_logits = teacher.predict(x, verbose=0)
     # The step runs the student in training mode (BN on batch statistics).
-    s_logits = np.asarray(student(x, training=True))
+    s_logits = keras.ops.convert_to_numpy(student(x, training=True))
     logs = distiller.train_on_batch(x, y, return_dict=True)
     ce = sparse_ce(s_logits.astype(np.float64), y).mean()
     kd = numpy_kd(t_logits, s_logits, 3.0)
@@ -103,7 +103,7 @@ def test_sample_weight_is_honoured_by_the_student_loss_and_terms(digits_batch):
     compile_(distiller, optimizer=keras.optimizers.SGD(0.0))
     weights = np.zeros(len(y), dtype="float32")
     weights[:8] = 2.0
-    s_logits = np.asarray(student(x, training=True)).astype(np.float64)
+    s_logits = keras.ops.convert_to_numpy(student(x, training=True)).astype(np.float64)
     logs = distiller.train_on_batch(x, y, sample_weight=weights, return_dict=True)
     t_logits = teacher.predict(x, verbose=0).astype(np.float64)
     expected_ce = (sparse_ce(s_logits, y) * weights).sum() / len(y)
@@ -171,7 +171,10 @@ def test_term_weight_changes_without_retracing(digits_batch):
     term.weight = 0.0
     distiller.student_loss_weight = 0.0
     logs = distiller.fit(x, y, batch_size=16, epochs=1, verbose=0).history
-    assert len(traces) == traced
+    if keras.backend.backend() == "torch":  # an eager step: the term runs once per step
+        assert traced == 2 and len(traces) == 2 * traced
+    else:
+        assert len(traces) == traced
     assert logs["loss"][0] == pytest.approx(0.0, abs=1e-7)
     assert logs["kd"][0] > 0
 
@@ -225,7 +228,9 @@ def test_xla_trains_like_graph_mode(digits_batch):
     for jit_compile in (False, True):
         keras.utils.set_random_seed(5)  # the same initial weights (models and adapter)
         _, student, distiller = make([losses.KD(), losses.FeatureMSE("relu2", "relu2", adapter="auto")])
-        compile_(distiller, jit_compile=jit_compile, steps_per_execution=2)
+        # Keras's torch trainer runs one step per execution only.
+        steps = 1 if keras.backend.backend() == "torch" else 2
+        compile_(distiller, jit_compile=jit_compile, steps_per_execution=steps)
         assert distiller.jit_compile == jit_compile
         histories.append(distiller.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False).history)
         students.append(student)

@@ -18,7 +18,7 @@ def test_student_loss_and_metrics_cover_labeled_samples_only(digits_batch):
     distiller = keras_kd.Distiller(teacher, student, losses=[losses.KD(temperature=2.0)], student_loss_weight=0.5)
     distiller.compile(optimizer=keras.optimizers.SGD(0.0), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
-    s_logits = np.asarray(student(x, training=True)).astype(np.float64)
+    s_logits = keras.ops.convert_to_numpy(student(x, training=True)).astype(np.float64)
     t_logits = teacher.predict(x, verbose=0)
     logs = distiller.train_on_batch(x, y_mixed, return_dict=True)
     labeled = y_mixed >= 0
@@ -67,7 +67,7 @@ def test_label_reading_terms_cover_labeled_samples_only(digits_batch):
     teacher, student = tiny_cnn(16, name="teacher"), tiny_cnn(8, name="student")
     distiller = keras_kd.Distiller(teacher, student, losses=[losses.DKD(warmup_epochs=0), losses.NKD()])
     distiller.compile(optimizer=keras.optimizers.SGD(0.0), loss="sparse_categorical_crossentropy")
-    s_logits = np.asarray(student(x, training=True))
+    s_logits = keras.ops.convert_to_numpy(student(x, training=True))
     t_logits = teacher.predict(x, verbose=0)
     logs = distiller.train_on_batch(x, y_mixed, return_dict=True)
     # Independent numpy ports of the authors' code, on the labeled samples.

@@ -83,7 +83,7 @@ def test_self_distillation_needs_the_same_architecture(digits_batch):
 def _numpy_kd(teacher_logits, student_logits, temperature):
     """T² · mean KL(softmax(t/T) || softmax(s/T)), in float64."""
     def log_softmax(z):
-        z = np.asarray(z, np.float64) / temperature
+        z = keras.ops.convert_to_numpy(z).astype(np.float64) / temperature
         z = z - z.max(-1, keepdims=True)
         return z - np.log(np.exp(z).sum(-1, keepdims=True))
 

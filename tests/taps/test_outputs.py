@@ -43,8 +43,10 @@ def test_view_returns_every_output_by_name():
     x, _ = batch()
     out = view(x)
     reference = model(x)
-    np.testing.assert_allclose(out["output:segmentation"], reference["segmentation"], rtol=1e-6)
-    np.testing.assert_allclose(out["output:classes"], reference["classes"], rtol=1e-6)
+    numpy = keras.ops.convert_to_numpy
+    np.testing.assert_allclose(numpy(out["output:segmentation"]), numpy(reference["segmentation"]),
+                               rtol=1e-6)
+    np.testing.assert_allclose(numpy(out["output:classes"]), numpy(reference["classes"]), rtol=1e-6)
     predictions = view.predictions(out)
     assert sorted(predictions) == ["classes", "segmentation"]
 
@@ -54,7 +56,8 @@ def test_list_outputs_are_named_by_their_layers_and_logits_resolves():
     view = ModelView(model, [])
     assert view.output_names == ["logits", "classes"]
     x, _ = batch()
-    np.testing.assert_allclose(view(x)["logits"], model(x)[0], rtol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(view(x)["logits"]),
+                               keras.ops.convert_to_numpy(model(x)[0]), rtol=1e-6)
 
 
 def test_multi_output_student_without_a_logits_output_gets_a_clear_error():
@@ -102,14 +105,14 @@ def test_dict_student_loss_and_per_output_terms_match_a_manual_computation():
     t_out = teacher(x)
     # hard loss: classes CE + segmentation CE over the labelled pixels only
     seg = y["segmentation"]
-    logits = np.asarray(s_out["segmentation"])
+    logits = keras.ops.convert_to_numpy(s_out["segmentation"])
     log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     pixel_ce = -np.take_along_axis(log_probs, np.maximum(seg, 0)[..., None], -1)[..., 0]
     seg_ce = pixel_ce[seg >= 0].mean()
     cls_ce = float(ce(y["classes"], s_out["classes"]))
     assert float(parts["student_loss"]) == pytest.approx(cls_ce + seg_ce, rel=1e-5)
     # the per-output KD terms see their own outputs (and the seg labels' mask)
-    kd_cls = float(np.mean(keras_kd.losses.kd_loss(t_out["classes"], s_out["classes"], 2.0)))
+    kd_cls = float(keras.ops.mean(keras_kd.losses.kd_loss(t_out["classes"], s_out["classes"], 2.0)))
     assert float(parts["kd_classes"]) == pytest.approx(kd_cls, rel=1e-5)
 
     def pixel_kd(t, s, temperature):

@@ -20,10 +20,11 @@ def test_view_returns_logits_outputs_and_inputs_from_one_pass(digits_batch):
     out = view(x, training=False)
     assert float(counter.numpy()) == 1.0  # every output from one run of the model
     assert set(out) == {"logits", "relu1", "relu1:input", "conv2"}
-    np.testing.assert_allclose(out["logits"], model(x, training=False), atol=1e-6)
-    bn_out = keras.Model(model.input, model.get_layer("bn1").output)(x, training=False)
-    np.testing.assert_allclose(out["relu1:input"], bn_out, atol=1e-6)
-    np.testing.assert_allclose(out["relu1"], np.maximum(bn_out, 0), atol=1e-6)
+    numpy = keras.ops.convert_to_numpy
+    np.testing.assert_allclose(numpy(out["logits"]), numpy(model(x, training=False)), atol=1e-6)
+    bn_out = numpy(keras.Model(model.input, model.get_layer("bn1").output)(x, training=False))
+    np.testing.assert_allclose(numpy(out["relu1:input"]), bn_out, atol=1e-6)
+    np.testing.assert_allclose(numpy(out["relu1"]), np.maximum(bn_out, 0), atol=1e-6)
     assert view.shapes["conv2"] == (None, 8, 8, 16)
 
 
@@ -37,10 +38,10 @@ def test_batch_statistics_copy_normalizes_with_the_batch_and_moves_nothing(digit
     teacher = tiny_cnn(16, name="teacher")
     teacher.get_layer("bn1").moving_mean.assign(np.full(16, 5.0, "float32"))
     copy = with_batch_statistics(teacher)
-    pre = np.asarray(keras.Model(teacher.input, teacher.get_layer("conv1").output)(x))
+    pre = keras.ops.convert_to_numpy(keras.Model(teacher.input, teacher.get_layer("conv1").output)(x))
     bn = teacher.get_layer("bn1")
     expected = _bn_numpy(pre, bn.gamma.numpy(), bn.beta.numpy(), bn.epsilon)
-    got = np.asarray(keras.Model(copy.input, copy.get_layer("bn1").output)(x, training=False))
+    got = keras.ops.convert_to_numpy(keras.Model(copy.input, copy.get_layer("bn1").output)(x, training=False))
     np.testing.assert_allclose(got, expected, atol=1e-5)
     np.testing.assert_array_equal(copy.get_layer("bn1").moving_mean.numpy(), np.full(16, 5.0))
 
@@ -53,7 +54,7 @@ def test_overhaul_teacher_bn_train_mode_reaches_the_teacher_view(digits_batch):
     term = losses.Overhaul(["relu1"], ["relu1"], teacher_bn_train_mode=True)
     distiller = keras_kd.Distiller(teacher, student, losses=[losses.KD(), term])
     view = distiller.teacher_view(x, training=False)
-    pre = np.asarray(keras.Model(teacher.input, teacher.get_layer("conv1").output)(x))
+    pre = keras.ops.convert_to_numpy(keras.Model(teacher.input, teacher.get_layer("conv1").output)(x))
     bn = teacher.get_layer("bn1")
     np.testing.assert_allclose(
         view["relu1:input"], _bn_numpy(pre, bn.gamma.numpy(), bn.beta.numpy(), bn.epsilon), atol=1e-5
@@ -140,8 +141,8 @@ def test_sequential_models_can_be_tapped(digits_batch):
     )
     teacher_relu1 = keras.Model(distiller.teacher.input, distiller.teacher.get_layer("relu1").output)
     student_relu1 = keras.Model(student.inputs, student.get_layer("relu1").output)
-    expected = np.mean((np.asarray(teacher_relu1(x), np.float64)
-                        - np.asarray(student_relu1(x), np.float64)) ** 2)
+    expected = np.mean((keras.ops.convert_to_numpy(teacher_relu1(x)).astype(np.float64)
+                        - keras.ops.convert_to_numpy(student_relu1(x)).astype(np.float64)) ** 2)
     history = distiller.compile(optimizer="adam", loss="sparse_categorical_crossentropy").fit(
         x, y, batch_size=32, verbose=0  # one step: the logged value is the first batch's
     )

@@ -33,7 +33,7 @@ def numpy_ensemble_probs(logits_list, mode, weights, temperature):
 def test_ensemble_logits_match_numpy(mode, weights, temperature):
     rng = np.random.default_rng(0)
     logits = [rng.normal(scale=4.0, size=(8, 10)).astype("float32") for _ in range(3)]
-    out = np.asarray(teachers.ensemble_logits(logits, mode, weights, temperature), np.float64)
+    out = keras.ops.convert_to_numpy(teachers.ensemble_logits(logits, mode, weights, temperature)).astype(np.float64)
     expected = numpy_ensemble_probs(logits, mode, weights, temperature)
     np.testing.assert_allclose(np.exp(_log_softmax(out / temperature)), expected, rtol=1e-5)
     # out / T is already a normalised log-probability.
@@ -43,9 +43,9 @@ def test_ensemble_logits_match_numpy(mode, weights, temperature):
 def test_ensemble_logits_docstring_and_single_teacher():
     a = np.log(np.array([[0.8, 0.2]]))
     b = np.log(np.array([[0.4, 0.6]]))
-    np.testing.assert_allclose(np.exp(np.asarray(teachers.ensemble_logits([a, b]))), [[0.6, 0.4]], rtol=1e-6)
+    np.testing.assert_allclose(np.exp(keras.ops.convert_to_numpy(teachers.ensemble_logits([a, b]))), [[0.6, 0.4]], rtol=1e-6)
     z = np.random.default_rng(1).normal(size=(3, 5)).astype("float32")
-    out = np.asarray(teachers.ensemble_logits([z], temperature=2.0))
+    out = keras.ops.convert_to_numpy(teachers.ensemble_logits([z], temperature=2.0))
     np.testing.assert_allclose(_log_softmax(out / 2.0), _log_softmax(z / 2.0), rtol=1e-5, atol=1e-6)
 
 
@@ -64,18 +64,18 @@ def test_ensemble_model_output_and_taps_match_the_teachers():
     t1, t2 = tiny_cnn(8, name="t1"), tiny_cnn(6, name="t2")
     ensemble = teachers.Ensemble([t1, t2], mode="geometric", weights=[2.0, 1.0], temperature=3.0)
     x = np.random.default_rng(3).random((4, 8, 8, 1)).astype("float32")
-    out = np.asarray(ensemble(x))
-    expected = numpy_ensemble_probs([np.asarray(t1(x)), np.asarray(t2(x))], "geometric", [2, 1], 3.0)
+    out = keras.ops.convert_to_numpy(ensemble(x))
+    expected = numpy_ensemble_probs([keras.ops.convert_to_numpy(t1(x)), keras.ops.convert_to_numpy(t2(x))], "geometric", [2, 1], 3.0)
     np.testing.assert_allclose(np.exp(out / 3.0), expected, rtol=1e-5)
     view = ModelView(ensemble, ["t1/relu2", "t2/relu2:input", "t2/gap"])
     taps = view(x)
-    np.testing.assert_allclose(np.asarray(taps["logits"]), out, rtol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(taps["logits"]), out, rtol=1e-6)
     np.testing.assert_allclose(
-        np.asarray(taps["t1/relu2"]), np.asarray(ModelView(t1, ["relu2"])(x)["relu2"]), rtol=1e-6
+        keras.ops.convert_to_numpy(taps["t1/relu2"]), keras.ops.convert_to_numpy(ModelView(t1, ["relu2"])(x)["relu2"]), rtol=1e-6
     )
     np.testing.assert_allclose(
-        np.asarray(taps["t2/relu2:input"]),
-        np.asarray(ModelView(t2, ["relu2:input"])(x)["relu2:input"]),
+        keras.ops.convert_to_numpy(taps["t2/relu2:input"]),
+        keras.ops.convert_to_numpy(ModelView(t2, ["relu2:input"])(x)["relu2:input"]),
         rtol=1e-6,
     )
     assert "t1/relu2" in ensemble.tap_names() and "t2/conv1:input" in ensemble.tap_names()
@@ -121,8 +121,8 @@ def test_two_teacher_ensemble_drives_kd_and_taps_in_one_pass(digits_batch, jit_c
     _, parts = distiller.compute_distillation_loss(
         distiller.teacher_view(x), distiller.student_view(x), y, training=False
     )
-    s = np.asarray(student(x))
-    expected_t = np.log(numpy_ensemble_probs([np.asarray(t1(x)), np.asarray(t2(x))], "mean", None, 4.0)) * 4.0
+    s = keras.ops.convert_to_numpy(student(x))
+    expected_t = np.log(numpy_ensemble_probs([keras.ops.convert_to_numpy(t1(x)), keras.ops.convert_to_numpy(t2(x))], "mean", None, 4.0)) * 4.0
     np.testing.assert_allclose(float(parts["kd"]), numpy_kd(expected_t, s, 4.0), rtol=1e-4, atol=1e-6)
 
 
@@ -141,7 +141,7 @@ def test_ensemble_distiller_saves_and_resumes(digits_batch, tmp_path):
     restored = keras.saving.load_model(path)
     assert isinstance(restored.teacher, teachers.Ensemble)
     assert restored.teacher.temperature == 2.0 and restored.teacher.teacher_names == ["t1", "t2"]
-    np.testing.assert_allclose(np.asarray(restored.teacher(x)), np.asarray(ensemble(x)), rtol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(restored.teacher(x)), keras.ops.convert_to_numpy(ensemble(x)), rtol=1e-6)
     a = distiller.fit(x, y, epochs=1, verbose=0).history
     b = restored.fit(x, y, epochs=1, verbose=0).history
     for key in ("kd", "hint", "loss"):
