@@ -28,6 +28,7 @@ TESTS = os.path.dirname(os.path.abspath(__file__))
 # An entry "path::test_name" adds one test of another module.
 BOTH_BACKENDS = {
     "backends/test_tensorflow_and_jax.py",
+    "backends/test_torch_step.py",
     "checks/test_models.py",
     "checks/test_numbers.py",
     "losses/test_attention_transfer.py",

@@ -1,9 +1,10 @@
-"""The same Distiller on TensorFlow and JAX.
+"""The same Distiller on TensorFlow, JAX and PyTorch.
 
-Runs in both passes of the suite (`python -m pytest` and
-`KERAS_BACKEND=jax python -m pytest`): each in-process test exercises the
-backend of its pass. The cross-backend tests start one subprocess per backend
-(tests/helpers/scripts/backend_step.py), so they run in the TensorFlow pass only.
+Runs in every pass of the suite (`python -m pytest`, then with
+`KERAS_BACKEND=jax` and `KERAS_BACKEND=torch`): each in-process test
+exercises the backend of its pass. The cross-backend tests start one
+subprocess per backend (tests/helpers/scripts/backend_step.py), so they run in the
+TensorFlow pass only.
 """
 
 import os
@@ -39,19 +40,22 @@ def _run_step_script(tmp_path, backend, devices=1):
 
 
 @once_per_suite
-def test_tensorflow_and_jax_train_the_same_distiller_to_the_same_numbers(tmp_path):
+def test_tensorflow_jax_and_torch_train_the_same_distiller_to_the_same_numbers(tmp_path):
     # KD + a feature hint through a trainable adapter + AT + DKD, 12 SGD steps
     # with momentum from identical weights and batches.
-    tf_run = _run_step_script(tmp_path, "tensorflow")
-    jax_run = _run_step_script(tmp_path, "jax")
-    assert sorted(tf_run) == sorted(jax_run)
-    for key in tf_run:
-        if key.startswith(("history_", "evaluate_")):
-            np.testing.assert_allclose(jax_run[key], tf_run[key], rtol=2e-5, atol=1e-6,
-                                       err_msg=key)
-        else:  # weights after 12 steps: conv kernels differ in rounding order
-            np.testing.assert_allclose(jax_run[key], tf_run[key], rtol=1e-4, atol=1e-4,
-                                       err_msg=key)
+    runs = {backend: _run_step_script(tmp_path, backend)
+            for backend in ("tensorflow", "jax", "torch")}
+    tf_run = runs["tensorflow"]
+    for backend in ("jax", "torch"):
+        run = runs[backend]
+        assert sorted(run) == sorted(tf_run), backend
+        for key in tf_run:
+            if key.startswith(("history_", "evaluate_")):
+                np.testing.assert_allclose(run[key], tf_run[key], rtol=2e-5, atol=1e-6,
+                                           err_msg=f"{backend}: {key}")
+            else:  # weights after 12 steps: conv kernels differ in rounding order
+                np.testing.assert_allclose(run[key], tf_run[key], rtol=1e-4, atol=1e-4,
+                                           err_msg=f"{backend}: {key}")
     assert tf_run["history_kd"][0] > 0 and tf_run["history_hint"][0] > 0
 
 

@@ -2,7 +2,7 @@
 
     python tests/helpers/scripts/backend_step.py BACKEND OUT.npz [DEVICES]
 
-BACKEND is "tensorflow" or "jax"; DEVICES > 1 (JAX only) trains under
+BACKEND is "tensorflow", "jax" or "torch"; DEVICES > 1 (JAX only) trains under
 `keras.distribution.DataParallel` on that many virtual CPU devices. Every
 weight is set from one numpy generator, so the runs of any backend and device
 count start from the same numbers and see the same batches; the test compares
