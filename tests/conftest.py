@@ -19,14 +19,14 @@ import pytest  # noqa: E402
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
-# Test modules (paths relative to tests/) that run on the JAX backend too:
-# every loss's reference values, the Distiller's steps (one pass, metrics,
+# Test modules (paths relative to tests/) that run on every backend (the JAX
+# and PyTorch passes too): every loss's reference values, the Distiller's steps (one pass, metrics,
 # sample weights), taps, teachers, schedules and stages, semi-supervised and
 # self-distillation, save/load and export, and the cross-backend checks. The
 # others test TensorFlow-only features (tf.distribute, the tf.data teacher
 # cache, TFLite) or the tools built on tf.data (run configs, bench, examples).
 # An entry "path::test_name" adds one test of another module.
-BOTH_BACKENDS = {
+EVERY_BACKEND = {
     "backends/test_tensorflow_and_jax.py",
     "backends/test_torch_step.py",
     "checks/test_models.py",
@@ -95,13 +95,14 @@ TENSORFLOW_PASS_ONLY = {
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "tensorflow_only: a test of a TensorFlow-only feature (skipped on JAX)"
+        "markers", "tensorflow_only: a test of a TensorFlow-only feature (deselected in the "
+        "JAX and PyTorch passes)"
     )
     config.addinivalue_line(
-        "markers", "both_backends: runs on JAX too, although it calls TensorFlow (e.g. to "
-        "load a SavedModel)"
+        "markers", "every_backend: runs in the JAX and PyTorch passes too, although it calls "
+        "TensorFlow (e.g. to load a SavedModel, or to build tf.data pipelines)"
     )
-    stale = sorted(entry for entry in BOTH_BACKENDS | TENSORFLOW_PASS_ONLY
+    stale = sorted(entry for entry in EVERY_BACKEND | TENSORFLOW_PASS_ONLY
                    if not os.path.isfile(os.path.join(TESTS, entry.split("::")[0])))
     if stale:
         raise pytest.UsageError(f"tests/conftest.py names test modules that do not exist: {stale}")
@@ -110,8 +111,8 @@ def pytest_configure(config):
 def _drives_tensorflow(item):
     """True for a test that calls TensorFlow itself (tf.GradientTape,
     tf.function, tf.data): it checks the TensorFlow path and runs in the
-    TensorFlow pass; its numpy reference values run on JAX through the
-    module's other tests."""
+    TensorFlow pass; its numpy reference values run on JAX and PyTorch
+    through the module's other tests."""
     try:
         source = inspect.getsource(item.function)
     except (OSError, TypeError):
@@ -120,11 +121,11 @@ def _drives_tensorflow(item):
 
 
 def _listed_for_jax(item):
-    """Whether BOTH_BACKENDS lists the test's module or the test itself (and
+    """Whether EVERY_BACKEND lists the test's module or the test itself (and
     TENSORFLOW_PASS_ONLY does not hold it back)."""
     module = os.path.relpath(str(item.path), TESTS).replace(os.sep, "/")
     test = f"{module}::{getattr(item, 'originalname', item.name)}"
-    return (module in BOTH_BACKENDS or test in BOTH_BACKENDS) and test not in TENSORFLOW_PASS_ONLY
+    return (module in EVERY_BACKEND or test in EVERY_BACKEND) and test not in TENSORFLOW_PASS_ONLY
 
 
 def pytest_collection_modifyitems(config, items):
@@ -133,7 +134,7 @@ def pytest_collection_modifyitems(config, items):
     keep, drop = [], []
     for item in items:
         if (_listed_for_jax(item) and item.get_closest_marker("tensorflow_only") is None
-                and (item.get_closest_marker("both_backends") or not _drives_tensorflow(item))):
+                and (item.get_closest_marker("every_backend") or not _drives_tensorflow(item))):
             keep.append(item)
         else:
             drop.append(item)

@@ -197,7 +197,7 @@ def test_mixed_precision_trains_close_to_float32():
     assert results[1] == pytest.approx(results[0], rel=2e-2)
 
 
-@pytest.mark.both_backends  # TensorFlow only loads the exported SavedModel
+@pytest.mark.every_backend  # TensorFlow only loads the exported SavedModel
 def test_save_load_and_export_on_this_backend(tmp_path):
     x, y = _data(16)
     terms = [losses.KD(), losses.FeatureMSE("relu2", "relu2", adapter="auto")]

@@ -221,7 +221,7 @@ def _kd_gradients(teacher, student, temperature):
     return tape.gradient(value, [t, s])
 
 
-@pytest.mark.both_backends
+@pytest.mark.every_backend
 @pytest.mark.parametrize("temperature", [1.0, 4.0, 100.0])
 def test_kd_gradients_of_teacher_and_student_logits_match_numpy(temperature):
     # The written-out gradients (not traced through the stable branches):

@@ -1,4 +1,4 @@
-"""The teacher cache on the backend under test (TensorFlow and JAX): the
+"""The teacher cache on the backend under test (TensorFlow, JAX, PyTorch): the
 cached outputs are the teacher's on the replayed views, and training from
 the cache equals training with the live teacher on those views."""
 
@@ -12,7 +12,7 @@ from keras_kd import losses
 from keras_kd.teachers.caching.teacher_cache import build, crop_flip
 from tests.helpers.models import tiny_cnn
 
-pytestmark = pytest.mark.both_backends  # the cache is built on tf.data on every backend
+pytestmark = pytest.mark.every_backend  # the cache is built on tf.data on every backend
 
 
 def _data(x, y, batch=8):
