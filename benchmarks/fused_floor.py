@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""Train-step time against a fused floor, on TensorFlow or JAX.
+"""Train-step time against a fused floor, on TensorFlow, JAX or PyTorch.
 
     python benchmarks/fused_floor.py --backend tensorflow --write-json results/ff_tf.json
     python benchmarks/fused_floor.py --backend jax --write-json results/ff_jax.json
+    python benchmarks/fused_floor.py --backend torch --write-json results/ff_torch.json
     python benchmarks/fused_floor.py --quick --backend jax      # ~1 min smoke run
 
 The reference pair of shared/ANCHORS.md (synthetic 32×32×3 data from
@@ -18,6 +19,12 @@ through Keras's own `train_function` (the inner loop of `fit`), so a ratio to
 the fused floor is what the library's step costs beyond the arithmetic. The
 old floor (the student's own `fit` step + a separate teacher forward, two
 calls) is kept beside it for continuity with BENCHMARKS.md's earlier tables.
+
+On PyTorch the floor is eager, as Keras's torch trainer is by default: the
+teacher forward under `torch.no_grad()`, the student forward, the losses,
+`torch.autograd.grad` and `optimizer.apply`, nothing else (`torch.compile` of
+Keras layers traces for minutes on CPU through graph breaks). The batches are
+torch tensors there, as Keras's torch epoch iterator hands them to the step.
 
 Each configuration is warmed up (tracing/compilation excluded), then timed in
 rounds, round-robin in a shuffled order; ratios are taken within a round and
@@ -43,7 +50,7 @@ import time
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow")
+    p.add_argument("--backend", choices=("tensorflow", "jax", "torch"), default="tensorflow")
     p.add_argument("--rounds", type=int, default=None, help="default 9 (--quick: 2)")
     p.add_argument("--steps", type=int, default=None, help="steps per row per round (default 10)")
     p.add_argument("--paired-rounds", type=int, default=0,
@@ -139,8 +146,8 @@ class KerasRow:
 
     def __init__(self, model, data):
         self.model = model
-        x = np.concatenate([b[0] for b in data])
-        y = np.concatenate([b[1] for b in data])
+        x = np.concatenate([ops.convert_to_numpy(b[0]) for b in data])
+        y = np.concatenate([ops.convert_to_numpy(b[1]) for b in data])
         model.fit(x[:2 * BATCH], y[:2 * BATCH], batch_size=BATCH, epochs=1, verbose=0)
         self.iterator = Cycle(data)
         if ARGS.backend == "jax":
@@ -153,6 +160,8 @@ class KerasRow:
         for _ in range(steps):
             if ARGS.backend == "jax":
                 logs, self.state = self.model.train_function(self.state, self.iterator)
+            elif ARGS.backend == "torch":  # fit hands it a list of steps_per_execution batches
+                logs = self.model.train_function([next(self.iterator)])
             else:
                 logs = self.model.train_function(self.iterator)
         _sync(logs)
@@ -189,7 +198,8 @@ class FusedRow:
         self.optimizer = keras.optimizers.Adam(1e-3)
         self.optimizer.build(self.student.trainable_variables)
         self.iterator = Cycle(data)
-        self.step = self._tensorflow_step() if ARGS.backend == "tensorflow" else self._jax_step()
+        self.step = {"tensorflow": self._tensorflow_step, "jax": self._jax_step,
+                     "torch": self._torch_step}[ARGS.backend]()
         self.run(3)
 
     def _tensorflow_step(self):
@@ -241,6 +251,25 @@ class FusedRow:
 
         return call
 
+    def _torch_step(self):
+        import torch
+
+        student, teacher, optimizer = self.student, self.teacher, self.optimizer
+        variables = student.trainable_variables
+
+        def step(batch):
+            x, y = batch
+            with torch.no_grad():
+                t_out = teacher(x, training=False)
+            s_out = student(x, training=True)
+            loss = _losses(t_out, s_out, y)
+            grads = torch.autograd.grad(loss, [v.value for v in variables])
+            with torch.no_grad():
+                optimizer.apply(list(grads), variables)
+            return loss.detach()
+
+        return step
+
     def run(self, steps):
         start = time.perf_counter()
         for _ in range(steps):
@@ -258,6 +287,14 @@ class TeacherForwardRow:
             import tensorflow as tf
 
             self.forward = tf.function(lambda x: teacher(x, training=False))
+        elif ARGS.backend == "torch":
+            import torch
+
+            def forward(x):
+                with torch.no_grad():
+                    return teacher(x, training=False)
+
+            self.forward = forward
         else:
             import jax
 
@@ -310,6 +347,8 @@ FLOOR_OF = {"keras_kd_kd": "fused_kd", "keras_kd_kd_feat": "fused_kd_feat",
 
 def main():
     data = batches()
+    if ARGS.backend == "torch":  # as Keras's torch epoch iterator delivers them
+        data = [tuple(ops.convert_to_tensor(a) for a in batch) for batch in data]
     keras.utils.set_random_seed(0)
     weights = build_teacher().get_weights()
 
