@@ -40,6 +40,7 @@ drift 10-15 % between runs on shared machines.
 Usage:
     python benchmarks/step_time.py --quick              # ~1 minute smoke run
     python benchmarks/step_time.py --backend jax --quick   # the JAX rows (fused_floor.py)
+    python benchmarks/step_time.py --backend torch --quick # the PyTorch rows (fused_floor.py)
     python benchmarks/step_time.py --write              # full run, writes BENCHMARKS.md
     python benchmarks/step_time.py --rounds 9 --steps 12 --no-xla --out raw.json
 """
@@ -67,12 +68,12 @@ def _backend_from_argv(argv):
     return "tensorflow"
 
 
-def jax_command(argv):
-    """`--backend jax`: the same reference pair timed by benchmarks/fused_floor.py
-    on JAX (keras_kd KD and KD + feature, keras.distillation, the fused floor
-    and the old two-call floor); this script's tf.data/tf.function rows are
-    TensorFlow's own."""
-    forwarded, skip = ["--backend", "jax"], False
+def jax_command(argv, backend="jax"):
+    """`--backend jax` (or `torch`): the same reference pair timed by
+    benchmarks/fused_floor.py on that backend (keras_kd KD and KD + feature,
+    keras.distillation, the fused floor and the old two-call floor); this
+    script's tf.data/tf.function rows are TensorFlow's own."""
+    forwarded, skip = ["--backend", backend], False
     names = {"--rounds": "--rounds", "--steps": "--steps", "--out": "--write-json",
              "--seed": "--seed", "--paired-rounds": "--paired-rounds"}
     for i, arg in enumerate(argv):
@@ -94,8 +95,8 @@ def jax_command(argv):
     return [sys.executable, script, *forwarded]
 
 
-if _backend_from_argv(sys.argv[1:]) == "jax" and __name__ == "__main__":
-    command = jax_command(sys.argv[1:])
+if _backend_from_argv(sys.argv[1:]) in ("jax", "torch") and __name__ == "__main__":
+    command = jax_command(sys.argv[1:], _backend_from_argv(sys.argv[1:]))
     os.execv(command[0], command)
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -661,9 +662,9 @@ def parse_args(argv=None):
                    help="write the markdown report (default path: BENCHMARKS.md at the repo root)")
     p.add_argument("--seed", type=int, default=0, help="seed of the per-round order shuffle")
     p.add_argument("--paired-rounds", type=int, default=0,
-                   help="with --backend jax: fused_floor.py's paired rounds (forwarded)")
-    p.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow",
-                   help="jax: time the same pair on Keras's JAX backend through "
+                   help="with --backend jax/torch: fused_floor.py's paired rounds (forwarded)")
+    p.add_argument("--backend", choices=("tensorflow", "jax", "torch"), default="tensorflow",
+                   help="jax, torch: time the same pair on that Keras backend through "
                         "benchmarks/fused_floor.py (--rounds/--steps/--out/--quick forwarded)")
     args = p.parse_args(argv)
     if args.rounds is None:

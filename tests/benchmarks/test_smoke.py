@@ -101,6 +101,11 @@ def test_step_time_backend_jax_hands_the_run_to_the_fused_floor_on_jax():
     assert step_time._backend_from_argv(["--backend=jax"]) == "jax"
     assert step_time._backend_from_argv(["--rounds", "2"]) == "tensorflow"
     assert step_time.parse_args(["--backend", "jax"]).backend == "jax"
+    # PyTorch is handed over the same way.
+    command = step_time.jax_command(["--backend", "torch", "--rounds", "3"], "torch")
+    assert command[1].endswith("fused_floor.py")
+    assert command[2:] == ["--backend", "torch", "--rounds", "3"]
+    assert step_time.parse_args(["--backend", "torch"]).backend == "torch"
 
 
 def test_every_benchmark_script_imports():
