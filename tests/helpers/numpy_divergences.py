@@ -96,6 +96,15 @@ def backend_value_and_gradients(function, teacher, student, weights):
         value, grads = jax.value_and_grad(
             lambda a, b: ops.sum(function(a, b) * weights), argnums=(0, 1))(
                 ops.convert_to_tensor(teacher), ops.convert_to_tensor(student))
+    elif keras.backend.backend() == "torch":
+        import torch
+
+        t = torch.tensor(np.asarray(teacher, np.float32), requires_grad=True)
+        s = torch.tensor(np.asarray(student, np.float32), requires_grad=True)
+        value = torch.sum(function(t, s) * weights)
+        grads = torch.autograd.grad(value, (t, s), allow_unused=True)
+        grads = tuple(torch.zeros_like(x) if g is None else g for x, g in zip((t, s), grads))
+        value = value.detach()
     else:
         import tensorflow as tf
 

@@ -30,7 +30,7 @@ def test_merged_kd_loss_matches_numpy(temperature):
     t_b = rng.normal(scale=3.0, size=(8, 5)).astype("float32")
     s = rng.normal(scale=3.0, size=(8, 10)).astype("float32")
     idx = [[0, 1, 2, 3], [9, 2, 5, 7, 8]]  # overlapping, unordered
-    per_sample = np.asarray(losses.merged_kd_loss([t_a, t_b], s, idx, temperature))
+    per_sample = keras.ops.convert_to_numpy(losses.merged_kd_loss([t_a, t_b], s, idx, temperature))
     assert per_sample.shape == (8,)
     expected = [numpy_merged_kd([t_a[i:i + 1], t_b[i:i + 1]], s[i:i + 1], idx, temperature)
                 for i in range(8)]
@@ -43,13 +43,13 @@ def test_merged_kd_loss_docstring_value_and_identity_case():
     s = np.zeros((1, 4))
     expected = numpy_merged_kd([a, b], s, [[0, 1], [3, 1, 2]], 1.0)
     assert round(expected, 4) == 0.4511
-    got = np.asarray(losses.merged_kd_loss([a, b], s, [[0, 1], [3, 1, 2]], 1.0))
+    got = keras.ops.convert_to_numpy(losses.merged_kd_loss([a, b], s, [[0, 1], [3, 1, 2]], 1.0))
     np.testing.assert_allclose(got, [expected], rtol=1e-6)
     # One teacher covering every class in order is plain KD.
     rng = np.random.default_rng(5)
     t, s = rng.normal(size=(2, 6, 5)).astype("float32")
     np.testing.assert_allclose(
-        np.asarray(losses.merged_kd_loss([t], s, [list(range(5))], 2.0)),
+        keras.ops.convert_to_numpy(losses.merged_kd_loss([t], s, [list(range(5))], 2.0)),
         numpy_kd_per_sample(t, s, 2.0), rtol=1e-5)
 
 
@@ -102,7 +102,7 @@ def test_merged_kd_in_a_distiller_without_labels(digits_batch, jit_compile):
     distiller.compile(optimizer=keras.optimizers.SGD(0.01), jit_compile=jit_compile)
     history = distiller.fit(x, batch_size=8, epochs=1, verbose=0).history
     assert np.isfinite(history["merged_kd"][0])
-    t_a, t_b, s = (np.asarray(m(x[8:])) for m in (a, b, student))
+    t_a, t_b, s = (keras.ops.convert_to_numpy(m(x[8:])) for m in (a, b, student))
     parts = distiller.compute_distillation_loss(
         {"logits": np.concatenate([t_a, t_b], -1)}, {"logits": s}
     )[1]

@@ -23,7 +23,7 @@ def test_merged_model_and_validation():
     merged = teachers.Merged({a: [0, 1, 2, 3, 4], b: [7, 5, 6]})
     x = np.random.default_rng(6).random((2, 8, 8, 1)).astype("float32")
     np.testing.assert_allclose(
-        np.asarray(merged(x)), np.concatenate([np.asarray(a(x)), np.asarray(b(x))], -1), rtol=1e-6
+        keras.ops.convert_to_numpy(merged(x)), np.concatenate([keras.ops.convert_to_numpy(a(x)), keras.ops.convert_to_numpy(b(x))], -1), rtol=1e-6
     )
     assert merged.num_classes == 8 and merged.splits == [5, 3]
     assert merged.class_indices == [[0, 1, 2, 3, 4], [7, 5, 6]]
@@ -49,7 +49,7 @@ def test_merged_and_merged_kd_serialize(tmp_path):
     assert isinstance(restored, teachers.Merged)
     assert restored.class_indices == merged.class_indices and restored.num_classes == 9
     x = np.random.default_rng(7).random((2, 8, 8, 1)).astype("float32")
-    np.testing.assert_allclose(np.asarray(restored(x)), np.asarray(merged(x)), rtol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(restored(x)), keras.ops.convert_to_numpy(merged(x)), rtol=1e-6)
     term = losses.MergedKD(temperature=3.0, class_indices=[[0, 1], [2]], weight=0.5, name="mkd")
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(term))
     assert isinstance(restored, losses.MergedKD) and restored.name == "mkd"
