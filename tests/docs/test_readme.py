@@ -12,7 +12,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QUICK_START = (
     "pip install -e . && keras-kd demo",
-    'pip install -e ".[test]" && python -m pytest -q && KERAS_BACKEND=jax python -m pytest -q',
+    'pip install -e ".[test]" && python -m pytest -q && KERAS_BACKEND=jax python -m pytest -q && KERAS_BACKEND=torch python -m pytest -q',
 )
 # The snippet trains on Fashion-MNIST for 15 epochs (minutes, and the data
 # may need a download); the test runs the same code on the embedded digits
